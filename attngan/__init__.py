@@ -1,0 +1,44 @@
+"""attngan: composable building blocks for attention-masked conditional GANs.
+
+The pieces of AcGANs ("Look Globally, Age Locally", Zhu et al.) and its
+lineage (StarGAN, GANimation), as plain functions and modules: condition maps,
+the attention composition, the WGAN-GP penalty, total variation and the
+attention regulariser, adversarial and classification losses, and the
+attention generator and multi-head critic.
+"""
+
+from .composition import AttentionComposition, compose
+from .conditioning import broadcast_condition, concat_condition, one_hot, sample_target_labels
+from .critic import CriticOutput, MultiHeadCritic
+from .generator import AttentionGenerator, GeneratorOutput, ResidualBlock
+from .losses import classification_loss, per_sample_scores, wgan_critic_loss, wgan_generator_loss
+from .penalty import gradient_norm_penalty, gradient_penalty, random_interpolates, select_head
+from .regularizers import AttentionRegularizer, TotalVariation, attention_regularizer, total_variation
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AttentionComposition",
+    "AttentionGenerator",
+    "AttentionRegularizer",
+    "CriticOutput",
+    "GeneratorOutput",
+    "MultiHeadCritic",
+    "ResidualBlock",
+    "TotalVariation",
+    "attention_regularizer",
+    "broadcast_condition",
+    "classification_loss",
+    "compose",
+    "concat_condition",
+    "gradient_norm_penalty",
+    "gradient_penalty",
+    "one_hot",
+    "per_sample_scores",
+    "random_interpolates",
+    "sample_target_labels",
+    "select_head",
+    "total_variation",
+    "wgan_critic_loss",
+    "wgan_generator_loss",
+]
