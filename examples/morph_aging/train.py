@@ -1,0 +1,413 @@
+"""Train AcGANs ("Look Globally, Age Locally", Zhu et al.) for face aging.
+
+With no arguments, trains on the built-in synthetic faces with the preset that
+suits the device (``cpu-demo`` on a CPU: 64x64, narrow networks, about 12
+minutes on 2 cores; ``paper`` on a GPU: 224x224 and the paper's networks) and
+the paper's loss weights and optimiser. Every setting is a flag; see
+``--help``. Several GPUs::
+
+    torchrun --nproc_per_node=4 examples/morph_aging/train.py --data /data/morph
+
+Outputs in ``--out``: ``config.json``, ``metrics.jsonl``,
+``checkpoints/last.pt`` (atomic) and ``samples/*.png`` (input, five ages,
+attention and colour masks, as the paper's Fig. 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import signal
+import sys
+import time
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+import torch
+import torch.distributed as dist
+
+import acgan
+from acgan import TrainConfig
+
+EXIT_INTERRUPTED = 130
+RUN_LENGTH_FIELDS = ("epochs", "max_steps", "max_minutes", "resume", "progress", "log_every", "sample_every",
+                     "checkpoint_every", "workers", "out", "compile", "device")
+
+
+# --------------------------------------------------------------------------- #
+# Command line
+# --------------------------------------------------------------------------- #
+
+
+def _bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """One flag per :class:`acgan.TrainConfig` field."""
+    parser = argparse.ArgumentParser(
+        prog="train.py", description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    hints = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    for name, f in hints.items():
+        flag = "--" + name.replace("_", "-")
+        helptext = f.metadata.get("help", "")
+        kind = str(f.type)
+        if "bool" in kind:
+            if f.default is False:
+                parser.add_argument(flag, action="store_true", help=helptext)
+            else:
+                parser.add_argument(flag, type=_bool, default=f.default, metavar="BOOL", help=helptext)
+        elif "int" in kind:
+            parser.add_argument(flag, type=int, default=f.default, help=helptext)
+        elif "float" in kind:
+            parser.add_argument(flag, type=float, default=f.default, help=helptext)
+        else:
+            parser.add_argument(flag, type=str, default=f.default, help=helptext)
+    return parser
+
+
+def parse_config(argv: Optional[List[str]] = None) -> TrainConfig:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    cfg = TrainConfig(**vars(args))
+    try:
+        return acgan.validate_config(cfg)
+    except ValueError as exc:
+        parser.error(str(exc))
+        raise  # unreachable
+
+
+# --------------------------------------------------------------------------- #
+# Data
+# --------------------------------------------------------------------------- #
+
+
+def build_datasets(cfg: TrainConfig):
+    """(train, test) datasets returning dicts with "image" and "label"."""
+    if cfg.data == "synthetic":
+        import synthetic_faces
+
+        return synthetic_faces.train_test_split(
+            num_subjects=cfg.num_subjects, images_per_subject=cfg.images_per_subject,
+            image_size=cfg.image_size, seed=cfg.seed, test_fraction=cfg.test_fraction,
+        )
+    import face_datasets
+
+    records = face_datasets.scan_dataset(cfg.data, kind=cfg.data_kind)
+    train, test = face_datasets.subject_split(records, test_fraction=cfg.test_fraction, seed=cfg.seed)
+    return (face_datasets.FaceImageDataset(train, cfg.image_size),
+            face_datasets.FaceImageDataset(test, cfg.image_size))
+
+
+class BatchSource:
+    """Deterministic batches: epoch ``e`` visits a permutation seeded by
+    ``(seed, e)``; each process takes its slice of every global batch.
+
+    Small datasets are rendered / decoded once into a uint8 tensor in memory;
+    larger ones stream through a DataLoader with workers and pinned memory.
+    Either way ``epoch(e, start=k)`` yields exactly the batches an
+    uninterrupted run would from its k-th batch on.
+    """
+
+    CACHE_LIMIT_BYTES = 2 * 1024**3
+
+    def __init__(self, dataset, cfg: TrainConfig, device: torch.device, rank: int, world: int) -> None:
+        self.dataset, self.cfg, self.device = dataset, cfg, device
+        self.rank, self.world = rank, world
+        if cfg.batch_size % world:
+            raise ValueError(f"--batch-size {cfg.batch_size} must be divisible by the number of processes {world}")
+        self.local_batch = cfg.batch_size // world
+        self.steps_per_epoch = len(dataset) // cfg.batch_size
+        if self.steps_per_epoch < 1:
+            raise ValueError(f"the training set has {len(dataset)} images, fewer than one batch of {cfg.batch_size}")
+        size = len(dataset) * 3 * cfg.image_size**2
+        self.cached = cfg.workers in (None, 0) and size <= self.CACHE_LIMIT_BYTES
+        self.images: Optional[torch.Tensor] = None
+        self.labels: Optional[torch.Tensor] = None
+
+    def prepare(self, progress: bool) -> None:
+        if not self.cached or self.images is not None:
+            return
+        n = len(self.dataset)
+        images = torch.empty(n, 3, self.cfg.image_size, self.cfg.image_size, dtype=torch.uint8)
+        labels = torch.empty(n, dtype=torch.long)
+        it = range(n)
+        if progress:
+            from tqdm import tqdm
+
+            it = tqdm(it, desc="preparing images", unit="img", leave=False, dynamic_ncols=True)
+        for i in it:
+            item = self.dataset[i]
+            images[i] = ((item["image"] + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+            labels[i] = item["label"]
+        self.images, self.labels = images, labels
+
+    def _order(self, epoch: int) -> torch.Tensor:
+        g = torch.Generator().manual_seed(self.cfg.seed * 7919 + epoch)
+        return torch.randperm(len(self.dataset), generator=g)
+
+    def _indices(self, order: torch.Tensor, k: int) -> torch.Tensor:
+        start = k * self.cfg.batch_size + self.rank * self.local_batch
+        return order[start:start + self.local_batch]
+
+    def epoch(self, epoch: int, start: int = 0) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
+        order = self._order(epoch)
+        if self.cached:
+            for k in range(start, self.steps_per_epoch):
+                idx = self._indices(order, k)
+                x = self.images[idx].to(self.device, non_blocking=True).float().div_(127.5).sub_(1.0)
+                yield x, self.labels[idx].to(self.device, non_blocking=True)
+            return
+        batches = [self._indices(order, k).tolist() for k in range(start, self.steps_per_epoch)]
+        workers = self.cfg.workers if self.cfg.workers is not None else (4 if self.device.type == "cuda" else 2)
+        loader = torch.utils.data.DataLoader(
+            self.dataset, batch_sampler=batches, num_workers=workers,
+            pin_memory=self.device.type == "cuda", prefetch_factor=4 if workers else None,
+        )
+        for item in loader:
+            yield (item["image"].to(self.device, non_blocking=True),
+                   item["label"].to(self.device, non_blocking=True))
+
+
+def fixed_sample_inputs(test_set, n: int) -> torch.Tensor:
+    """``n`` test images spread over the age groups (the youngest first)."""
+    labels = [int(test_set[i]["label"]) for i in range(min(len(test_set), 200))]
+    chosen: List[int] = []
+    for group in range(acgan.NUM_GROUPS):
+        chosen += [i for i, lab in enumerate(labels) if lab == group][:1]
+    chosen += [i for i in range(len(labels)) if i not in chosen]
+    return torch.stack([test_set[i]["image"] for i in chosen[:n]])
+
+
+# --------------------------------------------------------------------------- #
+# Distributed helpers
+# --------------------------------------------------------------------------- #
+
+
+def setup_distributed(cfg: TrainConfig) -> Tuple[int, int, torch.device]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    device = acgan.resolve_device(cfg.device)
+    if world <= 1:
+        return 0, 1, device
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda":
+        torch.cuda.set_device(local_rank)
+        device = torch.device("cuda", local_rank)
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return rank, world, device
+
+
+def any_rank(flag: bool, world: int, device: torch.device) -> bool:
+    if world <= 1:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item() > 0)
+
+
+# --------------------------------------------------------------------------- #
+# Training
+# --------------------------------------------------------------------------- #
+
+
+class Interrupt:
+    """Turns the first SIGINT / SIGTERM into a flag; a second one aborts."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Dict[int, Any] = {}
+
+    def __enter__(self) -> "Interrupt":
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print(f"\n{signal.Signals(signum).name} received: finishing this step, saving a checkpoint, then exiting "
+              "(send it again to abort at once)", file=sys.stderr, flush=True)
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def nonfinite_terms(metrics: Dict[str, Any]) -> List[str]:
+    return [k for k, v in metrics.items() if isinstance(v, torch.Tensor) and not bool(torch.isfinite(v).all())]
+
+
+def train(cfg: TrainConfig) -> int:
+    rank, world, device = setup_distributed(cfg)
+    is_main = rank == 0
+    precision = acgan.resolve_precision(cfg.precision, device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    out = cfg.out
+    ckpt_path = os.path.join(out, "checkpoints", "last.pt")
+
+    torch.manual_seed(cfg.seed)
+    g, d = acgan.build_generator(cfg).to(device), acgan.build_critic(cfg).to(device)
+    if cfg.channels_last:
+        g, d = g.to(memory_format=torch.channels_last), d.to(memory_format=torch.channels_last)
+    opt_g, opt_d = acgan.build_optimizers(cfg, g, d, fused=True)
+    start_step = 0
+    if cfg.resume:
+        if not os.path.isfile(ckpt_path):
+            raise acgan.CheckpointError(f"--resume: no checkpoint at {ckpt_path}")
+        state = acgan.load_checkpoint(ckpt_path, map_location=device)
+        saved = state["config"]
+        acgan.check_compatible(saved, cfg, ckpt_path)
+        changed = [k for k in saved if k not in RUN_LENGTH_FIELDS and saved[k] != getattr(cfg, k, None)]
+        if changed and is_main:
+            print(f"warning: resuming with settings that differ from the checkpoint's: {', '.join(changed)}",
+                  file=sys.stderr)
+        g.load_state_dict(state["generator"])
+        d.load_state_dict(state["critic"])
+        opt_g.load_state_dict(state["opt_g"])
+        opt_d.load_state_dict(state["opt_d"])
+        start_step = int(state["step"])
+
+    train_set, test_set = build_datasets(cfg)
+    source = BatchSource(train_set, cfg, device, rank, world)
+    total_steps = cfg.max_steps if cfg.max_steps is not None else cfg.epochs * source.steps_per_epoch
+    if cfg.max_steps is not None and cfg.epochs is not None:
+        total_steps = min(total_steps, cfg.epochs * source.steps_per_epoch)
+    sample_inputs = fixed_sample_inputs(test_set, cfg.num_samples).to(device)
+
+    if is_main:
+        os.makedirs(os.path.join(out, "samples"), exist_ok=True)
+        with open(os.path.join(out, "config.json"), "w") as fh:
+            json.dump({**cfg.to_dict(), "resolved": {
+                "device": str(device), "precision": precision, "world_size": world,
+                "train_images": len(train_set), "test_images": len(test_set),
+                "steps_per_epoch": source.steps_per_epoch, "total_steps": total_steps}}, fh, indent=2)
+
+    g_train, d_train = g, d
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        ids = [device.index] if device.type == "cuda" else None
+        g_train, d_train = DDP(g, device_ids=ids), DDP(d, device_ids=ids)
+    if cfg.compile:
+        g_train = torch.compile(g_train)
+    autocast = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
+    stepper = acgan.AcGANStep(cfg, g_train, d_train, opt_g, opt_d,
+                              acgan.StepOptions(autocast=autocast, channels_last=bool(cfg.channels_last)),
+                              rank=rank, scaler=scaler)
+
+    source.prepare(progress=is_main and cfg.progress)
+    bar = None
+    if is_main and cfg.progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total_steps, initial=start_step, unit="it", dynamic_ncols=True, desc="AcGAN")
+
+    def write_outputs(step: int, reason: str) -> None:
+        if not is_main:
+            return
+        acgan.save_checkpoint(ckpt_path, cfg, g, d, opt_g, opt_d, step, extra={"reason": reason})
+        g.eval()
+        with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
+            grid = acgan.sample_grid(g, sample_inputs)
+        g.train()
+        acgan.save_png(grid, os.path.join(out, "samples", f"step_{step:06d}.png"))
+        acgan.save_png(grid, os.path.join(out, "samples", "latest.png"))
+
+    metrics_file = open(os.path.join(out, "metrics.jsonl"), "a") if is_main else None
+    sums: Dict[str, Any] = {}
+    counts: Dict[str, int] = {}
+    skipped_total, consecutive_skipped = 0, 0
+    t_start = t_log = time.perf_counter()
+    images_since_log = 0
+    step = start_step
+    status, exit_code = "finished", 0
+    with Interrupt() as interrupt:
+        while step < total_steps and status == "finished":
+            epoch, first = divmod(step, source.steps_per_epoch)
+            lr = cfg.lr * cfg.lr_decay ** (epoch // cfg.lr_decay_every)
+            for opt in (opt_g, opt_d):
+                for group in opt.param_groups:
+                    group["lr"] = lr
+            for images, labels in source.epoch(epoch, first):
+                metrics = stepper(images, labels, step)
+                step += 1
+                images_since_log += images.shape[0] * world
+                skipped = metrics["d_skipped"] + metrics.get("g_skipped", 0.0)
+                skipped_total += int(skipped > 0)
+                consecutive_skipped = consecutive_skipped + 1 if skipped else 0
+                if consecutive_skipped >= cfg.max_nonfinite:
+                    bad = nonfinite_terms(metrics) or ["a gradient"]
+                    print(f"error: {consecutive_skipped} consecutive steps had non-finite values "
+                          f"({', '.join(bad)}); stopping. Try a lower --lr or --precision fp32.", file=sys.stderr)
+                    status, exit_code = "diverged", 3
+                    break
+                for k, v in metrics.items():
+                    sums[k] = sums[k] + v if k in sums else v
+                    counts[k] = counts.get(k, 0) + 1
+                if bar is not None:
+                    bar.update(1)
+                if step % cfg.log_every == 0 or step == total_steps:
+                    now = time.perf_counter()
+                    keys = sorted(sums)
+                    values = torch.stack([torch.as_tensor(sums[k], dtype=torch.float32, device=device).float()
+                                          / counts[k] for k in keys]).tolist()
+                    record = {"step": step, "epoch": epoch, **dict(zip(keys, values)),
+                              "images_per_second": images_since_log / max(now - t_log, 1e-9),
+                              "lr": lr, "skipped_steps": skipped_total, "elapsed_s": now - t_start}
+                    if metrics_file is not None:
+                        metrics_file.write(json.dumps(record) + "\n")
+                        metrics_file.flush()
+                    if bar is not None:
+                        bar.set_postfix(d=f"{record.get('d_loss', math.nan):.2f}",
+                                        g=f"{record.get('g_loss', math.nan):.2f}",
+                                        att=f"{record.get('attention_mean', math.nan):.2f}",
+                                        ips=f"{record['images_per_second']:.1f}")
+                    sums, counts, images_since_log, t_log = {}, {}, 0, now
+                if step % cfg.checkpoint_every == 0 or step % cfg.sample_every == 0:
+                    write_outputs(step, "periodic")
+                over_time = cfg.max_minutes is not None and time.perf_counter() - t_start > cfg.max_minutes * 60
+                if any_rank(interrupt.requested or over_time, world, device) if (world == 1 or step % cfg.log_every == 0) else False:
+                    status = "interrupted" if interrupt.requested else "time budget reached"
+                    exit_code = EXIT_INTERRUPTED if interrupt.requested else 0
+                    break
+                if step >= total_steps:
+                    break
+        if status != "diverged":
+            write_outputs(step, status)
+    if bar is not None:
+        bar.close()
+    if metrics_file is not None:
+        metrics_file.close()
+    if is_main:
+        print(f"{status} at step {step}/{total_steps}: samples in {os.path.join(out, 'samples')}, "
+              f"checkpoint {ckpt_path}", file=sys.stderr)
+    if world > 1:
+        dist.destroy_process_group()
+    return exit_code
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    cfg = parse_config(argv)
+    try:
+        return train(cfg)
+    except (acgan.CheckpointError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
