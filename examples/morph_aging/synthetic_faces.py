@@ -167,7 +167,7 @@ class _Identity:
     spots: np.ndarray  # (_NUM_SPOTS, 3): x, y, radius
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=2048)
 def _identity(seed: int, subject: int) -> _Identity:
     r = _rng(seed, _TAG_IDENTITY, subject)
     u = r.random
@@ -239,7 +239,7 @@ class _ImageParams:
     shirt: np.ndarray
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=1024)
 def _image_params(seed: int, subject: int, j: int) -> _ImageParams:
     r = _rng(seed, _TAG_IMAGE, subject, j)
     n_blobs = int(r.integers(2, 6))
@@ -496,13 +496,11 @@ def _background(img: np.ndarray, p: _ImageParams, cv: _Canvas) -> None:
     proj = cv.x * _F(math.cos(p.stripe_angle)) + cv.y * _F(math.sin(p.stripe_angle))
     stripes = _F(p.stripe_amp) * (0.5 + 0.5 * np.sin(_F(p.stripe_freq) * proj + _F(p.stripe_phase)))
     img += stripes[None] * (p.stripe_col[:, None, None] - img)
-    full = (slice(None), slice(None))
     for bx, by, sig, strength, r, g, b in p.blobs:
         win = cv.window(bx - 2.5 * sig, bx + 2.5 * sig, by - 2.5 * sig, by + 2.5 * sig)
         xw, yw = cv.coords(win)
         alpha = strength * np.exp(-((xw - bx) ** 2 + (yw - by) ** 2) / (2 * sig * sig))
         _blend(img, win, alpha.astype(_F), (r, g, b))
-    del full
 
 
 def _body(img: np.ndarray, idn: _Identity, p: _ImageParams, cv: _Canvas) -> None:
@@ -690,16 +688,17 @@ def _render(idn: _Identity, p: _ImageParams, t: float, size: int) -> np.ndarray:
         lines = (_line(d, lw) * (1.0 - 0.5 * tt)).max(axis=0)
         _darken(img, win, (0.5 * ag.marionette * lines * vw).astype(_F), (0.8, 1.0, 1.1))
 
-    # --- age spots
-    for k in range(_NUM_SPOTS):
-        s = ag.spots[k]
-        if s <= 0:
-            continue
-        sx_, sy_, sr = (float(v) for v in idn.spots[k])
-        win = cv.window(sx_ - 3 * sr, sx_ + 3 * sr, sy_ - 3 * sr, sy_ + 3 * sr)
+    # --- age spots (all at once, in the face's bounding box)
+    strength = np.asarray(ag.spots, dtype=_F)
+    on = strength > 0
+    if on.any():
+        sp = idn.spots[on]
+        sx_, sy_, sr = sp[:, 0, None, None], sp[:, 1, None, None], sp[:, 2, None, None]
+        win = cv.window(idn.cx - idn.a, idn.cx + idn.a, idn.cy - idn.b, idn.cy + idn.b)
         xw, yw = cv.coords(win)
-        g = np.exp(-((xw - sx_) ** 2 + (yw - sy_) ** 2) / (2 * sr * sr)).astype(_F)
-        _blend(img, win, (0.75 * s * g * vis[win]).astype(_F), skin * _SPOT / _SPOT.max())
+        g = np.exp(-((xw - sx_) ** 2 + (yw - sy_) ** 2) / (2 * sr * sr)) * strength[on, None, None]
+        g = np.minimum(g.sum(axis=0), 1.0).astype(_F)
+        _blend(img, win, 0.75 * g * vis[win], skin * _SPOT / _SPOT.max())
 
     # --- hair: strands, grey streaks, thinning, over everything outside the visible face
     hair_alpha = hair_a * (1.0 - vis)
@@ -710,7 +709,14 @@ def _render(idn: _Identity, p: _ImageParams, t: float, size: int) -> np.ndarray:
     xw, yw = cv.coords(win)
     ha = hair_alpha[win]
     if idn.style == _STYLE_CURLY:
-        strands = np.sin(idn.strand_freq * 0.45 * xw) * np.sin(idn.strand_freq * 0.45 * yw)
+        # three plane waves 60 degrees apart: a blobby, curly texture
+        f = min(idn.strand_freq * 0.5, 0.3 * cv.size)
+        strands = (
+            np.sin(f * xw)
+            + np.sin(f * (0.5 * xw + 0.866 * yw) + 1.0)
+            + np.sin(f * (-0.5 * xw + 0.866 * yw) + 2.0)
+        ) * (1.0 / 1.5)
+        strands = np.clip(strands, -1.0, 1.0)
     else:
         # angular frequency capped so strands stay above ~3 pixels per period
         freq = min(idn.strand_freq, 0.4 * cv.size)
@@ -731,7 +737,7 @@ def _render(idn: _Identity, p: _ImageParams, t: float, size: int) -> np.ndarray:
     return img
 
 
-def _region(idn: _Identity, p: _ImageParams, group_ts: Sequence[float], size: int) -> np.ndarray:
+def _region(idn: _Identity, group_ts: Sequence[float], size: int) -> np.ndarray:
     """Union over ages of the face, ears and hair silhouettes (H, W) bool."""
     cv = _canvas(size)
     mask = _ears_alpha(idn, cv) > 0
@@ -925,7 +931,7 @@ class SyntheticFaces(Dataset):
         i = self._check_index(index)
         idn, p = self._parts(i)
         ts = [g + p.jitter for g in range(NUM_GROUPS)]
-        mask = _region(idn, p, ts, self.image_size)
+        mask = _region(idn, ts, self.image_size)
         return torch.from_numpy(mask.astype(np.float32))[None]
 
     def __getitem__(self, index: Any) -> Dict[str, torch.Tensor]:
