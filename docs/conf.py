@@ -1,0 +1,109 @@
+"""Sphinx configuration of the attngan documentation.
+
+Build with ``sphinx-build -W --keep-going -b html docs docs/_build/html``
+(``pip install -e ".[docs]"``). The pages' ``>>>`` examples are executed by
+``tests/test_docs.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from docutils import nodes
+from sphinx.util.docutils import SphinxDirective
+
+DOCS = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(DOCS)
+EXAMPLE = os.path.join(ROOT, "examples", "morph_aging")
+
+# The library from this checkout (also when it is not pip-installed), and the
+# AcGAN example's modules (``acgan``, ``synthetic_faces``, ``face_datasets``),
+# which import each other by their bare names.
+for path in (EXAMPLE, ROOT):
+    if path not in sys.path:
+        sys.path.insert(0, path)
+
+import attngan  # noqa: E402
+
+# -- project -----------------------------------------------------------------
+
+project = "attngan"
+author = "the attngan authors"
+copyright = "the attngan authors"
+version = release = attngan.__version__
+
+# -- general -----------------------------------------------------------------
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.napoleon",
+    "sphinx.ext.mathjax",
+    "sphinx.ext.viewcode",
+]
+exclude_patterns = ["_build"]
+templates_path: list = []
+root_doc = "index"
+language = "en"
+pygments_style = "sphinx"
+
+# -- autodoc / napoleon ------------------------------------------------------
+
+autodoc_typehints = "description"
+autodoc_typehints_description_target = "documented"
+autodoc_member_order = "bysource"
+autodoc_default_options = {"show-inheritance": False}
+# torch's own modules have long docstrings that say nothing about ours.
+autodoc_inherit_docstrings = False
+
+napoleon_google_docstring = False
+napoleon_numpy_docstring = True
+napoleon_use_rtype = False
+napoleon_use_ivar = True
+# The library documents tensor layouts in a "Shape" section (kornia style).
+napoleon_custom_sections = ["Shape"]
+
+# -- HTML --------------------------------------------------------------------
+
+html_theme = "alabaster"
+html_static_path = ["_static"]
+html_title = f"attngan {release}"
+html_theme_options = {
+    "description": "Composable attention-GAN building blocks for PyTorch",
+    "page_width": "1100px",
+    "sidebar_width": "230px",
+    "fixed_sidebar": False,
+}
+html_show_sourcelink = False
+
+
+# -- ``.. program-help::``: a script's --help, rendered at build time --------
+
+
+class ProgramHelp(SphinxDirective):
+    """Insert the ``--help`` text of an example script's argparse parser.
+
+    The argument names a module importable from the example folder that has
+    a ``build_parser()`` function; the text is formatted 88 columns wide,
+    whatever the terminal, so the page is the same on every machine.
+    """
+
+    required_arguments = 1
+    has_content = False
+
+    def run(self) -> list:
+        module = importlib.import_module(self.arguments[0])
+        parser = module.build_parser()
+        formatter = parser.formatter_class
+        parser.formatter_class = lambda prog: formatter(prog, width=88)
+        text = parser.format_help()
+        block = nodes.literal_block(text, text)
+        block["language"] = "text"
+        return [block]
+
+
+def setup(app) -> dict:
+    app.add_directive("program-help", ProgramHelp)
+    return {"parallel_read_safe": True}

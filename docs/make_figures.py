@@ -1,0 +1,161 @@
+"""Draw the method figure of the documentation.
+
+Without arguments, writes ``docs/_static/method_illustration.png``: for a few
+young faces of the built-in synthetic dataset, the four quantities of the
+attention composition (Eq. 1), built from the dataset's ground truth rather
+than from a trained model:
+
+* input ``x_s``: the face at its own (youngest) age group;
+* attention ``A = 1 - face_mask``: 1 (white) on the background, which is kept,
+  0 (black) on the face and hair, which are replaced;
+* colour ``C``: the same face rendered at the oldest group, 51+;
+* output ``x_t = compose(A, C, x_s) = (1 - A) * C + A * x_s``.
+
+With ``--checkpoint CKPT`` (a ``train.py`` checkpoint or an exported
+``.safetensors`` generator) it writes ``docs/_static/method_trained.png``
+instead, with the attention and colour masks and the output of the trained
+generator for the same faces and target group.
+
+Run from the repository root::
+
+    python docs/make_figures.py                       # the illustration
+    python docs/make_figures.py --checkpoint runs/acgan/checkpoints/last.pt
+
+Needs the ``example`` extra (pillow). The two file names differ on purpose:
+the pages say which of the two pictures they show.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import List, Optional, Sequence
+
+import numpy as np
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "examples", "morph_aging"))
+sys.path.insert(0, ROOT)
+
+import attngan  # noqa: E402
+from synthetic_faces import NUM_GROUPS, SyntheticFaces  # noqa: E402
+
+GROUP_NAMES = ("10-20", "21-30", "31-40", "41-50", "51+")
+HEADERS = (
+    "input x_s",
+    "attention A (white = keep)",
+    "colour C",
+    "output (1 - A) C + A x_s",
+)
+
+
+def young_faces(ds: SyntheticFaces, n: int) -> List[int]:
+    """Indices of the first ``n`` youngest-group images, one per subject."""
+    labels = ds.labels().numpy()
+    subjects = ds.subject_ids().numpy()
+    chosen: List[int] = []
+    seen = set()
+    for i in np.flatnonzero(labels == 0):
+        if int(subjects[i]) not in seen:
+            chosen.append(int(i))
+            seen.add(int(subjects[i]))
+        if len(chosen) == n:
+            break
+    return chosen
+
+
+def ground_truth_panels(ds: SyntheticFaces, indices: Sequence[int], group: int):
+    """(x_s, A, C, x_t) from the synthetic ground truth, batched."""
+    x = torch.stack([ds.render(i) for i in indices])
+    attention = 1.0 - torch.stack([ds.face_mask(i) for i in indices])
+    color = torch.stack([ds.render(i, group) for i in indices])
+    return x, attention, color, attngan.compose(attention, color, x)
+
+
+@torch.no_grad()
+def trained_panels(g: torch.nn.Module, ds: SyntheticFaces, indices: Sequence[int], group: int):
+    """(x_s, A, C, x_t) from a trained generator ``g`` for faces of ``ds``."""
+    x = torch.stack([ds.render(i) for i in indices])
+    out = g(x, torch.full((len(indices),), group, dtype=torch.long))
+    return x, out.attention.float(), out.color.float(), out.image.float()
+
+
+def to_pixels(t: torch.Tensor, *, mask: bool = False) -> np.ndarray:
+    """(C, H, W) in [-1, 1], or a (1, H, W) mask in [0, 1], to (H, W, 3) uint8."""
+    t = t.detach().float().cpu()
+    if mask:
+        t = t * 2 - 1
+    if t.shape[0] == 1:
+        t = t.expand(3, -1, -1)
+    return ((t.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
+
+
+def draw_figure(panels, title: str, tile: int, pad: int = 6, header: int = 24) -> "PIL.Image.Image":
+    """Grid with one row per face and one column per quantity, with headers."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    x, attention, color, output = panels
+    n = x.shape[0]
+    cols = len(HEADERS)
+    width = cols * (tile + pad) + pad
+    height = header + 22 + n * (tile + pad)
+    canvas = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(canvas)
+    try:
+        font = ImageFont.load_default(size=13)
+        small = ImageFont.load_default(size=12)
+    except TypeError:  # Pillow < 10.1 has a single bitmap font
+        font = small = ImageFont.load_default()
+    draw.text((pad, 4), title, fill=(60, 60, 60), font=small)
+    for c, text in enumerate(HEADERS):
+        x0 = pad + c * (tile + pad)
+        w = draw.textlength(text, font=font)
+        draw.text((x0 + (tile - w) / 2, 24), text, fill="black", font=font)
+    for r in range(n):
+        y0 = header + 22 + r * (tile + pad)
+        row = (to_pixels(x[r]), to_pixels(attention[r], mask=True), to_pixels(color[r]), to_pixels(output[r]))
+        for c, pic in enumerate(row):
+            img = Image.fromarray(pic)
+            if img.size != (tile, tile):
+                img = img.resize((tile, tile), Image.LANCZOS)
+            x0 = pad + c * (tile + pad)
+            canvas.paste(img, (x0, y0))
+            draw.rectangle((x0 - 1, y0 - 1, x0 + tile, y0 + tile), outline=(170, 170, 170))
+    return canvas
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", help="trained generator (.pt or .safetensors); default: ground-truth illustration")
+    parser.add_argument("--out", default=os.path.join(ROOT, "docs", "_static"), help="output folder")
+    parser.add_argument("--faces", type=int, default=3, help="number of faces (rows)")
+    parser.add_argument("--group", type=int, default=NUM_GROUPS - 1, help="target age group 0..4 (default 4: 51+)")
+    parser.add_argument("--size", type=int, default=128, help="tile size in pixels")
+    parser.add_argument("--seed", type=int, default=0, help="synthetic dataset seed")
+    args = parser.parse_args(argv)
+
+    os.makedirs(args.out, exist_ok=True)
+    if args.checkpoint:
+        import acgan
+
+        g, cfg = acgan.generator_from_checkpoint(args.checkpoint)
+        ds = SyntheticFaces(num_subjects=40, image_size=cfg.image_size, seed=args.seed)
+        indices = young_faces(ds, args.faces)
+        panels = trained_panels(g, ds, indices, args.group)
+        title = f"trained generator ({os.path.basename(args.checkpoint)}), target age {GROUP_NAMES[args.group]}"
+        path = os.path.join(args.out, "method_trained.png")
+    else:
+        ds = SyntheticFaces(num_subjects=40, image_size=max(64, min(args.size, 224)), seed=args.seed)
+        indices = young_faces(ds, args.faces)
+        panels = ground_truth_panels(ds, indices, args.group)
+        title = f"synthetic ground truth, not a trained model; target age {GROUP_NAMES[args.group]}"
+        path = os.path.join(args.out, "method_illustration.png")
+    draw_figure(panels, title, args.size).save(path, optimize=True)
+    print(f"wrote {path} ({os.path.getsize(path) / 1024:.0f} KB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
