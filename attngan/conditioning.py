@@ -98,6 +98,8 @@ def _as_codes(condition: torch.Tensor, num_classes: Optional[int]) -> torch.Tens
                 "condition of shape (B,) holds integer labels: pass num_classes "
                 f"to encode them, got condition shape {tuple(condition.shape)}"
             )
+        check_positive_int(num_classes, "num_classes")
+        check_labels(condition, "condition", num_classes)
         return one_hot(condition, num_classes)
     check_tensor(condition, "condition", ndim=2, layout="(B, K) or labels (B,)")
     if num_classes is not None and condition.shape[1] != num_classes:

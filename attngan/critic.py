@@ -53,7 +53,7 @@ class MultiHeadCritic(nn.Module):
     feature map, giving (B, K) logits.
 
     By default the number of layers is derived from ``image_size``: layers are
-    added while the feature map stays at least 4 pixels on its shorter side
+    added while the feature map is larger than 4 pixels on its shorter side
     (64 -> 4 layers, 128 -> 5, 224 -> 6 with a 3x3 map).
 
     Parameters
@@ -106,7 +106,7 @@ class MultiHeadCritic(nn.Module):
         h, w = self.image_size
         if num_layers is None:
             num_layers = 1
-            while min(h, w) // 2 ** (num_layers + 1) >= 4:
+            while min(h, w) // 2**num_layers > 4:
                 num_layers += 1
         check_positive_int(num_layers, "num_layers")
         if min(h, w) // 2**num_layers < 1:

@@ -8,6 +8,7 @@ composed as ``x_t = (1 - A) * C + A * x_s`` (Eq. 1).
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
@@ -42,7 +43,7 @@ def _norm(kind: str, channels: int) -> nn.Module:
     if kind == "instance":
         return nn.InstanceNorm2d(channels, affine=True, track_running_stats=False)
     if kind == "group":
-        return nn.GroupNorm(min(32, channels), channels)
+        return nn.GroupNorm(math.gcd(32, channels), channels)  # at most 32 groups that divide channels
     return nn.Identity()
 
 
@@ -149,6 +150,8 @@ class AttentionGenerator(nn.Module):
             layers += [nn.Conv2d(width, nxt, 4, stride=2, padding=1, bias=use_bias), _norm(norm, nxt), nn.ReLU(inplace=True)]
             width = nxt
         self.encoder = nn.Sequential(*layers)
+        # instance norm, and group norm with one channel per group, cannot normalise a single pixel
+        self._min_bottleneck_pixels = 2 if norm == "instance" or (norm == "group" and 32 % width == 0) else 1
         self.bottleneck = nn.Sequential(*[ResidualBlock(width, norm) for _ in range(num_residual_blocks)])
         layers = []
         for i in range(num_downsamples):
@@ -178,6 +181,11 @@ class AttentionGenerator(nn.Module):
             raise ValueError(
                 f"image height and width must be divisible by {m} (2 ** num_downsamples), "
                 f"got {h}x{w}"
+            )
+        if (h // m) * (w // m) < self._min_bottleneck_pixels:
+            raise ValueError(
+                f"image must be larger than {m}x{m} (2 ** num_downsamples): the normalisation layers "
+                f"need more than one pixel at the bottleneck, got {h}x{w}"
             )
         codes = _as_codes(condition, self.num_classes)
         if codes.shape != (b, self.num_classes):

@@ -119,16 +119,18 @@ def classification_loss(logits: torch.Tensor, target: torch.Tensor, *, reduction
     check_choice(reduction, "reduction", ("mean", "sum", "none"))
     if not isinstance(target, torch.Tensor):
         raise TypeError(f"target must be a torch.Tensor, got {type(target).__name__}")
+    # reduced-precision logits are upcast to float32; float64 stays float64
+    acc = logits if logits.dtype == torch.float64 else logits.float()
     if target.is_floating_point():
         if target.shape != logits.shape:
             raise ValueError(
                 f"one-hot target must have the shape of logits {tuple(logits.shape)}, got {tuple(target.shape)}"
             )
-        return F.cross_entropy(logits.float(), target.float(), reduction=reduction)
+        return F.cross_entropy(acc, target.to(acc.dtype), reduction=reduction)
     check_labels(target, "target", logits.shape[1])
     if target.shape[0] != logits.shape[0]:
         raise ValueError(
             f"target must have shape ({logits.shape[0]},) to match logits {tuple(logits.shape)}, "
             f"got {tuple(target.shape)}"
         )
-    return F.cross_entropy(logits.float(), target.long(), reduction=reduction)
+    return F.cross_entropy(acc, target.long(), reduction=reduction)
