@@ -13,6 +13,7 @@ import os
 import sys
 
 from docutils import nodes
+from docutils.statemachine import StringList
 from sphinx.util.docutils import SphinxDirective
 
 DOCS = os.path.dirname(os.path.abspath(__file__))
@@ -104,6 +105,33 @@ class ProgramHelp(SphinxDirective):
         return [block]
 
 
+class PresetTable(SphinxDirective):
+    """A table of the values each ``train.py`` preset gives, from ``acgan.PRESET_VALUES``."""
+
+    has_content = False
+
+    def run(self) -> list:
+        import acgan
+
+        presets = acgan.PRESET_VALUES
+        names = list(presets)
+        keys = []
+        for values in presets.values():
+            keys += [k for k in values if k not in keys]
+        lines = [".. list-table::", "   :header-rows: 1", ""]
+        lines.append("   * - flag")
+        lines += [f"     - ``{name}``" for name in names]
+        for key in keys:
+            lines.append(f"   * - ``--{key.replace('_', '-')}``")
+            for name in names:
+                value = presets[name].get(key)
+                lines.append(f"     - {'not set' if value is None else value}")
+        container = nodes.container()
+        self.state.nested_parse(StringList(lines, source="acgan.PRESET_VALUES"), self.content_offset, container)
+        return container.children
+
+
 def setup(app) -> dict:
     app.add_directive("program-help", ProgramHelp)
+    app.add_directive("acgan-presets", PresetTable)
     return {"parallel_read_safe": True}
