@@ -232,12 +232,17 @@ def _error(msg: str) -> None:
     print(f"age.py: error: {_one_line(msg)}", file=sys.stderr)
 
 
-def load_generator(path: str, device: torch.device) -> Tuple[torch.nn.Module, acgan.TrainConfig]:
-    """The generator of ``path`` on ``device``; any failure becomes a CheckpointError."""
+def check_checkpoint_file(path: str) -> None:
+    """Reject a file that is not a PyTorch zip archive before the unpickler does,
+    with a clearer message (torch.save has written zip archives since 1.6)."""
     if not path.endswith(".safetensors") and os.path.isfile(path) and not zipfile.is_zipfile(path):
-        # torch.save writes zip archives; anything else would fail in the unpickler with a confusing message
         raise acgan.CheckpointError(
             f"{path} is neither a training checkpoint (.pt, written by train.py) nor an exported .safetensors generator")
+
+
+def load_generator(path: str, device: torch.device) -> Tuple[torch.nn.Module, acgan.TrainConfig]:
+    """The generator of ``path`` on ``device``; any failure becomes a CheckpointError."""
+    check_checkpoint_file(path)
     try:
         g, cfg = acgan.generator_from_checkpoint(path, map_location="cpu")
     except acgan.CheckpointError:

