@@ -55,14 +55,13 @@ pygments_style = "sphinx"
 autodoc_typehints = "description"
 autodoc_typehints_description_target = "documented"
 autodoc_member_order = "bysource"
-autodoc_default_options = {"show-inheritance": False}
 # torch's own modules have long docstrings that say nothing about ours.
 autodoc_inherit_docstrings = False
 
 napoleon_google_docstring = False
 napoleon_numpy_docstring = True
-napoleon_use_rtype = False
-napoleon_use_ivar = True
+napoleon_use_rtype = True
+napoleon_use_ivar = False
 # The library documents tensor layouts in a "Shape" section (kornia style).
 napoleon_custom_sections = ["Shape"]
 
@@ -73,8 +72,8 @@ html_static_path = ["_static"]
 html_title = f"attngan {release}"
 html_theme_options = {
     "description": "Composable attention-GAN building blocks for PyTorch",
-    "page_width": "1100px",
-    "sidebar_width": "230px",
+    "page_width": "1200px",
+    "sidebar_width": "220px",
     "fixed_sidebar": False,
 }
 html_show_sourcelink = False
@@ -87,7 +86,7 @@ class ProgramHelp(SphinxDirective):
     """Insert the ``--help`` text of an example script's argparse parser.
 
     The argument names a module importable from the example folder that has
-    a ``build_parser()`` function; the text is formatted 88 columns wide,
+    a ``build_parser()`` function; the text is formatted 80 columns wide,
     whatever the terminal, so the page is the same on every machine.
     """
 
@@ -98,7 +97,7 @@ class ProgramHelp(SphinxDirective):
         module = importlib.import_module(self.arguments[0])
         parser = module.build_parser()
         formatter = parser.formatter_class
-        parser.formatter_class = lambda prog: formatter(prog, width=88)
+        parser.formatter_class = lambda prog: formatter(prog, width=80)
         text = parser.format_help()
         block = nodes.literal_block(text, text)
         block["language"] = "text"
