@@ -33,6 +33,7 @@ import os
 import sys
 import warnings
 import zipfile
+from functools import lru_cache
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -59,6 +60,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # --------------------------------------------------------------------------- #
 
 
+@lru_cache(maxsize=8)
 def _font(tile: int):
     from PIL import ImageFont
 
@@ -69,6 +71,7 @@ def _font(tile: int):
         return ImageFont.load_default()
 
 
+@lru_cache(maxsize=8)
 def label_height(tile: int) -> int:
     """Height of the label band above the tiles of a strip with ``tile``-pixel tiles."""
     from PIL import Image, ImageDraw

@@ -320,13 +320,11 @@ def test_export_default_name(checkpoint, tmp_path, capsys):
     assert (tmp_path / "run.safetensors").is_file()
 
 
-def test_export_errors(checkpoint, tmp_path, capsys, monkeypatch):
+@needs_export
+def test_export_bad_checkpoint_exits_2(checkpoint, tmp_path, capsys):
     code, _, err = run(export.main, ["--checkpoint", tmp_path / "nope.pt", "--out", tmp_path / "g.safetensors"],
                        capsys)
     assert code == 2 and "not found" in err
-    assert_one_line_error(err)
-    code, _, err = run(export.main, ["--checkpoint", checkpoint, "--out", tmp_path / "g.pt"], capsys)
-    assert code == 2 and ".safetensors" in err
     assert_one_line_error(err)
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"junk" * 10)
@@ -335,13 +333,25 @@ def test_export_errors(checkpoint, tmp_path, capsys, monkeypatch):
     assert_one_line_error(err)
     assert not (tmp_path / "g.safetensors").exists()
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".tmp-")]
-    # without the extra
+
+
+def test_export_usage_errors_and_missing_extra(checkpoint, tmp_path, capsys, monkeypatch):
+    code, _, err = run(export.main, ["--checkpoint", checkpoint, "--out", tmp_path / "g.pt"], capsys)
+    assert code == 2 and ".safetensors" in err
+    assert_one_line_error(err)
+    code, _, err = run(export.main, ["--checkpoint", tmp_path / "g.safetensors"], capsys)
+    assert code == 2 and "already" in err
+    assert_one_line_error(err)
+    code, _, err = run(export.main, [], capsys)
+    assert code == 2 and "usage:" in err
+    # without the extra (simulated, so this runs where safetensors is installed too)
     monkeypatch.setitem(sys.modules, "safetensors", None)
     monkeypatch.setitem(sys.modules, "safetensors.torch", None)
     code, _, err = run(export.main, ["--checkpoint", checkpoint, "--out", tmp_path / "g.safetensors"], capsys)
     assert code == 2
     assert_one_line_error(err)
     assert "pip install 'attngan[export]'" in err
+    assert not (tmp_path / "g.safetensors").exists()
 
 
 # --------------------------------------------------------------------------- #
