@@ -72,7 +72,7 @@ html_static_path = ["_static"]
 html_title = f"attngan {release}"
 html_theme_options = {
     "description": "Composable attention-GAN building blocks for PyTorch",
-    "page_width": "1200px",
+    "page_width": "1100px",
     "sidebar_width": "220px",
     "fixed_sidebar": False,
 }
