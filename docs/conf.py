@@ -130,7 +130,31 @@ class PresetTable(SphinxDirective):
         return container.children
 
 
+_DATA_DOCSTRINGS: dict = {}
+
+
+def _stash_data_docstring(app, what, name, obj, options, lines) -> None:
+    """Before napoleon: remember the docstring of module data and attributes."""
+    if what in ("data", "attribute"):
+        _DATA_DOCSTRINGS[name] = list(lines)
+
+
+def _restore_data_docstring(app, what, name, obj, options, lines) -> None:
+    """After napoleon: put the remembered docstring back.
+
+    For data and attributes napoleon reads everything before the first colon
+    of the first line as a type; the examples' ``#: Label: text`` comments use
+    that colon as prose, which would render as "Type: Label". Such short
+    docstrings are plain reST, so they are shown as written.
+    """
+    if what in ("data", "attribute") and name in _DATA_DOCSTRINGS:
+        lines[:] = _DATA_DOCSTRINGS.pop(name)
+
+
 def setup(app) -> dict:
     app.add_directive("program-help", ProgramHelp)
     app.add_directive("acgan-presets", PresetTable)
+    # around sphinx.ext.napoleon's handler (priority 500)
+    app.connect("autodoc-process-docstring", _stash_data_docstring, priority=400)
+    app.connect("autodoc-process-docstring", _restore_data_docstring, priority=600)
     return {"parallel_read_safe": True}
