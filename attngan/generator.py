@@ -97,6 +97,10 @@ class AttentionGenerator(nn.Module):
         Transposed 4x4 convolutions (default, as the paper's lineage) or
         nearest-neighbour up-sampling followed by a 3x3 convolution (fewer
         checkerboard artefacts).
+    attention_bias : float, optional
+        Initial bias of the attention head. The initial masks average about
+        ``sigmoid(attention_bias)``: 0 (default) starts at 0.5, a positive
+        value starts training near the identity map (the input is kept).
 
     Shape
     -----
@@ -124,6 +128,7 @@ class AttentionGenerator(nn.Module):
         max_channels: int = 1024,
         norm: str = "instance",
         upsample: str = "transpose",
+        attention_bias: float = 0.0,
     ) -> None:
         super().__init__()
         check_positive_int(image_channels, "image_channels")
@@ -165,6 +170,8 @@ class AttentionGenerator(nn.Module):
         self.decoder = nn.Sequential(*layers)
         self.color_head = nn.Conv2d(width, image_channels, 7, padding=3)
         self.attention_head = nn.Conv2d(width, 1, 7, padding=3)
+        if attention_bias:
+            nn.init.constant_(self.attention_head.bias, float(attention_bias))
 
     @property
     def size_multiple(self) -> int:

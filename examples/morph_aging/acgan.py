@@ -71,6 +71,7 @@ class TrainConfig:
     g_channels: Optional[int] = _opt(None, "generator base width (paper: 64)")
     g_res_blocks: Optional[int] = _opt(None, "generator residual blocks (paper: 6)")
     g_downsamples: int = _opt(2, "generator down-samplings (paper: 2)")
+    g_attention_bias: float = _opt(0.0, "initial bias of the attention head (>0 starts near copying the input)")
     d_channels: Optional[int] = _opt(None, "critic base width (paper: 64)")
     d_max_channels: int = _opt(1024, "critic width cap (released code: 4096 at 224 px)")
     generator_mode: str = _opt("attention", "attention (AcGANs) or no-attention (output = colour head; ablation)")
@@ -235,7 +236,7 @@ class NoAttentionGenerator(nn.Module):
 def build_generator(cfg: TrainConfig) -> nn.Module:
     g = attngan.AttentionGenerator(
         num_classes=NUM_GROUPS, base_channels=cfg.g_channels, num_downsamples=cfg.g_downsamples,
-        num_residual_blocks=cfg.g_res_blocks,
+        num_residual_blocks=cfg.g_res_blocks, attention_bias=cfg.g_attention_bias,
     )
     return NoAttentionGenerator(g) if cfg.generator_mode == "no-attention" else g
 
@@ -286,15 +287,18 @@ class StepOptions:
     channels_last: bool = False
 
 
-def step_randomness(seed: int, step: int, rank: int, batch: int, device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]:
+def step_randomness(seed: int, step: int, rank: int, batch: int, device: torch.device,
+                    world: int = 1) -> Tuple[torch.Tensor, torch.Tensor]:
     """Target-group offsets and penalty weights of one iteration.
 
-    Derived from (seed, step, rank) alone, so a resumed run draws exactly what
-    an uninterrupted one would, with no generator state to save.
+    Drawn for the whole global batch from (seed, step) alone and sliced for
+    this process, so that a resumed run draws exactly what an uninterrupted
+    one would (no generator state to save), and ``N`` processes draw what
+    one process with the same global batch would.
     """
-    g = torch.Generator().manual_seed((seed * 1_000_003 + step) * 1_009 + rank)
-    offsets = torch.randint(1, NUM_GROUPS, (batch,), generator=g)
-    alpha = torch.rand(batch, generator=g)
+    g = torch.Generator().manual_seed(seed * 1_000_003 + step)
+    offsets = torch.randint(1, NUM_GROUPS, (batch * world,), generator=g)[rank * batch:(rank + 1) * batch]
+    alpha = torch.rand(batch * world, generator=g)[rank * batch:(rank + 1) * batch]
     return offsets.to(device, non_blocking=True), alpha.to(device, non_blocking=True)
 
 
@@ -314,13 +318,13 @@ class AcGANStep:
 
     def __init__(self, cfg: TrainConfig, generator: nn.Module, critic: nn.Module,
                  opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
-                 options: Optional[StepOptions] = None, *, rank: int = 0,
+                 options: Optional[StepOptions] = None, *, rank: int = 0, world: int = 1,
                  scaler: Optional[Any] = None) -> None:
         self.cfg = cfg
         self.g, self.d = generator, critic
         self.opt_g, self.opt_d = opt_g, opt_d
         self.options = options or StepOptions()
-        self.rank = rank
+        self.rank, self.world = rank, world
         self.scaler = scaler
         self.attention_loss = attngan.AttentionRegularizer(lambda_tv=cfg.lambda_tv, form=cfg.attention_form)
         self.d_plain = unwrap(critic)
@@ -367,7 +371,7 @@ class AcGANStep:
         if opt.channels_last:
             real = real.contiguous(memory_format=torch.channels_last)
         b = real.shape[0]
-        offsets, alpha = step_randomness(cfg.seed, step, self.rank, b, device)
+        offsets, alpha = step_randomness(cfg.seed, step, self.rank, b, device, self.world)
         target = (labels + offsets) % NUM_GROUPS
         update_g = step % cfg.n_critic == cfg.n_critic - 1
         metrics: Dict[str, Any] = {}

@@ -307,7 +307,7 @@ def train(cfg: TrainConfig) -> int:
     scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
     stepper = acgan.AcGANStep(cfg, g_train, d_train, opt_g, opt_d,
                               acgan.StepOptions(autocast=autocast, channels_last=bool(cfg.channels_last)),
-                              rank=rank, scaler=scaler)
+                              rank=rank, world=world, scaler=scaler)
 
     source.prepare(progress=is_main and cfg.progress)
     bar = None

@@ -1,0 +1,284 @@
+"""End-to-end tests of train.py: outputs, resume exactness, determinism, DDP,
+signals, non-finite steps and bad flags."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import acgan
+import train
+
+EXAMPLE = os.path.dirname(os.path.abspath(train.__file__))
+TINY = ["--image-size", "64", "--batch-size", "4", "--num-subjects", "10", "--g-channels", "8",
+        "--g-res-blocks", "1", "--d-channels", "8", "--precision", "fp32", "--progress", "false",
+        "--log-every", "1", "--device", "cpu"]
+
+
+def run_main(out, *extra):
+    return train.main(["--out", str(out), *TINY, *extra])
+
+
+def weights(out):
+    state = acgan.load_checkpoint(os.path.join(out, "checkpoints", "last.pt"))
+    return state
+
+
+def assert_same_weights(a, b, *, atol=0.0):
+    for net in ("generator", "critic"):
+        for name, tensor in a[net].items():
+            other = b[net][name]
+            if atol == 0.0:
+                assert torch.equal(tensor, other), f"{net}.{name} differs"
+            else:
+                assert torch.allclose(tensor, other, atol=atol, rtol=0), f"{net}.{name} differs"
+
+
+def read_metrics(out):
+    with open(os.path.join(out, "metrics.jsonl")) as fh:
+        return [json.loads(line) for line in fh]
+
+
+def test_outputs_of_a_short_run(tmp_path):
+    out = tmp_path / "run"
+    assert run_main(out, "--max-steps", "3") == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["lambda_cls"] == 100.0 and cfg["lambda_tv"] == 5e-5 and cfg["resolved"]["total_steps"] == 3
+    rows = read_metrics(out)
+    assert [r["step"] for r in rows] == [1, 2, 3]
+    for key in ("d_loss", "d_adv", "d_cls", "gp", "g_loss", "g_adv", "g_cls", "g_att", "attention_mean",
+                "images_per_second", "epoch"):
+        assert key in rows[-1], key
+    assert all(0.0 <= r["attention_mean"] <= 1.0 for r in rows)
+    state = weights(out)
+    assert state["step"] == 3
+    from PIL import Image
+
+    grid = Image.open(out / "samples" / "latest.png")
+    # 4 faces x 3 rows (image, attention, colour) of 64 px, 6 columns (input + 5 ages)
+    assert grid.size == (6 * 66 + 2, 12 * 66 + 2)
+    assert (out / "samples" / "step_000003.png").exists()
+
+
+def test_same_seed_same_trajectory_and_resume_is_exact(tmp_path):
+    straight, first = tmp_path / "straight", tmp_path / "resumed"
+    assert run_main(straight, "--max-steps", "5") == 0
+    assert run_main(first, "--max-steps", "2") == 0
+    assert run_main(first, "--max-steps", "5", "--resume") == 0
+    assert_same_weights(weights(straight), weights(first))
+    # the metrics of the resumed part continue the same trajectory
+    a, b = read_metrics(straight), read_metrics(first)
+    assert [r["step"] for r in b] == [1, 2, 3, 4, 5]
+    for ra, rb in zip(a, b):
+        assert ra["d_loss"] == rb["d_loss"] and ra["g_loss"] == rb["g_loss"]
+
+
+def test_other_seed_other_trajectory(tmp_path):
+    assert run_main(tmp_path / "a", "--max-steps", "1") == 0
+    assert run_main(tmp_path / "b", "--max-steps", "1", "--seed", "1") == 0
+    a, b = weights(tmp_path / "a"), weights(tmp_path / "b")
+    assert not torch.equal(a["generator"]["color_head.weight"], b["generator"]["color_head.weight"])
+
+
+def test_resume_refuses_a_checkpoint_of_another_model(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run_main(out, "--max-steps", "1") == 0
+    code = train.main(["--out", str(out), *TINY, "--max-steps", "2", "--resume", "--g-channels", "16"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "does not fit" in err and "g_channels: checkpoint 8 vs requested 16" in err
+
+
+def test_resume_without_checkpoint_is_a_clear_error(tmp_path, capsys):
+    assert run_main(tmp_path / "none", "--max-steps", "1", "--resume") == 2
+    assert "no checkpoint" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--batch-size", "-3"], "--batch-size: must be a positive integer"),
+    (["--precision", "fp8"], "--precision: must be one of"),
+    (["--image-size", "30"], "--image-size: must be >= 16 and a multiple of 4"),
+    (["--image-size", "300"], "synthetic faces render at 64 to 224"),
+    (["--lr", "nan"], "--lr: must be a finite number"),
+    (["--generator-mode", "magic"], "--generator-mode: must be one of"),
+    (["--batch-size", "abc"], "invalid int value"),
+])
+def test_invalid_flags_exit_2_with_a_message(flags, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        train.parse_config(TINY + flags)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+_FLAGS = [f"--{f.name.replace('_', '-')}" for f in __import__("dataclasses").fields(acgan.TrainConfig)]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(argv=st.lists(st.one_of(st.sampled_from(_FLAGS), st.text(max_size=6),
+                          st.integers(-5, 300).map(str), st.sampled_from(["nan", "inf", "-1e9", "0", "true"])),
+                max_size=6))
+def test_fuzzed_command_lines_never_crash(argv, capsys):
+    """Any argv either parses to a valid config or exits 2 with a usage error."""
+    try:
+        cfg = train.parse_config(argv)
+    except SystemExit as exc:
+        assert exc.code in (0, 2)
+        return
+    assert cfg.batch_size >= 1 and cfg.image_size % 4 == 0 and cfg.lr > 0
+
+
+def test_nonfinite_steps_are_skipped_and_counted(tmp_path, monkeypatch):
+    """A critic that returns NaN on some steps: the updates are skipped, counted, weights stay finite."""
+    real_build = acgan.build_critic
+    calls = {"n": 0}
+
+    def build(cfg):
+        d = real_build(cfg)
+        original = d.forward
+
+        def forward(x):
+            calls["n"] += 1
+            out = original(x)
+            if calls["n"] in (1, 2):  # the critic step of the first iteration and its generator step
+                return type(out)(out.realness * float("nan"), out.logits)
+            return out
+        d.forward = forward
+        return d
+
+    monkeypatch.setattr(acgan, "build_critic", build)
+    out = tmp_path / "run"
+    assert run_main(out, "--max-steps", "3") == 0
+    rows = read_metrics(out)
+    assert rows[0]["d_skipped"] == 1.0 and rows[-1]["skipped_steps"] == 1
+    assert rows[-1]["d_skipped"] == 0.0
+    state = weights(out)
+    assert all(torch.isfinite(t).all() for t in state["generator"].values())
+
+
+def test_training_stops_on_persistent_nonfinite_losses(tmp_path, monkeypatch, capsys):
+    real_build = acgan.build_critic
+
+    def build(cfg):
+        d = real_build(cfg)
+        original = d.forward
+        d.forward = lambda x: type(original(x))(original(x).realness * float("nan"), original(x).logits)
+        return d
+
+    monkeypatch.setattr(acgan, "build_critic", build)
+    out = tmp_path / "run"
+    code = run_main(out, "--max-steps", "50", "--max-nonfinite", "3")
+    err = capsys.readouterr().err
+    assert code == 3
+    assert "non-finite" in err and "d_adv" in err
+    assert not (out / "checkpoints" / "last.pt").exists()  # nothing NaN was written
+
+
+def test_save_checkpoint_refuses_nan_weights(tmp_path):
+    cfg = acgan.validate_config(acgan.TrainConfig(image_size=64, g_channels=8, g_res_blocks=1, d_channels=8))
+    g, d = acgan.build_generator(cfg), acgan.build_critic(cfg)
+    opt_g, opt_d = acgan.build_optimizers(cfg, g, d, fused=False)
+    with torch.no_grad():
+        g.color_head.weight[0, 0, 0, 0] = float("nan")
+    with pytest.raises(FloatingPointError, match="non-finite"):
+        acgan.save_checkpoint(str(tmp_path / "x.pt"), cfg, g, d, opt_g, opt_d, 1)
+    assert not (tmp_path / "x.pt").exists()
+
+
+def test_unreadable_checkpoint_is_a_clear_error(tmp_path):
+    bad = tmp_path / "last.pt"
+    bad.write_bytes(b"\x00garbage")
+    with pytest.raises(acgan.CheckpointError, match="cannot read checkpoint"):
+        acgan.load_checkpoint(str(bad))
+
+
+def _spawn(out, *extra):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, os.path.join(EXAMPLE, "train.py"), "--out", str(out), *TINY, *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+
+
+def _wait_for_step(out, step, proc, timeout=120.0):
+    path = os.path.join(out, "metrics.jsonl")
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            return
+        if os.path.exists(path):
+            with open(path) as fh:
+                rows = [json.loads(line) for line in fh if line.strip()]
+            if rows and rows[-1]["step"] >= step:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"no step {step} within {timeout}s")
+
+
+@pytest.mark.slow
+def test_sigint_saves_a_checkpoint_and_exits_cleanly(tmp_path):
+    out = tmp_path / "run"
+    proc = _spawn(out, "--max-steps", "100000", "--checkpoint-every", "100000", "--sample-every", "100000")
+    _wait_for_step(out, 2, proc)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == train.EXIT_INTERRUPTED, err
+    assert "Traceback" not in err and "interrupted at step" in err
+    state = weights(out)
+    assert state["step"] >= 2 and state["extra"]["reason"] == "interrupted"
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_points_then_resume_completes(tmp_path):
+    """Kill -9 training several times mid-run (also mid-checkpoint-write); every
+    checkpoint stays readable and the resumed run finishes all steps."""
+    out = tmp_path / "run"
+    rng = random.Random(1234)
+    total = 12
+    for attempt in range(3):
+        args = ["--max-steps", str(total), "--checkpoint-every", "1", "--sample-every", "1000"]
+        if os.path.exists(out / "checkpoints" / "last.pt"):
+            args.append("--resume")
+        proc = _spawn(out, *args)
+        _wait_for_step(out, 1 + attempt * 3, proc)
+        time.sleep(rng.uniform(0.0, 0.4))
+        proc.kill()
+        proc.wait()
+        state = weights(out)  # never unreadable
+        assert 1 <= state["step"] <= total
+        leftovers = [f for f in os.listdir(out / "checkpoints") if f != "last.pt"]
+        for name in leftovers:  # a torn temporary file may remain; it is never last.pt
+            assert name.startswith(".tmp-")
+    proc = _spawn(out, "--max-steps", str(total), "--resume")
+    _, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0, err
+    assert weights(out)["step"] == total
+
+
+@pytest.mark.slow
+def test_two_process_ddp_matches_one_process(tmp_path):
+    """torchrun with 2 CPU processes (gloo) trains the same model as one process
+    with the same global batch: the critic to float precision, the generator up
+    to Adam's amplification of round-off on near-zero gradients (a few lr)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    port = str(29500 + os.getpid() % 1000)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
+           os.path.join(EXAMPLE, "train.py"), "--out", str(tmp_path / "ddp"), *TINY, "--max-steps", "2"]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert run_main(tmp_path / "single", "--max-steps", "2") == 0
+    a, b = weights(tmp_path / "ddp"), weights(tmp_path / "single")
+    cfg = json.loads((tmp_path / "ddp" / "config.json").read_text())
+    assert cfg["resolved"]["world_size"] == 2
+    for name, t in a["critic"].items():
+        assert torch.allclose(t, b["critic"][name], atol=1e-5), name
+    diffs = torch.cat([(t - b["generator"][n]).abs().flatten() for n, t in a["generator"].items()])
+    assert diffs.max() <= 5 * 1e-4 and diffs.mean() < 1e-6
