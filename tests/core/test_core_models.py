@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 from torch import nn
 
@@ -67,7 +67,16 @@ def generator_cases(draw):
     return config, draw(st.integers(1, 2)), h, w, draw(seeds)
 
 
+def _cfg(**kw):
+    base = dict(image_channels=3, num_classes=5, base_channels=4, num_downsamples=2, num_residual_blocks=1,
+                max_channels=1024, norm="instance", upsample="transpose")
+    return {**base, **kw}
+
+
 @settings(max_examples=25, deadline=None, database=None)
+@example(case=(_cfg(base_channels=6, num_downsamples=3, norm="group", upsample="nearest"), 2, 8, 24, 0))
+@example(case=(_cfg(image_channels=1, num_classes=2), 1, 4, 8, 1))  # 1x2 bottleneck
+@example(case=(_cfg(num_downsamples=0, num_residual_blocks=0, image_channels=4, num_classes=6), 2, 5, 7, 2))
 @given(case=generator_cases())
 def test_generator_outputs_for_any_valid_configuration(case):
     config, b, h, w, seed = case
@@ -162,6 +171,9 @@ def test_generator_default_is_the_paper_architecture():
 
 
 @settings(max_examples=20, deadline=None, database=None)
+@example(h=17, w=33, square=False, image_channels=3, num_classes=5, base_channels=2, max_channels=1024, seed=0)
+@example(h=96, w=95, square=False, image_channels=1, num_classes=2, base_channels=4, max_channels=8, seed=1)
+@example(h=80, w=80, square=True, image_channels=4, num_classes=6, base_channels=1, max_channels=2, seed=2)
 @given(
     h=st.integers(16, 96),
     w=st.integers(16, 96),
