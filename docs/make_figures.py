@@ -42,6 +42,8 @@ sys.path.insert(0, ROOT)
 import attngan  # noqa: E402
 from synthetic_faces import NUM_GROUPS, SyntheticFaces  # noqa: E402
 
+#: Size limit of the pictures committed to docs/_static (kilobytes).
+MAX_KB = 300
 GROUP_NAMES = ("10-20", "21-30", "31-40", "41-50", "51+")
 HEADERS = (
     "input x_s",
@@ -126,6 +128,18 @@ def draw_figure(panels, title: str, tile: int, pad: int = 6, header: int = 24) -
     return canvas
 
 
+def save_small(image: "PIL.Image.Image", path: str, max_kb: int) -> None:
+    """Save as PNG; if larger than ``max_kb``, again with an adaptive 256-colour palette.
+
+    The documentation keeps every committed picture under 300 KB.
+    """
+    from PIL import Image
+
+    image.save(path, optimize=True)
+    if os.path.getsize(path) > max_kb * 1024:
+        image.quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", help="trained generator (.pt or .safetensors); default: ground-truth illustration")
@@ -134,6 +148,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--group", type=int, default=NUM_GROUPS - 1, help="target age group 0..4 (default 4: 51+)")
     parser.add_argument("--size", type=int, default=128, help="tile size in pixels")
     parser.add_argument("--seed", type=int, default=0, help="synthetic dataset seed")
+    parser.add_argument("--max-kb", type=int, default=MAX_KB,
+                        help="re-save with a 256-colour palette when the PNG is larger than this")
     args = parser.parse_args(argv)
 
     os.makedirs(args.out, exist_ok=True)
@@ -152,7 +168,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         panels = ground_truth_panels(ds, indices, args.group)
         title = f"synthetic ground truth, not a trained model; target age {GROUP_NAMES[args.group]}"
         path = os.path.join(args.out, "method_illustration.png")
-    draw_figure(panels, title, args.size).save(path, optimize=True)
+    save_small(draw_figure(panels, title, args.size), path, args.max_kb)
     print(f"wrote {path} ({os.path.getsize(path) / 1024:.0f} KB)")
     return 0
 
