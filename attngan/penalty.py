@@ -146,6 +146,11 @@ def gradient_norm_penalty(
     """
     check_tensor(scores, "scores")
     check_tensor(inputs, "inputs")
+    if scores.ndim == 0 or inputs.ndim == 0:
+        raise ValueError(
+            "scores and inputs must have a batch dimension (B, ...), "
+            f"got shapes {tuple(scores.shape)} and {tuple(inputs.shape)}"
+        )
     if scores.shape[0] != inputs.shape[0]:
         raise ValueError(
             f"scores and inputs must share the batch size, got {tuple(scores.shape)} and {tuple(inputs.shape)}"

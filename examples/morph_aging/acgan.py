@@ -13,6 +13,7 @@ import json
 import math
 import os
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -488,6 +489,10 @@ def load_checkpoint(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
     """Load a checkpoint as data (``weights_only=True``), with clear errors."""
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint not found: {path}")
+    if not zipfile.is_zipfile(path):  # torch.save writes zip archives; say so before the unpickler does
+        raise CheckpointError(
+            f"cannot read checkpoint {path}: neither a training checkpoint (.pt, written by train.py) "
+            "nor an exported .safetensors generator")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - re-raised with the path
@@ -511,7 +516,11 @@ def config_from_checkpoint(state: Dict[str, Any]) -> TrainConfig:
 
 
 def generator_from_checkpoint(path: str, map_location: Any = "cpu") -> Tuple[nn.Module, TrainConfig]:
-    """Build the generator of a ``.pt`` checkpoint or an exported ``.safetensors`` file."""
+    """Build the generator of a ``.pt`` checkpoint or an exported ``.safetensors`` file.
+
+    Any failure (missing or foreign file, malformed config, weights that do
+    not fit) is raised as :class:`CheckpointError` with a one-line message.
+    """
     if path.endswith(".safetensors"):
         try:
             from safetensors import safe_open
@@ -521,23 +530,25 @@ def generator_from_checkpoint(path: str, map_location: Any = "cpu") -> Tuple[nn.
         try:
             with safe_open(path, framework="pt") as fh:
                 meta = fh.metadata() or {}
-            tensors = load_file(path, device=str(map_location))
+            state_dict = load_file(path, device=str(map_location))
         except Exception as exc:  # noqa: BLE001
             raise CheckpointError(f"cannot read {path}: {exc}") from None
         if "config" not in meta:
             raise CheckpointError(f"{path} carries no attngan config metadata")
-        cfg = TrainConfig(**{k: v for k, v in json.loads(meta["config"]).items()
-                             if k in {f.name for f in dataclasses.fields(TrainConfig)}})
-        state_dict = tensors
+        saved = json.loads(meta["config"])
     else:
         state = load_checkpoint(path, map_location)
-        cfg = config_from_checkpoint(state)
-        state_dict = state["generator"]
-    g = build_generator(cfg)
+        saved, state_dict = state.get("config"), state.get("generator")
+    try:
+        cfg = config_from_checkpoint({"config": saved})
+        g = build_generator(cfg)
+    except Exception as exc:  # noqa: BLE001 - a malformed config can fail in many ways
+        raise CheckpointError(f"cannot use checkpoint {path}: malformed config ({type(exc).__name__}: {exc})") from None
     try:
         g.load_state_dict(state_dict)
-    except RuntimeError as exc:
-        raise CheckpointError(f"{path}: weights do not fit the generator of its config: {exc}") from None
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: weights do not fit the generator of its config: {first}") from None
     return g.eval(), cfg
 
 
@@ -558,7 +569,7 @@ def export_safetensors(checkpoint: str, out: str) -> None:
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
-    """(C, H, W) in [-1, 1] (or (1, H, W) in [0, 1] masks via ``mask=True``) -> (H, W, 3) uint8."""
+    """(C, H, W) in [-1, 1] -> (H, W, 3) uint8; one-channel inputs become grey."""
     x = x.detach().float().cpu()
     if x.shape[0] == 1:
         x = x.expand(3, -1, -1)

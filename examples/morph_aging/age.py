@@ -32,7 +32,6 @@ import argparse
 import os
 import sys
 import warnings
-import zipfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -188,7 +187,7 @@ def load_input(path: Path, size: int, align: bool, notes: List[str]) -> torch.Te
         return face_datasets.load_image(path, size)
     import face_align
 
-    photo = face_datasets._open_rgb(path)
+    photo = face_datasets.open_rgb(path)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", face_align.FaceAlignWarning)
         face = face_align.align_face(photo, size)
@@ -235,23 +234,9 @@ def _error(msg: str) -> None:
     print(f"age.py: error: {_one_line(msg)}", file=sys.stderr)
 
 
-def check_checkpoint_file(path: str) -> None:
-    """Reject a file that is not a PyTorch zip archive before the unpickler does,
-    with a clearer message (torch.save has written zip archives since 1.6)."""
-    if not path.endswith(".safetensors") and os.path.isfile(path) and not zipfile.is_zipfile(path):
-        raise acgan.CheckpointError(
-            f"{path} is neither a training checkpoint (.pt, written by train.py) nor an exported .safetensors generator")
-
-
 def load_generator(path: str, device: torch.device) -> Tuple[torch.nn.Module, acgan.TrainConfig]:
     """The generator of ``path`` on ``device``; any failure becomes a CheckpointError."""
-    check_checkpoint_file(path)
-    try:
-        g, cfg = acgan.generator_from_checkpoint(path, map_location="cpu")
-    except acgan.CheckpointError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - a malformed checkpoint can fail in many ways
-        raise acgan.CheckpointError(f"cannot use checkpoint {path}: {type(exc).__name__}: {exc}") from None
+    g, cfg = acgan.generator_from_checkpoint(path, map_location="cpu")
     if not isinstance(cfg.image_size, int) or cfg.image_size < 8:
         raise acgan.CheckpointError(f"checkpoint {path} has no usable image_size ({cfg.image_size!r})")
     return g.to(device).eval(), cfg

@@ -23,7 +23,6 @@ import tempfile
 from typing import List, Optional
 
 import acgan
-from age import check_checkpoint_file
 
 SUFFIX = ".safetensors"
 
@@ -62,7 +61,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     except OSError as exc:
         return _error(f"cannot write to {folder}: {exc.strerror or exc}")
     try:
-        check_checkpoint_file(ckpt)
         acgan.export_safetensors(ckpt, tmp)
         os.replace(tmp, out)
     except acgan.CheckpointError as exc:

@@ -103,11 +103,11 @@ def _rgb_array(image: Image.Image) -> np.ndarray:
         raise ValueError(f"image is empty ({image.width}x{image.height})")
     if image.mode != "RGB":
         try:  # the example's converter handles 16-bit, alpha and float modes properly
-            from face_datasets import _to_rgb
+            from face_datasets import to_rgb
         except ImportError:  # pragma: no cover - face_datasets sits next to this file
             image = image.convert("RGB")
         else:
-            image = _to_rgb(image)
+            image = to_rgb(image)
     # dlib needs a C-contiguous (H, W, 3) uint8 array
     return np.ascontiguousarray(np.asarray(image, dtype=np.uint8))
 

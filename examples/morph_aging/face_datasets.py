@@ -593,7 +593,7 @@ def subject_split(
 # --------------------------------------------------------------------------
 
 
-def _to_rgb(im: Image.Image) -> Image.Image:
+def to_rgb(im: Image.Image) -> Image.Image:
     """Convert any PIL mode to 8-bit RGB (alpha composited on white)."""
     mode = im.mode
     if mode == "RGB":
@@ -622,13 +622,13 @@ def _to_rgb(im: Image.Image) -> Image.Image:
     return im.convert("RGB")
 
 
-def _open_rgb(path: Path) -> Image.Image:
+def open_rgb(path: Path) -> Image.Image:
     """Fully decode an image file to RGB, or raise DatasetError naming it."""
     try:
         with Image.open(path, formats=_PIL_FORMATS) as im:
             im.load()
             im = ImageOps.exif_transpose(im)
-            rgb = _to_rgb(im)
+            rgb = to_rgb(im)
             rgb.load()
     except DatasetError:
         raise
@@ -656,7 +656,7 @@ def load_image(path: Union[str, os.PathLike], image_size: int) -> torch.Tensor:
     """
     p = _as_path(path)
     size = _check_size(image_size)
-    im = _open_rgb(p)
+    im = open_rgb(p)
     w, h = im.size
     side = min(w, h)
     left, top = (w - side) / 2.0, (h - side) / 2.0
@@ -687,7 +687,7 @@ def check_images(records: Sequence[FaceRecord]) -> List[Tuple[FaceRecord, str]]:
         if not isinstance(r, FaceRecord):
             raise TypeError(f"records[{k}] must be a FaceRecord, got {type(r).__name__}")
         try:
-            _open_rgb(r.path)
+            open_rgb(r.path)
         except DatasetError as exc:
             bad.append((r, str(exc)))
     return bad
