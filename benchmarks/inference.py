@@ -1,0 +1,184 @@
+"""Throughput, FLOPs and utilisation of aging faces to all five age groups.
+
+One call is ``acgan.age_all_groups(generator, faces)``: every face of the
+batch (``--batch-size`` faces, default 1) is aged to each of the 5 groups in
+one batched generator call (5 generator images per face), under
+``torch.no_grad`` and the case's autocast. The generator is the preset's
+(random weights: the cost does not depend on them) or the one of a trained
+``--checkpoint``. Faces are random images made before timing.
+
+Cases (``--compare`` / ``--variants``) are feature sets applied to the plain
+form (fp32, eager, contiguous): ``channels_last``, ``bf16`` / ``fp16``
+(``lowp``: what --precision gives), ``compile``; ``optimised`` is all of
+them (compile only with --compile). Without ``--compare`` / ``--variants``
+one case is timed, set by --precision, --channels-last and --compile.
+
+Prints JSON (schema in benchmarks/README.md). Examples::
+
+    python benchmarks/inference.py --preset paper --device cuda --batch-size 1
+    python benchmarks/inference.py --checkpoint runs/acgan/checkpoints/last.pt --compare
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import sys
+from typing import Any, Dict, List, Optional, Sequence
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import common  # noqa: E402
+
+FEATURES = ("channels_last", "bf16", "fp16", "compile")
+ABLATION = ("plain", "channels_last", "lowp", "optimised")
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def describe(features: Sequence[str]) -> Dict[str, Any]:
+    f = set(features)
+    lowp = "bf16" if "bf16" in f else "fp16" if "fp16" in f else None
+    return {"precision": lowp or "fp32", "channels_last": "channels_last" in f, "compile": "compile" in f}
+
+
+class AgeCase:
+    """One case: its own copy of the generator and a fixed batch of faces."""
+
+    def __init__(self, acgan, features: Sequence[str], g0: torch.nn.Module, faces: torch.Tensor) -> None:
+        s = describe(features)
+        self.settings = s
+        g = copy.deepcopy(g0).eval()
+        if s["channels_last"]:
+            g = g.to(memory_format=torch.channels_last)
+            faces = faces.contiguous(memory_format=torch.channels_last)
+        self.g = torch.compile(g) if s["compile"] else g
+        self.faces = faces
+        self.dtype = DTYPES.get(s["precision"])
+        self.age_all_groups = acgan.age_all_groups
+        self.calls = 0
+
+    def __call__(self):
+        with torch.autocast(self.faces.device.type, dtype=self.dtype, enabled=self.dtype is not None):
+            out = self.age_all_groups(self.g, self.faces)
+        self.calls += 1
+        return out
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="inference.py", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    common.add_common_args(parser, batch_help="faces per call (each aged to the 5 groups)")
+    parser.add_argument("--checkpoint", default=None,
+                        help="a train.py checkpoint (.pt) or exported .safetensors; sets the generator and, unless --image-size is given, the image size")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parser.parse_args(argv)
+    common.check_common_args(parser, args)
+    acgan = common.import_acgan()
+    faces_per_call = args.batch_size if args.batch_size is not None else 1
+    if faces_per_call < 1:
+        parser.error(f"--batch-size: must be a positive integer, got {faces_per_call}")
+    cfg = common.build_config(parser, args, batch_size=faces_per_call)
+    device = acgan.resolve_device(cfg.device)
+    common.setup_runtime(args, device)
+    try:
+        lowp = common.low_precision(acgan, args.precision, device)
+        if args.compare or args.variants:
+            spec = "plain,optimised" if args.compare else args.variants
+            ablation = [v for v in ABLATION if v != "lowp" or lowp is not None]
+            variants = common.parse_variants(spec, FEATURES, lowp, args.compile, ablation)
+        else:
+            feats = (["channels_last"] if cfg.channels_last else []) + ([lowp] if lowp else [])
+            feats += ["compile"] if args.compile else []
+            variants = {"run": sorted(feats, key=FEATURES.index)}
+        if any("fp16" in f for f in variants.values()) and device.type != "cuda":
+            raise ValueError("fp16 autocast needs a GPU; on CPU use bf16 or fp32")
+    except ValueError as exc:
+        parser.error(str(exc))
+
+    torch.manual_seed(cfg.seed)
+    source = "random weights of the preset"
+    if args.checkpoint:
+        try:
+            g0, ckpt_cfg = acgan.generator_from_checkpoint(args.checkpoint, map_location="cpu")
+        except acgan.CheckpointError as exc:
+            parser.error(f"--checkpoint: {exc}")
+        cfg.g_channels, cfg.g_res_blocks = ckpt_cfg.g_channels, ckpt_cfg.g_res_blocks
+        if args.image_size is None:  # the generator is convolutional: --image-size may differ from training
+            cfg.image_size = ckpt_cfg.image_size
+        cfg.g_downsamples, cfg.generator_mode = ckpt_cfg.g_downsamples, ckpt_cfg.generator_mode
+        source = args.checkpoint
+    else:
+        g0 = acgan.build_generator(cfg)
+    g0 = g0.to(device).eval()
+    gen = torch.Generator().manual_seed(cfg.seed)
+    faces = (torch.rand(faces_per_call, 3, cfg.image_size, cfg.image_size, generator=gen) * 2 - 1).to(device)
+
+    plain = AgeCase(acgan, [], g0, faces)
+    flops = common.count_flops(plain)
+    cases = {name: AgeCase(acgan, feats, g0, faces) for name, feats in variants.items()}
+    timings = common.run_interleaved(cases, device, warmup=args.warmup, repeats=args.repeats,
+                                     iters=args.iters_per_repeat)
+    rss = common.max_rss_bytes()
+
+    groups = acgan.NUM_GROUPS
+    flops_per_face = flops["total"] / faces_per_call
+    results: Dict[str, Any] = {}
+    for name, case in cases.items():
+        s = case.settings
+        t = timings[name]
+        rate = common.rate_summary(t["seconds"], faces_per_call * args.iters_per_repeat)
+        results[name] = {
+            "features": variants[name],
+            "settings": s,
+            "faces_per_second": rate["median"],
+            "images_per_second": rate["median"] * groups,
+            "faces_per_second_spread": rate,
+            "seconds_per_call": common.summarize([x / args.iters_per_repeat for x in t["seconds"]]),
+            "host_seconds_per_call": common.summarize([x / args.iters_per_repeat for x in t["host_seconds"]]),
+            "flops_per_call": flops["total"],
+            "flops_per_face": flops_per_face,
+            "flops_per_image": flops_per_face / groups,
+            **common.utilisation_fields(flops_per_face, flops_per_face, rate["median"], device,
+                                        common.compute_type(s["precision"], device), args.peak_tflops),
+            "peak_memory_bytes": t["peak_memory_bytes"] if device.type == "cuda" else rss,
+            "peak_memory_kind": common.memory_kind(device),
+            "flops_by_op": flops["by_op"],
+            "calls_run": case.calls,
+        }
+
+    out: Dict[str, Any] = {
+        "benchmark": "inference",
+        "command": common.command_line(__file__, argv),
+        "config": {
+            "preset": cfg.preset, "image_size": cfg.image_size, "faces_per_call": faces_per_call,
+            "images_per_call": faces_per_call * groups, "device": str(device), "precision_flag": args.precision,
+            "low_precision": lowp, "compile": args.compile, "g_channels": cfg.g_channels,
+            "g_res_blocks": cfg.g_res_blocks, "g_downsamples": cfg.g_downsamples,
+            "generator_mode": cfg.generator_mode, "generator": source,
+            "generator_parameters": sum(p.numel() for p in g0.parameters()),
+            "seed": cfg.seed, "tf32": bool(args.tf32) if device.type == "cuda" else None,
+        },
+        "method": {
+            "warmup_rounds": args.warmup, "repeats": args.repeats, "iters_per_repeat": args.iters_per_repeat,
+            "statistic": "median over repeats; spread as quartiles and min/max",
+            "interleaved": len(cases) > 1,
+            "timer": "torch.cuda.Event pairs + synchronize" if device.type == "cuda" else "time.perf_counter",
+            "flops": "torch.utils.flop_counter.FlopCounterMode over one eager fp32 call of age_all_groups",
+            "inputs": "random faces in [-1, 1], made before timing; outputs converted to float32 (part of the call)",
+        },
+        "metadata": common.metadata(device),
+        "results": results,
+    }
+    if "plain" in results and len(results) > 1:
+        base = results["plain"]["faces_per_second"]
+        out["speedup_vs_plain"] = {n: r["faces_per_second"] / base for n, r in results.items() if n != "plain"}
+        out["speedup_vs_plain_paired"] = common.paired_speedups(timings, "plain")
+    common.emit(out, args.json_out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

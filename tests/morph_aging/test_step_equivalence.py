@@ -1,0 +1,151 @@
+"""Every speed-up of the training iteration computes the same thing.
+
+From the same initial weights (deep copies), the same batch and the same
+step indices, the optimised forms of ``acgan.AcGANStep`` give the plain
+form's losses and weights:
+
+* structure (fused critic call, reused fake, channels_last, fused Adam), each
+  alone and all together, in fp32: first-iteration losses within 1e-5
+  relative; after 3 iterations the critic's weights within 1e-5 and the
+  generator's within ``2 * lr * 3`` (see ``test_weights_after_three_iterations``);
+* the penalty as its own backward and step (``gp_mode="separate"``, the
+  released code) versus inside the critic loss (``"joint"``, the paper): the
+  first iteration's losses computed before any update are equal;
+* bf16 autocast versus fp32: first-iteration losses within 5e-2 relative
+  plus 1e-3 absolute (measured: at most about 1e-2 relative on d_adv and
+  g_adv, the differences of two scores; 3e-4 on gp; 1e-5 on the
+  classification losses).
+
+Tiny networks (generator width 8, one residual block, critic width 8),
+32x32 images, batch 4, one thread.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from typing import Dict, List, Tuple
+
+import pytest
+import torch
+
+import acgan
+
+LOSSES = ("d_adv", "d_cls", "gp", "g_adv", "g_cls", "g_att")
+PRE_UPDATE = ("d_adv", "d_cls", "gp")  # computed before the critic's first update
+STEPS = 3
+RTOL = 1e-5
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny kernels: threads only add overhead (and contention on shared machines)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def setup():
+    cfg = acgan.validate_config(acgan.TrainConfig(
+        data="random-tensors", image_size=32, batch_size=4, g_channels=8, g_res_blocks=1, d_channels=8,
+        device="cpu", precision="fp32", seed=3,
+    ))
+    torch.manual_seed(0)
+    g0, d0 = acgan.build_generator(cfg), acgan.build_critic(cfg)
+    gen = torch.Generator().manual_seed(1)
+    real = torch.rand(4, 3, 32, 32, generator=gen) * 2 - 1
+    labels = torch.randint(0, acgan.NUM_GROUPS, (4,), generator=gen)
+    return cfg, g0, d0, real, labels
+
+
+Run = Tuple[List[Dict[str, float]], torch.nn.Module, torch.nn.Module]
+
+
+def run(setup, options: acgan.StepOptions, *, fused_adam: bool, gp_mode: str = "joint", steps: int = STEPS) -> Run:
+    cfg, g0, d0, real, labels = setup
+    cfg = dataclasses.replace(cfg, gp_mode=gp_mode)
+    g, d = copy.deepcopy(g0), copy.deepcopy(d0)
+    if options.channels_last:
+        g, d = g.to(memory_format=torch.channels_last), d.to(memory_format=torch.channels_last)
+    opt_g, opt_d = acgan.build_optimizers(cfg, g, d, fused=fused_adam)
+    step = acgan.AcGANStep(cfg, g, d, opt_g, opt_d, options)
+    history = []
+    for k in range(steps):
+        metrics = step(real.clone(), labels.clone(), k)
+        assert metrics["d_skipped"] == 0.0 and metrics["g_skipped"] == 0.0
+        history.append({key: float(metrics[key]) for key in LOSSES})
+    return history, g, d
+
+
+PLAIN = acgan.StepOptions(fused_critic=False, reuse_fake=False, autocast=None, channels_last=False)
+
+
+@pytest.fixture(scope="module")
+def plain(setup) -> Run:
+    return run(setup, PLAIN, fused_adam=False)
+
+
+def assert_losses_close(got, want, keys, *, rtol, atol=0.0):
+    bad = {k: (got[k], want[k]) for k in keys if not abs(got[k] - want[k]) <= rtol * abs(want[k]) + atol}
+    assert not bad, f"losses differ beyond rtol={rtol}, atol={atol}: {bad}"
+
+
+def max_weight_difference(a: torch.nn.Module, b: torch.nn.Module) -> float:
+    return max((p - q).abs().max().item() for p, q in zip(a.parameters(), b.parameters()))
+
+
+VARIANTS = {
+    "fused_critic": (dataclasses.replace(PLAIN, fused_critic=True), False),
+    "reuse_fake": (dataclasses.replace(PLAIN, reuse_fake=True), False),
+    "channels_last": (dataclasses.replace(PLAIN, channels_last=True), False),
+    "fused_adam": (PLAIN, True),
+    "all": (acgan.StepOptions(fused_critic=True, reuse_fake=True, autocast=None, channels_last=True), True),
+}
+
+
+@pytest.fixture(scope="module")
+def variant_runs(setup) -> Dict[str, Run]:
+    return {name: run(setup, options, fused_adam=fused) for name, (options, fused) in VARIANTS.items()}
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_first_iteration_losses_equal_plain(variant_runs, plain, name):
+    history, _, _ = variant_runs[name]
+    assert_losses_close(history[0], plain[0][0], LOSSES, rtol=RTOL)
+
+
+def test_weights_after_three_iterations(setup, variant_runs, plain):
+    """Adam's first updates are about ``lr`` in size whatever the gradient's
+    magnitude, so a gradient that is zero in exact arithmetic (the first
+    generator layer's weights on the constant condition maps, whose effect
+    the instance norm removes except at the borders) is driven by round-off
+    and may move either way: two exact-in-theory runs can differ by up to
+    ``2 * lr`` per step there. Everything else agrees to round-off."""
+    cfg = setup[0]
+    _, g_ref, d_ref = plain
+    for name in VARIANTS:
+        _, g, d = variant_runs[name]
+        assert max_weight_difference(d, d_ref) <= 1e-5, name
+        assert max_weight_difference(g, g_ref) <= 2 * cfg.lr * STEPS, name
+        diffs = torch.cat([(p - q).abs().flatten() for p, q in zip(g.parameters(), g_ref.parameters())])
+        assert (diffs <= 1e-6).float().mean() >= 0.99, name  # the bulk is round-off
+    # the runs did move the weights, so the comparison is not vacuous
+    assert max_weight_difference(g_ref, setup[1]) > cfg.lr
+    assert max_weight_difference(d_ref, setup[2]) > cfg.lr
+
+
+@pytest.mark.parametrize("options", [PLAIN, VARIANTS["all"][0]], ids=["plain", "fused"])
+def test_separate_penalty_has_the_same_pre_update_losses(setup, plain, options):
+    joint = plain if options is PLAIN else run(setup, options, fused_adam=True, steps=1)
+    separate, _, _ = run(setup, options, fused_adam=options is not PLAIN, gp_mode="separate", steps=1)
+    assert_losses_close(separate[0], joint[0][0], PRE_UPDATE, rtol=RTOL)
+    # the separate step is a different algorithm: the penalty's extra step moves the critic
+    assert separate[0]["g_adv"] != joint[0][0]["g_adv"]
+
+
+def test_bf16_autocast_losses_close_to_fp32(setup, plain):
+    options = acgan.StepOptions(fused_critic=True, reuse_fake=True, autocast=torch.bfloat16, channels_last=True)
+    history, g, d = run(setup, options, fused_adam=True, steps=1)
+    assert_losses_close(history[0], plain[0][0], LOSSES, rtol=5e-2, atol=1e-3)
+    assert all(p.dtype == torch.float32 for p in [*g.parameters(), *d.parameters()])  # master weights stay fp32
