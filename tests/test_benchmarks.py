@@ -162,6 +162,12 @@ def test_bad_flags_exit_with_a_message(script, flags, message, capsys):
 # --------------------------------------------------------------------------- #
 
 
+def test_common_doctests():
+    import doctest
+
+    assert doctest.testmod(load("common")).failed == 0
+
+
 def test_summarize_and_rates():
     common = load("common")
     s = common.summarize([4.0, 1.0, 2.0, 3.0, 100.0])
