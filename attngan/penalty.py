@@ -113,6 +113,7 @@ def gradient_norm_penalty(
     inputs: torch.Tensor,
     *,
     create_graph: bool = True,
+    retain_graph: Optional[bool] = None,
     grad_scale: Optional[float] = None,
 ) -> torch.Tensor:
     r"""The penalty :math:`\mathbb E[(\|\nabla_x D(x)\|_2 - 1)^2]` from given scores.
@@ -132,6 +133,10 @@ def gradient_norm_penalty(
         Keep the graph of the gradient so that the penalty can be
         back-propagated to the critic's parameters (double backward).
         Default ``True``.
+    retain_graph : bool, optional
+        Keep the graph of ``scores`` after differentiating (default: the value
+        of ``create_graph``); needed with ``create_graph=False`` when the same
+        forward pass also feeds another loss.
     grad_scale : float, optional
         Multiply the scores by this factor before differentiating and divide
         the gradient by it afterwards: protects fp16 gradients from underflow
@@ -160,7 +165,7 @@ def gradient_norm_penalty(
     total = scores.sum()
     if grad_scale is not None:
         total = total * grad_scale
-    (grad,) = torch.autograd.grad(total, inputs, create_graph=create_graph)
+    (grad,) = torch.autograd.grad(total, inputs, create_graph=create_graph, retain_graph=retain_graph)
     acc = torch.float64 if grad.dtype == torch.float64 else torch.float32
     grad = grad.to(acc)
     if grad_scale is not None:

@@ -86,6 +86,7 @@ class TrainConfig:
     attention_form: str = _opt("paper", "paper (squared TV + ||A||_2) or released (absolute TV + mean A)")
     gp_mode: str = _opt("joint", "joint (penalty in the critic loss, paper) or separate (own backward+step, released code)")
     n_critic: int = _opt(1, "critic iterations per generator update (paper: 1; released code: 2)")
+    critic_warmup: int = _opt(0, "first iterations that train only the critic (paper: 0)")
     # optimiser
     lr: float = _opt(1e-4, "Adam learning rate (both networks)")
     beta1: float = _opt(0.5, "Adam beta1")
@@ -181,6 +182,8 @@ def validate_config(cfg: TrainConfig) -> TrainConfig:
     for name in ("g_res_blocks", "g_downsamples"):
         if getattr(cfg, name) < 0:
             bad(name, f"must be >= 0, got {getattr(cfg, name)}")
+    if cfg.critic_warmup < 0:
+        bad("critic_warmup", f"must be >= 0, got {cfg.critic_warmup}")
     if cfg.max_steps is not None and cfg.max_steps < 0:
         bad("max_steps", f"must be >= 0, got {cfg.max_steps}")
     if cfg.max_minutes is not None and not cfg.max_minutes > 0:
@@ -303,6 +306,11 @@ def step_randomness(seed: int, step: int, rank: int, batch: int, device: torch.d
     return offsets.to(device, non_blocking=True), alpha.to(device, non_blocking=True)
 
 
+def codes_of(labels: torch.Tensor) -> torch.Tensor:
+    """One-hot (B, 5) float codes of integer groups (B,), without a host sync."""
+    return torch.zeros(labels.shape[0], NUM_GROUPS, device=labels.device).scatter_(1, labels.long().unsqueeze(1), 1.0)
+
+
 class AcGANStep:
     """One AcGANs training iteration: a critic update, then (every
     ``n_critic``-th iteration) a generator update.
@@ -374,23 +382,28 @@ class AcGANStep:
         b = real.shape[0]
         offsets, alpha = step_randomness(cfg.seed, step, self.rank, b, device, self.world)
         target = (labels + offsets) % NUM_GROUPS
-        update_g = step % cfg.n_critic == cfg.n_critic - 1
+        # One-hot codes built with scatter: integer labels would be range-checked
+        # on the host by the library's validation (a device synchronisation).
+        source_codes = codes_of(labels)
+        target_codes = codes_of(target)
+        update_g = step >= cfg.critic_warmup and step % cfg.n_critic == cfg.n_critic - 1
         metrics: Dict[str, Any] = {}
 
         # ---- critic ---------------------------------------------------- #
         with self._autocast(device):
             if update_g and opt.reuse_fake:
-                gen = self.g(real, target)
+                gen = self.g(real, target_codes)
                 fake = gen.image.detach()
             else:
                 with torch.no_grad():
-                    fake = self.g(real, target).image
+                    fake = self.g(real, target_codes).image
             fake = fake.float()
             real_s, fake_s, mixed_s, real_logits, mixed = self._critic_scores(real, fake, alpha)
             d_adv = attngan.wgan_critic_loss(real_s.float(), fake_s.float())
-            d_cls = attngan.classification_loss(real_logits, labels)
+            d_cls = attngan.classification_loss(real_logits, source_codes)
         gp_scale = self.scaler.get_scale() if self.scaler is not None else None
-        gp = attngan.gradient_norm_penalty(mixed_s.float(), mixed, grad_scale=gp_scale)
+        gp = attngan.gradient_norm_penalty(mixed_s.float(), mixed, grad_scale=gp_scale,
+                                           create_graph=cfg.gp_mode == "joint", retain_graph=True)
         d_params = list(self.d.parameters())
         if cfg.gp_mode == "joint":
             d_loss = cfg.lambda_adv * (d_adv + cfg.lambda_gp * gp) + cfg.lambda_cls * d_cls
@@ -413,10 +426,10 @@ class AcGANStep:
             try:
                 with self._autocast(device):
                     if not opt.reuse_fake:
-                        gen = self.g(real, target)
+                        gen = self.g(real, target_codes)
                     scored = self.d_plain(gen.image)
                     g_adv = attngan.wgan_generator_loss(scored.realness.float())
-                    g_cls = attngan.classification_loss(scored.logits, target)
+                    g_cls = attngan.classification_loss(scored.logits, target_codes)
                     g_att = self.attention_loss(gen.attention.float())
                     g_loss = cfg.lambda_adv * g_adv + cfg.lambda_att * g_att + cfg.lambda_cls * g_cls
                     if cfg.lambda_l1 > 0:
