@@ -408,6 +408,7 @@ def build_config(parser: argparse.ArgumentParser, args: argparse.Namespace, *, b
         image_size=args.image_size, batch_size=batch_size if batch_size is not None else args.batch_size,
         g_channels=args.g_channels, g_res_blocks=args.g_res_blocks, d_channels=args.d_channels,
         channels_last=args.channels_last, compile=args.compile, seed=args.seed, progress=False,
+        critic_warmup=0,  # time full iterations (critic and generator steps)
     )
     try:
         return acgan.validate_config(cfg)

@@ -72,7 +72,7 @@ class TrainConfig:
     g_channels: Optional[int] = _opt(None, "generator base width (paper: 64)")
     g_res_blocks: Optional[int] = _opt(None, "generator residual blocks (paper: 6)")
     g_downsamples: int = _opt(2, "generator down-samplings (paper: 2)")
-    g_attention_bias: float = _opt(0.0, "initial bias of the attention head (>0 starts near copying the input)")
+    g_attention_bias: Optional[float] = _opt(None, "initial bias of the attention head (>0 starts near copying the input)")
     d_channels: Optional[int] = _opt(None, "critic base width (paper: 64)")
     d_max_channels: int = _opt(1024, "critic width cap (released code: 4096 at 224 px)")
     generator_mode: str = _opt("attention", "attention (AcGANs) or no-attention (output = colour head; ablation)")
@@ -83,10 +83,10 @@ class TrainConfig:
     lambda_gp: float = _opt(10.0, "lambda_gp, gradient-penalty weight")
     lambda_tv: Optional[float] = _opt(None, "lambda_TV (default 5e-5 for the paper form, 1e-4 released)")
     lambda_l1: float = _opt(0.0, "weight of an L1 pixel loss to the input (ablation baseline; paper: 0)")
-    attention_form: str = _opt("paper", "paper (squared TV + ||A||_2) or released (absolute TV + mean A)")
+    attention_form: Optional[str] = _opt(None, "paper (squared TV + ||A||_2) or released (absolute TV + mean A)")
     gp_mode: str = _opt("joint", "joint (penalty in the critic loss, paper) or separate (own backward+step, released code)")
     n_critic: int = _opt(1, "critic iterations per generator update (paper: 1; released code: 2)")
-    critic_warmup: int = _opt(0, "first iterations that train only the critic (paper: 0)")
+    critic_warmup: Optional[int] = _opt(None, "first iterations that train only the critic (paper: 0)")
     # optimiser
     lr: float = _opt(1e-4, "Adam learning rate (both networks)")
     beta1: float = _opt(0.5, "Adam beta1")
@@ -110,11 +110,16 @@ PRESET_VALUES: Dict[str, Dict[str, Any]] = {
     "paper": dict(
         image_size=224, batch_size=64, epochs=100, g_channels=64, g_res_blocks=6, d_channels=64,
         num_subjects=2000, sample_every=1000, checkpoint_every=1000, channels_last=True,
+        attention_form="paper", critic_warmup=0, g_attention_bias=0.0,
     ),
     "cpu-demo": dict(
         image_size=64, batch_size=16, epochs=1000, max_steps=3000, max_minutes=12.0,
         g_channels=32, g_res_blocks=3, d_channels=32, num_subjects=500,
         sample_every=250, checkpoint_every=250, channels_last=True,
+        # Short-budget stabilisers (see the guide): the released code's mean(A)
+        # attention term, a critic that learns the ages first, masks that start
+        # near copying the input.
+        attention_form="released", critic_warmup=200, g_attention_bias=3.0,
     ),
 }
 

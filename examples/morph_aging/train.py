@@ -331,6 +331,7 @@ def train(cfg: TrainConfig) -> int:
     sums: Dict[str, Any] = {}
     counts: Dict[str, int] = {}
     skipped_total, consecutive_skipped = 0, 0
+    warned_collapse = False
     t_start = t_log = time.perf_counter()
     images_since_log = 0
     step = start_step
@@ -371,6 +372,12 @@ def train(cfg: TrainConfig) -> int:
                     if metrics_file is not None:
                         metrics_file.write(json.dumps(record) + "\n")
                         metrics_file.flush()
+                    if is_main and not warned_collapse and record.get("attention_mean", 1.0) < 0.02:
+                        warned_collapse = True
+                        print(f"\nwarning: mean attention {record['attention_mean']:.3f} at step {step}: the masks "
+                              "have collapsed to 0, so the generator repaints whole images and no longer keeps "
+                              "background or identity. Try --attention-form released, --critic-warmup 200 and "
+                              "--g-attention-bias 3 (see the guide).", file=sys.stderr)
                     if bar is not None:
                         bar.set_postfix(d=f"{record.get('d_loss', math.nan):.2f}",
                                         g=f"{record.get('g_loss', math.nan):.2f}",

@@ -55,7 +55,7 @@ def one_thread():
 def setup():
     cfg = acgan.validate_config(acgan.TrainConfig(
         data="random-tensors", image_size=32, batch_size=4, g_channels=8, g_res_blocks=1, d_channels=8,
-        device="cpu", precision="fp32", seed=3,
+        device="cpu", precision="fp32", seed=3, critic_warmup=0,
     ))
     torch.manual_seed(0)
     g0, d0 = acgan.build_generator(cfg), acgan.build_critic(cfg)
