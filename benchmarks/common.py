@@ -519,3 +519,13 @@ def utilisation_fields(flops_per_item: float, model_flops_per_item: float, items
         "utilisation": achieved / peak if peak else None,
         "model_utilisation": model / peak if peak else None,
     }
+
+
+def finish(out: Dict[str, Any], results: Dict[str, Any], timings: Any, rate_key: str, json_out: Optional[str]) -> int:
+    """Add the speed-ups against the ``plain`` case (when there is one), emit the JSON, return 0."""
+    if "plain" in results and len(results) > 1:
+        base = results["plain"][rate_key]
+        out["speedup_vs_plain"] = {n: r[rate_key] / base for n, r in results.items() if n != "plain"}
+        out["speedup_vs_plain_paired"] = paired_speedups(timings, "plain")
+    emit(out, json_out)
+    return 0

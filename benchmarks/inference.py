@@ -172,12 +172,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         "metadata": common.metadata(device),
         "results": results,
     }
-    if "plain" in results and len(results) > 1:
-        base = results["plain"]["faces_per_second"]
-        out["speedup_vs_plain"] = {n: r["faces_per_second"] / base for n, r in results.items() if n != "plain"}
-        out["speedup_vs_plain_paired"] = common.paired_speedups(timings, "plain")
-    common.emit(out, args.json_out)
-    return 0
+    return common.finish(out, results, timings, "faces_per_second", args.json_out)
 
 
 if __name__ == "__main__":

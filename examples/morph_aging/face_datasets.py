@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import csv
 import math
-import operator
 import os
 import re
 import warnings
@@ -50,6 +49,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 from torch.utils.data import Dataset
+
+from synthetic_faces import check_index
 
 __all__ = [
     "AGE_GROUP_BOUNDS",
@@ -789,19 +790,7 @@ class FaceImageDataset(Dataset):
         return torch.from_numpy(self._subjects.copy())
 
     def _check_index(self, index: Any) -> int:
-        if isinstance(index, torch.Tensor):
-            if index.numel() != 1 or index.is_floating_point():
-                raise TypeError(f"index must be an int, got tensor of shape {tuple(index.shape)}")
-            index = int(index.item())
-        if isinstance(index, bool):
-            raise TypeError("index must be an int, got bool")
-        try:
-            i = operator.index(index)
-        except TypeError:
-            raise TypeError(f"index must be an int, got {type(index).__name__}") from None
-        if not 0 <= i < len(self):
-            raise IndexError(f"index must be in [0, {len(self) - 1}], got {i}")
-        return i
+        return check_index(index, len(self))
 
     def __getitem__(self, index: Any) -> Dict[str, torch.Tensor]:
         i = self._check_index(index)

@@ -752,6 +752,24 @@ def _region(idn: _Identity, group_ts: Sequence[float], size: int) -> np.ndarray:
 # --------------------------------------------------------------------------
 
 
+def check_index(index: Any, length: int) -> int:
+    """``index`` as a Python int in ``[0, length)``: TypeError for non-integers
+    (bools and float tensors included), IndexError when out of range."""
+    if isinstance(index, torch.Tensor):
+        if index.numel() != 1 or index.is_floating_point():
+            raise TypeError(f"index must be an int, got tensor of shape {tuple(index.shape)} and dtype {index.dtype}")
+        index = int(index.item())
+    if isinstance(index, bool):
+        raise TypeError("index must be an int, got bool")
+    try:
+        i = operator.index(index)
+    except TypeError:
+        raise TypeError(f"index must be an int, got {type(index).__name__}") from None
+    if not 0 <= i < length:
+        raise IndexError(f"index must be in [0, {length - 1}], got {i}")
+    return i
+
+
 class SyntheticFaces(Dataset):
     """Procedural faces with known age group, identity and face region.
 
@@ -837,19 +855,7 @@ class SyntheticFaces(Dataset):
     # -- rendering -------------------------------------------------------
 
     def _check_index(self, index: Any) -> int:
-        if isinstance(index, torch.Tensor):
-            if index.numel() != 1 or index.is_floating_point():
-                raise TypeError(f"index must be an int, got tensor of shape {tuple(index.shape)} and dtype {index.dtype}")
-            index = int(index.item())
-        if isinstance(index, bool):
-            raise TypeError("index must be an int, got bool")
-        try:
-            i = operator.index(index)
-        except TypeError:
-            raise TypeError(f"index must be an int, got {type(index).__name__}") from None
-        if not 0 <= i < len(self):
-            raise IndexError(f"index must be in [0, {len(self) - 1}], got {i}")
-        return i
+        return check_index(index, len(self))
 
     def _check_group(self, group: Any) -> int:
         return _check_int(group, "group", low=0, high=NUM_GROUPS - 1)
