@@ -72,6 +72,7 @@ class TrainConfig:
     g_channels: Optional[int] = _opt(None, "generator base width (paper: 64)")
     g_res_blocks: Optional[int] = _opt(None, "generator residual blocks (paper: 6)")
     g_downsamples: int = _opt(2, "generator down-samplings (paper: 2)")
+    g_upsample: str = _opt("transpose", "generator up-sampling: transpose (4x4 transposed convs, paper lineage) or nearest (+3x3 conv)")
     g_attention_bias: Optional[float] = _opt(None, "initial bias of the attention head (>0 starts near copying the input)")
     d_channels: Optional[int] = _opt(None, "critic base width (paper: 64)")
     d_max_channels: int = _opt(1024, "critic width cap (released code: 4096 at 224 px)")
@@ -124,7 +125,8 @@ PRESET_VALUES: Dict[str, Dict[str, Any]] = {
 }
 
 #: Fields that define the networks: a checkpoint only fits a model with equal values.
-MODEL_FIELDS = ("image_size", "g_channels", "g_res_blocks", "g_downsamples", "d_channels", "d_max_channels", "generator_mode")
+MODEL_FIELDS = ("image_size", "g_channels", "g_res_blocks", "g_downsamples", "g_upsample", "d_channels",
+                "d_max_channels", "generator_mode")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -214,7 +216,7 @@ def validate_config(cfg: TrainConfig) -> TrainConfig:
     if cfg.workers is not None and cfg.workers < 0:
         bad("workers", f"must be >= 0, got {cfg.workers}")
     for name, choices in (("generator_mode", ("attention", "no-attention")), ("attention_form", ("paper", "released")),
-                          ("gp_mode", ("joint", "separate")),
+                          ("gp_mode", ("joint", "separate")), ("g_upsample", ("transpose", "nearest")),
                           ("data_kind", ("auto", "morph", "cacd", "utkface", "fgnet", "csv"))):
         if getattr(cfg, name) not in choices:
             bad(name, f"must be one of {', '.join(choices)}, got {getattr(cfg, name)!r}")
@@ -245,7 +247,7 @@ class NoAttentionGenerator(nn.Module):
 def build_generator(cfg: TrainConfig) -> nn.Module:
     g = attngan.AttentionGenerator(
         num_classes=NUM_GROUPS, base_channels=cfg.g_channels, num_downsamples=cfg.g_downsamples,
-        num_residual_blocks=cfg.g_res_blocks, attention_bias=cfg.g_attention_bias,
+        num_residual_blocks=cfg.g_res_blocks, attention_bias=cfg.g_attention_bias, upsample=cfg.g_upsample,
     )
     return NoAttentionGenerator(g) if cfg.generator_mode == "no-attention" else g
 
@@ -522,8 +524,9 @@ def load_checkpoint(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
 
 def check_compatible(saved: Dict[str, Any], cfg: TrainConfig, path: str) -> None:
     """Refuse a checkpoint whose networks differ from the configured ones."""
-    diffs = [f"{k}: checkpoint {saved.get(k)!r} vs requested {getattr(cfg, k)!r}"
-             for k in MODEL_FIELDS if saved.get(k) != getattr(cfg, k)]
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    diffs = [f"{k}: checkpoint {saved.get(k, defaults[k])!r} vs requested {getattr(cfg, k)!r}"
+             for k in MODEL_FIELDS if saved.get(k, defaults[k]) != getattr(cfg, k)]
     if diffs:
         raise CheckpointError(f"checkpoint {path} does not fit this model:\n  " + "\n  ".join(diffs))
 
