@@ -470,8 +470,11 @@ def evaluate(args: argparse.Namespace, command: str) -> Tuple[Dict[str, Any], in
     g = g.to(device).eval()
     data_arg = args.data if args.data is not None else cfg.data
     synthetic = data_arg == "synthetic"
-    est = build_estimators(args.estimator, synthetic, cfg, image_size, args, device)
     data = load_data(data_arg, args.split, cfg, image_size)
+    if not bool((data.labels == SOURCE_GROUP).any()):
+        raise EvalError(f"no test faces of group {GROUPS[SOURCE_GROUP]} in {data.description}"
+                        + ("; try --split all" if args.split == "test" else ""))
+    est = build_estimators(args.estimator, synthetic, cfg, image_size, args, device)
     failures: List[str] = []
     notes: List[str] = list(data.notes)
 
