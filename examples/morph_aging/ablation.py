@@ -20,7 +20,8 @@ Variants (each trained by ``train.py`` into ``OUT/<variant>``):
 
 Every variant gets the same budget: ``--max-steps N`` iterations or
 ``--max-minutes M`` of wall time each (with neither, train.py's preset
-decides, equally for all). Flags after ``--`` go to every train.py run
+decides, equally for all; note that with ``--max-minutes`` the preset's
+step cap still applies, e.g. 3000 iterations for cpu-demo). Flags after ``--`` go to every train.py run
 (e.g. ``-- --image-size 64 --num-subjects 200``); the flags the ablation
 sets itself (``--out``, ``--generator-mode``, ``--lambda-l1``,
 ``--max-steps``, ``--max-minutes``, ``--resume``) are refused there.
@@ -109,12 +110,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--retrain", action="store_true", help="train variants again even when finished")
     parser.add_argument("--num-faces", type=int, default=200, metavar="N", help="evaluate.py --num-faces")
     parser.add_argument("--num-examples", type=int, default=4, metavar="K", help="inputs shown in ablation.png")
-    parser.add_argument("--classifier-steps", type=int, default=None, help="evaluate.py --classifier-steps")
-    parser.add_argument("--classifier-subjects", type=int, default=None, help="evaluate.py --classifier-subjects")
+    parser.add_argument("--classifier-steps", type=int, default=None, metavar="N", help="evaluate.py --classifier-steps")
+    parser.add_argument("--classifier-subjects", type=int, default=None, metavar="N",
+                        help="evaluate.py --classifier-subjects")
     parser.add_argument("--estimator", default="auto", choices=("auto", "synthetic", "dlib"),
                         help="evaluate.py --estimator")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="for evaluate.py")
-    parser.add_argument("--progress", default="true", metavar="BOOL", help="progress bars in train.py and evaluate.py")
+    parser.add_argument("--progress", default="true", choices=("true", "false"),
+                        help="progress bars in train.py and evaluate.py")
     return parser
 
 

@@ -56,7 +56,6 @@ missing, :class:`EstimatorUnavailable` says what to install.
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import math
 import os

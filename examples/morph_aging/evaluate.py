@@ -55,7 +55,8 @@ Metrics (generated faces are first quantised to 8 bits, as if saved as PNG):
 * Sharpness: variance of the Laplacian (4-neighbour kernel on the 8-bit luma
   ``0.299 R + 0.587 G + 0.114 B``, valid pixels) averaged over the generated
   faces of a target group, divided by the same average over real test faces
-  of that group (1 = as sharp as real faces, below 1 = blurrier).
+  of that group (1 = as sharp as real faces, below 1 = blurrier; well above 1
+  means high-frequency noise or artefacts, which the Laplacian counts too).
 
 Exit status: 0 evaluated; 1 evaluated, but some faces could not be read (each
 is reported, the report is still written); 2 usage error, unusable
@@ -333,11 +334,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="auto: synthetic on synthetic data, dlib on real data")
     parser.add_argument("--estimator-cache", default=None, metavar="PATH",
                         help="file of the trained synthetic age classifier (default: ~/.cache/attngan/...)")
-    parser.add_argument("--classifier-steps", type=_positive, default=500,
+    parser.add_argument("--classifier-steps", type=_positive, default=500, metavar="N",
                         help="training steps of the synthetic age classifier")
-    parser.add_argument("--classifier-subjects", type=_positive, default=600,
+    parser.add_argument("--classifier-subjects", type=_positive, default=600, metavar="N",
                         help="synthetic subjects (5 images each) the classifier is trained on")
-    parser.add_argument("--batch-size", type=_positive, default=32, help="generator batch size")
+    parser.add_argument("--batch-size", type=_positive, default=32, metavar="B", help="generator batch size")
     parser.add_argument("--num-examples", type=int, default=4, metavar="K", help="faces shown in examples.png")
     parser.add_argument("--device", default="auto", choices=acgan.DEVICES, help="where the networks run")
     parser.add_argument("--progress", type=_bool, default=True, metavar="BOOL", help="show progress bars")
@@ -663,7 +664,8 @@ def evaluate(args: argparse.Namespace, command: str) -> Tuple[Dict[str, Any], in
                        f"outside the central ellipse with semi-axes {ELLIPSE_AXES[0]:.2f} W, {ELLIPSE_AXES[1]:.2f} H",
                        "targets": background},
         "sharpness": {"definition": "variance of the 4-neighbour Laplacian of the 8-bit luma; ratio = generated / "
-                                    "real faces of the target group", "targets": sharpness},
+                                    "real faces of the target group (below 1: blurrier than real faces; well above "
+                                    "1: high-frequency noise or artefacts rather than detail)", "targets": sharpness},
         "summary": summary,
         "examples_png": "examples.png" if examples is not None else None,
         "failures": failures,
@@ -849,11 +851,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     command = "python examples/morph_aging/evaluate.py " + " ".join(shlex.quote(a) for a in argv)
     try:
         bundle, code = evaluate(args, command)
-        bundle["results"] = _sanitize(bundle["results"])
-        write_outputs(args.out, bundle)
     except EvalError as exc:
         _error(str(exc))
         return EXIT_USAGE
+    bundle["results"] = _sanitize(bundle["results"])
+    try:
+        write_outputs(args.out, bundle)
     except OSError as exc:
         _error(f"cannot write the results to {args.out}: {exc}")
         return EXIT_USAGE
