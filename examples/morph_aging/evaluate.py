@@ -707,7 +707,9 @@ def render_report(r: Dict[str, Any]) -> str:
     est = r["estimator"]
     out = [f"# AcGAN evaluation: step {r['step'] if r['step'] is not None else '?'}", ""]
     out += ["```", r["command"], "```", ""]
-    out += [f"* checkpoint: `{r['checkpoint']}` (step {r['step']}, {r['checkpoint_reason'] or 'no reason recorded'})",
+    where = (f"step {r['step']}, {r['checkpoint_reason'] or 'no reason recorded'}" if r["step"] is not None
+             else "exported generator: step unknown")
+    out += [f"* checkpoint: `{r['checkpoint']}` ({where})",
             "* config: " + ", ".join(f"{k} {v}" for k, v in cfg.items() if v is not None),
             f"* data: {r['data']['description']}; inputs per source group: "
             + ", ".join(f"{k}: {v}" for k, v in r["data"]["num_inputs"].items())]
@@ -864,7 +866,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     for msg in r["failures"]:
         print(msg, file=sys.stderr)
     s = r["summary"]
-    print(f"evaluated step {r['step']} on {sum(r['data']['num_inputs'].values())} input face(s): age accuracy "
+    print(f"evaluated {'step ' + str(r['step']) if r['step'] is not None else 'the exported generator'} on {sum(r['data']['num_inputs'].values())} input face(s): age accuracy "
           f"{_pct(s['age_accuracy'])}, mean |age difference| {_f(s['mean_abs_age_difference'])} years, verification "
           f"confidence {_f(s['verification_confidence'])}, background MAE {_f(s['background_mae'])}; "
           f"report in {os.path.join(args.out, 'report.md')}")
