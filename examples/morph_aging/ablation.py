@@ -59,6 +59,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+import train
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 TRAIN = os.path.join(HERE, "train.py")
 EVALUATE = os.path.join(HERE, "evaluate.py")
@@ -69,7 +71,7 @@ VARIANTS = ("attention", "no-attention", "no-attention-l1")
 #: Flags the ablation sets itself; refused after ``--``.
 RESERVED = ("--out", "--generator-mode", "--lambda-l1", "--max-steps", "--max-minutes", "--resume")
 #: Checkpoint reasons of a run that needs no more training.
-DONE_REASONS = ("finished", "time budget reached")
+DONE_REASONS = (train.FINISHED, train.TIME_BUDGET)
 #: Columns of the side-by-side table: (summary key, header, format).
 COLUMNS = (
     ("age_accuracy", "Age accuracy", "pct"),

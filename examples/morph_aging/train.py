@@ -32,6 +32,8 @@ import acgan
 from acgan import TrainConfig
 
 EXIT_INTERRUPTED = 130
+#: Reasons a run ends with, recorded in the last checkpoint's ``extra["reason"]``.
+FINISHED, TIME_BUDGET, INTERRUPTED, DIVERGED = "finished", "time budget reached", "interrupted", "diverged"
 RUN_LENGTH_FIELDS = ("epochs", "max_steps", "max_minutes", "resume", "progress", "log_every", "sample_every",
                      "checkpoint_every", "workers", "out", "compile", "device")
 
@@ -335,9 +337,9 @@ def train(cfg: TrainConfig) -> int:
     t_start = t_log = time.perf_counter()
     images_since_log = 0
     step = start_step
-    status, exit_code = "finished", 0
+    status, exit_code = FINISHED, 0
     with Interrupt() as interrupt:
-        while step < total_steps and status == "finished":
+        while step < total_steps and status == FINISHED:
             epoch, first = divmod(step, source.steps_per_epoch)
             lr = cfg.lr * cfg.lr_decay ** (epoch // cfg.lr_decay_every)
             for opt in (opt_g, opt_d):
@@ -354,7 +356,7 @@ def train(cfg: TrainConfig) -> int:
                     bad = nonfinite_terms(metrics) or ["a gradient"]
                     print(f"error: {consecutive_skipped} consecutive steps had non-finite values "
                           f"({', '.join(bad)}); stopping. Try a lower --lr or --precision fp32.", file=sys.stderr)
-                    status, exit_code = "diverged", 3
+                    status, exit_code = DIVERGED, 3
                     break
                 for k, v in metrics.items():
                     sums[k] = sums[k] + v if k in sums else v
@@ -388,12 +390,12 @@ def train(cfg: TrainConfig) -> int:
                     write_outputs(step, "periodic")
                 over_time = cfg.max_minutes is not None and time.perf_counter() - t_start > cfg.max_minutes * 60
                 if any_rank(interrupt.requested or over_time, world, device) if (world == 1 or step % cfg.log_every == 0) else False:
-                    status = "interrupted" if interrupt.requested else "time budget reached"
+                    status = INTERRUPTED if interrupt.requested else TIME_BUDGET
                     exit_code = EXIT_INTERRUPTED if interrupt.requested else 0
                     break
                 if step >= total_steps:
                     break
-        if status != "diverged":
+        if status != DIVERGED:
             write_outputs(step, status)
     if bar is not None:
         bar.close()
