@@ -72,7 +72,7 @@ class TrainConfig:
     g_channels: Optional[int] = _opt(None, "generator base width (paper: 64)")
     g_res_blocks: Optional[int] = _opt(None, "generator residual blocks (paper: 6)")
     g_downsamples: int = _opt(2, "generator down-samplings (paper: 2)")
-    g_upsample: str = _opt("transpose", "generator up-sampling: transpose (4x4 transposed convs, paper lineage) or nearest (+3x3 conv)")
+    g_upsample: Optional[str] = _opt(None, "generator up-sampling: transpose (4x4 transposed convs, paper lineage) or nearest (+3x3 conv)")
     g_attention_bias: Optional[float] = _opt(None, "initial bias of the attention head (>0 starts near copying the input)")
     d_channels: Optional[int] = _opt(None, "critic base width (paper: 64)")
     d_max_channels: int = _opt(1024, "critic width cap (released code: 4096 at 224 px)")
@@ -111,7 +111,7 @@ PRESET_VALUES: Dict[str, Dict[str, Any]] = {
     "paper": dict(
         image_size=224, batch_size=64, epochs=100, g_channels=64, g_res_blocks=6, d_channels=64,
         num_subjects=2000, sample_every=1000, checkpoint_every=1000, channels_last=True,
-        attention_form="paper", critic_warmup=0, g_attention_bias=0.0,
+        attention_form="paper", critic_warmup=0, g_attention_bias=0.0, g_upsample="transpose",
     ),
     "cpu-demo": dict(
         image_size=64, batch_size=16, epochs=1000, max_steps=3000, max_minutes=12.0,
@@ -119,8 +119,8 @@ PRESET_VALUES: Dict[str, Dict[str, Any]] = {
         sample_every=250, checkpoint_every=250, channels_last=True,
         # Short-budget stabilisers (see the guide): the released code's mean(A)
         # attention term, a critic that learns the ages first, masks that start
-        # near copying the input.
-        attention_form="released", critic_warmup=200, g_attention_bias=3.0,
+        # near copying the input, and up-sampling without checkerboard artefacts.
+        attention_form="released", critic_warmup=200, g_attention_bias=3.0, g_upsample="nearest",
     ),
 }
 
@@ -525,6 +525,7 @@ def load_checkpoint(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
 def check_compatible(saved: Dict[str, Any], cfg: TrainConfig, path: str) -> None:
     """Refuse a checkpoint whose networks differ from the configured ones."""
     defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    defaults["g_upsample"] = "transpose"  # checkpoints from before the option existed
     diffs = [f"{k}: checkpoint {saved.get(k, defaults[k])!r} vs requested {getattr(cfg, k)!r}"
              for k in MODEL_FIELDS if saved.get(k, defaults[k]) != getattr(cfg, k)]
     if diffs:
