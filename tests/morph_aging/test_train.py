@@ -282,3 +282,36 @@ def test_two_process_ddp_matches_one_process(tmp_path):
         assert torch.allclose(t, b["critic"][name], atol=1e-5), name
     diffs = torch.cat([(t - b["generator"][n]).abs().flatten() for n, t in a["generator"].items()])
     assert diffs.max() <= 5 * 1e-4 and diffs.mean() < 1e-6
+
+
+def _write_fgnet_folder(folder, n_subjects=6, rng_seed=0):
+    """A tiny FG-NET-style dataset: {subject:03d}A{age:02d}.JPG with ages across the groups."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(rng_seed)
+    folder.mkdir(parents=True)
+    ages = [12, 25, 33, 47, 60]
+    for s in range(1, n_subjects + 1):
+        for age in ages:
+            pixels = rng.integers(0, 255, size=(40, 50, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(folder / f"{s:03d}A{age:02d}.JPG", quality=90)
+
+
+def test_trains_on_a_real_dataset_folder(tmp_path):
+    data = tmp_path / "fgnet"
+    _write_fgnet_folder(data)
+    out = tmp_path / "run"
+    assert run_main(out, "--data", str(data), "--max-steps", "2", "--test-fraction", "0.2") == 0
+    cfg = json.loads((out / "config.json").read_text())
+    # 6 subjects x 5 images, split by subject: 5 subjects train, 1 test
+    assert cfg["resolved"]["train_images"] == 25 and cfg["resolved"]["test_images"] == 5
+    assert weights(out)["step"] == 2
+
+
+def test_unusable_dataset_folder_is_a_clear_error(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert run_main(tmp_path / "run", "--data", str(empty), "--max-steps", "1") == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and str(empty) in err and "Traceback" not in err
