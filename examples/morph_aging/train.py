@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import os
 import signal
 import sys
@@ -381,10 +380,8 @@ def train(cfg: TrainConfig) -> int:
                               "background or identity. Try --attention-form released, --critic-warmup 200 and "
                               "--g-attention-bias 3 (see the guide).", file=sys.stderr)
                     if bar is not None:
-                        bar.set_postfix(d=f"{record.get('d_loss', math.nan):.2f}",
-                                        g=f"{record.get('g_loss', math.nan):.2f}",
-                                        att=f"{record.get('attention_mean', math.nan):.2f}",
-                                        ips=f"{record['images_per_second']:.1f}")
+                        shown = {"d": "d_loss", "g": "g_loss", "att": "attention_mean", "ips": "images_per_second"}
+                        bar.set_postfix({k: f"{record[v]:.2f}" for k, v in shown.items() if v in record})
                     sums, counts, images_since_log, t_log = {}, {}, 0, now
                 if step % cfg.checkpoint_every == 0 or step % cfg.sample_every == 0:
                     write_outputs(step, "periodic")
