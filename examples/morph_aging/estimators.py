@@ -56,7 +56,6 @@ missing, :class:`EstimatorUnavailable` says what to install.
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import os
 import time
@@ -529,22 +528,13 @@ def _to_uint8_hwc(image: torch.Tensor) -> np.ndarray:
 
 
 def _model_file(name: str) -> str:
-    """Path of a model file of ``face_recognition_models`` without importing it
-    (its ``__init__`` imports pkg_resources, gone from recent setuptools)."""
+    """Path of a model file of ``face_recognition_models`` (see face_align)."""
+    import face_align
+
     try:
-        spec = importlib.util.find_spec("face_recognition_models")
-    except (ImportError, ValueError):
-        spec = None
-    roots = list(spec.submodule_search_locations or []) if spec is not None else []
-    if not roots:
-        raise EstimatorUnavailable(
-            f"the dlib verifier needs the 'face' extra (face_recognition_models is missing): {INSTALL_HINT}")
-    for root in roots:
-        path = os.path.join(root, "models", name)
-        if os.path.isfile(path):
-            return path
-    raise EstimatorUnavailable(f"{name} is missing from face_recognition_models in {roots[0]}: reinstall with "
-                               f"{INSTALL_HINT}")
+        return face_align.face_model_file(name)
+    except face_align.FaceExtraMissing as exc:
+        raise EstimatorUnavailable(str(exc)) from None
 
 
 def _import_dlib():

