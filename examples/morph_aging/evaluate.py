@@ -81,6 +81,7 @@ import torch.nn.functional as F
 
 import acgan
 import estimators
+from train import parse_bool
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 SOURCE_GROUP = 0
@@ -291,15 +292,6 @@ def _hwc(x: torch.Tensor) -> np.ndarray:
 # --------------------------------------------------------------------------- #
 
 
-def _bool(text: str) -> bool:
-    value = text.strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
-
-
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -341,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=_positive, default=32, metavar="B", help="generator batch size")
     parser.add_argument("--num-examples", type=int, default=4, metavar="K", help="faces shown in examples.png")
     parser.add_argument("--device", default="auto", choices=acgan.DEVICES, help="where the networks run")
-    parser.add_argument("--progress", type=_bool, default=True, metavar="BOOL", help="show progress bars")
+    parser.add_argument("--progress", type=parse_bool, default=True, metavar="BOOL", help="show progress bars")
     return parser
 
 

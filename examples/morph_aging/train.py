@@ -42,7 +42,8 @@ RUN_LENGTH_FIELDS = ("epochs", "max_steps", "max_minutes", "resume", "progress",
 # --------------------------------------------------------------------------- #
 
 
-def _bool(text: str) -> bool:
+def parse_bool(text: str) -> bool:
+    """argparse type for true/false flags (1/0, yes/no, on/off)."""
     value = text.strip().lower()
     if value in ("1", "true", "yes", "on"):
         return True
@@ -66,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
             if f.default is False:
                 parser.add_argument(flag, action="store_true", help=helptext)
             else:
-                parser.add_argument(flag, type=_bool, default=f.default, metavar="BOOL", help=helptext)
+                parser.add_argument(flag, type=parse_bool, default=f.default, metavar="BOOL", help=helptext)
         elif "int" in kind:
             parser.add_argument(flag, type=int, default=f.default, help=helptext)
         elif "float" in kind:
