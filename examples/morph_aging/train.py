@@ -374,7 +374,8 @@ def train(cfg: TrainConfig) -> int:
                     if metrics_file is not None:
                         metrics_file.write(json.dumps(record) + "\n")
                         metrics_file.flush()
-                    if is_main and not warned_collapse and record.get("attention_mean", 1.0) < 0.02:
+                    if (is_main and not warned_collapse and cfg.generator_mode == "attention"
+                            and record.get("attention_mean", 1.0) < 0.02):
                         warned_collapse = True
                         print(f"\nwarning: mean attention {record['attention_mean']:.3f} at step {step}: the masks "
                               "have collapsed to 0, so the generator repaints whole images and no longer keeps "
