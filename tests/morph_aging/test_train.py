@@ -53,7 +53,9 @@ def test_outputs_of_a_short_run(tmp_path):
     out = tmp_path / "run"
     assert run_main(out, "--max-steps", "3") == 0
     cfg = json.loads((out / "config.json").read_text())
-    assert cfg["lambda_cls"] == 100.0 and cfg["lambda_tv"] == 5e-5 and cfg["resolved"]["total_steps"] == 3
+    assert cfg["lambda_cls"] == 100.0 and cfg["resolved"]["total_steps"] == 3
+    # on a CPU the cpu-demo preset takes the released code's attention term and its lambda_TV
+    assert cfg["preset"] == "cpu-demo" and cfg["attention_form"] == "released" and cfg["lambda_tv"] == 1e-4
     rows = read_metrics(out)
     assert [r["step"] for r in rows] == [1, 2, 3]
     for key in ("d_loss", "d_adv", "d_cls", "gp", "g_loss", "g_adv", "g_cls", "g_att", "attention_mean",
@@ -315,3 +317,11 @@ def test_unusable_dataset_folder_is_a_clear_error(tmp_path, capsys):
     assert run_main(tmp_path / "run", "--data", str(empty), "--max-steps", "1") == 2
     err = capsys.readouterr().err
     assert "error:" in err and str(empty) in err and "Traceback" not in err
+
+
+def test_paper_preset_is_the_papers_recipe():
+    cfg = train.parse_config(["--preset", "paper"])
+    assert (cfg.image_size, cfg.batch_size, cfg.epochs, cfg.g_channels, cfg.g_res_blocks) == (224, 64, 100, 64, 6)
+    assert (cfg.lambda_adv, cfg.lambda_att, cfg.lambda_cls, cfg.lambda_gp, cfg.lambda_tv) == (10, 2, 100, 10, 5e-5)
+    assert cfg.attention_form == "paper" and cfg.critic_warmup == 0 and cfg.g_attention_bias == 0.0
+    assert cfg.lr == 1e-4 and cfg.n_critic == 1 and cfg.gp_mode == "joint" and cfg.g_upsample == "transpose"
