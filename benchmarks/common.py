@@ -529,3 +529,13 @@ def finish(out: Dict[str, Any], results: Dict[str, Any], timings: Any, rate_key:
         out["speedup_vs_plain_paired"] = paired_speedups(timings, "plain")
     emit(out, json_out)
     return 0
+
+
+def base_method(args: argparse.Namespace, device: torch.device, num_cases: int) -> Dict[str, Any]:
+    """The ``method`` entries every benchmark shares (timing protocol and clock)."""
+    return {
+        "warmup_rounds": args.warmup, "repeats": args.repeats, "iters_per_repeat": args.iters_per_repeat,
+        "statistic": "median over repeats; spread as quartiles and min/max",
+        "interleaved": num_cases > 1,
+        "timer": "torch.cuda.Event pairs + synchronize" if device.type == "cuda" else "time.perf_counter",
+    }

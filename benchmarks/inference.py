@@ -162,10 +162,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             "seed": cfg.seed, "tf32": bool(args.tf32) if device.type == "cuda" else None,
         },
         "method": {
-            "warmup_rounds": args.warmup, "repeats": args.repeats, "iters_per_repeat": args.iters_per_repeat,
-            "statistic": "median over repeats; spread as quartiles and min/max",
-            "interleaved": len(cases) > 1,
-            "timer": "torch.cuda.Event pairs + synchronize" if device.type == "cuda" else "time.perf_counter",
+            **common.base_method(args, device, len(cases)),
             "flops": "torch.utils.flop_counter.FlopCounterMode over one eager fp32 call of age_all_groups",
             "inputs": "random faces in [-1, 1], made before timing; outputs converted to float32 (part of the call)",
         },
