@@ -377,6 +377,7 @@ class AcGANStep:
         ok = bool(torch.isfinite(loss.detach()) & torch.isfinite(norm))
         if self.scaler is not None:
             self.scaler.step(opt)  # skips by itself on inf gradients
+            self.scaler.update()  # per update: the separate penalty steps the critic twice
         elif ok:
             opt.step()
         return ok
@@ -450,8 +451,6 @@ class AcGANStep:
             metrics.update(g_loss=g_loss.detach(), g_adv=g_adv.detach(), g_cls=g_cls.detach(),
                            g_att=g_att.detach(), attention_mean=gen.attention.detach().float().mean(),
                            g_skipped=float(not g_ok))
-        if self.scaler is not None:
-            self.scaler.update()
         return metrics
 
 

@@ -325,3 +325,22 @@ def test_paper_preset_is_the_papers_recipe():
     assert (cfg.lambda_adv, cfg.lambda_att, cfg.lambda_cls, cfg.lambda_gp, cfg.lambda_tv) == (10, 2, 100, 10, 5e-5)
     assert cfg.attention_form == "paper" and cfg.critic_warmup == 0 and cfg.g_attention_bias == 0.0
     assert cfg.lr == 1e-4 and cfg.n_critic == 1 and cfg.gp_mode == "joint" and cfg.g_upsample == "transpose"
+
+
+@pytest.mark.parametrize("gp_mode", ["joint", "separate"])
+def test_step_with_a_grad_scaler(gp_mode):
+    """The fp16 path's GradScaler bookkeeping (exercised here on CPU in fp32):
+    both penalty modes run several iterations with finite losses."""
+    cfg = acgan.validate_config(acgan.TrainConfig(
+        data="random-tensors", image_size=32, batch_size=4, g_channels=8, g_res_blocks=1, d_channels=8,
+        device="cpu", precision="fp32", critic_warmup=0, gp_mode=gp_mode))
+    torch.manual_seed(0)
+    g, d = acgan.build_generator(cfg), acgan.build_critic(cfg)
+    opt_g, opt_d = acgan.build_optimizers(cfg, g, d, fused=False)
+    step = acgan.AcGANStep(cfg, g, d, opt_g, opt_d, scaler=torch.amp.GradScaler("cpu", init_scale=2.0**8))
+    real = torch.rand(4, 3, 32, 32) * 2 - 1
+    labels = torch.tensor([0, 1, 2, 3])
+    for i in range(3):
+        metrics = step(real, labels, i)
+        assert all(torch.isfinite(torch.as_tensor(v)).all() for v in metrics.values())
+        assert metrics["d_skipped"] == 0.0 and metrics["g_skipped"] == 0.0
