@@ -404,6 +404,9 @@ def train(cfg: TrainConfig) -> int:
         print(f"{status} at step {step}/{total_steps}: samples in {os.path.join(out, 'samples')}, "
               f"checkpoint {ckpt_path}", file=sys.stderr)
     if world > 1:
+        # Wait for rank 0's last checkpoint and samples before tearing down:
+        # a rank that leaves while its peer still works aborts inside gloo.
+        dist.barrier()
         dist.destroy_process_group()
     return exit_code
 
