@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 
 import pytest
 import torch
@@ -271,11 +272,20 @@ def test_two_process_ddp_matches_one_process(tmp_path):
     with the same global batch: the critic to float precision, the generator up
     to Adam's amplification of round-off on near-zero gradients (a few lr)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    port = str(29500 + os.getpid() % 1000)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
-           os.path.join(EXAMPLE, "train.py"), "--out", str(tmp_path / "ddp"), *TINY, "--max-steps", "2"]
-    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    for attempt in range(2):
+        port = str(29500 + (os.getpid() + attempt * 37) % 1000)
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
+               os.path.join(EXAMPLE, "train.py"), "--out", str(tmp_path / f"ddp{attempt}"), *TINY, "--max-steps", "2"]
+        result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+        # Known, rare (2 of ~60 runs here) and not understood: a gloo rank aborts
+        # with "terminate called without an active exception". Retried once,
+        # loudly; any other failure, or two in a row, fails the test.
+        if result.returncode != 0 and attempt == 0 and "terminate called without an active exception" in result.stderr:
+            warnings.warn("DDP run aborted in a gloo rank (known rare flake); retrying once")
+            continue
+        break
     assert result.returncode == 0, result.stderr[-3000:]
+    (tmp_path / f"ddp{attempt}").rename(tmp_path / "ddp")
     assert run_main(tmp_path / "single", "--max-steps", "2") == 0
     a, b = weights(tmp_path / "ddp"), weights(tmp_path / "single")
     cfg = json.loads((tmp_path / "ddp" / "config.json").read_text())
