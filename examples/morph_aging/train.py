@@ -388,7 +388,9 @@ def train(cfg: TrainConfig) -> int:
                 if step % cfg.checkpoint_every == 0 or step % cfg.sample_every == 0:
                     write_outputs(step, "periodic")
                 over_time = cfg.max_minutes is not None and time.perf_counter() - t_start > cfg.max_minutes * 60
-                if any_rank(interrupt.requested or over_time, world, device) if (world == 1 or step % cfg.log_every == 0) else False:
+                # several processes agree on stopping at logging steps only (one all-reduce)
+                check_stop = world == 1 or step % cfg.log_every == 0
+                if check_stop and any_rank(interrupt.requested or over_time, world, device):
                     status = INTERRUPTED if interrupt.requested else TIME_BUDGET
                     exit_code = EXIT_INTERRUPTED if interrupt.requested else 0
                     break
