@@ -132,7 +132,7 @@ class MultiHeadCritic(nn.Module):
         """The critic of the authors' released code: 7 layers, 64 to 4096 channels.
 
         At 224x224 its final map is 1x1. For comparisons only: it has about
-        24 times the parameters of the default critic at that size.
+        6.4 times the parameters of the default critic at that size (179 M against 28 M).
 
         Parameters
         ----------
