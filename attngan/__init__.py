@@ -3,13 +3,15 @@
 The pieces of AcGANs ("Look Globally, Age Locally", Zhu et al.) and its
 lineage (StarGAN, GANimation), as plain functions and modules: condition maps,
 the attention composition, the WGAN-GP penalty, total variation and the
-attention regulariser, adversarial and classification losses, and the
-attention generator and multi-head critic.
+attention regulariser, adversarial and classification losses, the
+attention generator and multi-head critic, and mask statistics that tell
+when a mask saturates.
 """
 
 from .composition import AttentionComposition, compose
 from .conditioning import broadcast_condition, concat_condition, one_hot, sample_target_labels
 from .critic import CriticOutput, MultiHeadCritic
+from .diagnostics import MaskStatistics, mask_statistics
 from .generator import AttentionGenerator, GeneratorOutput, ResidualBlock
 from .losses import classification_loss, per_sample_scores, wgan_critic_loss, wgan_generator_loss
 from .penalty import gradient_norm_penalty, gradient_penalty, random_interpolates, select_head
@@ -23,6 +25,7 @@ __all__ = [
     "AttentionRegularizer",
     "CriticOutput",
     "GeneratorOutput",
+    "MaskStatistics",
     "MultiHeadCritic",
     "ResidualBlock",
     "TotalVariation",
@@ -33,6 +36,7 @@ __all__ = [
     "concat_condition",
     "gradient_norm_penalty",
     "gradient_penalty",
+    "mask_statistics",
     "one_hot",
     "per_sample_scores",
     "random_interpolates",

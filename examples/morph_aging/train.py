@@ -245,6 +245,43 @@ class Interrupt:
             signal.signal(sig, handler)
 
 
+#: A mask has saturated when its mean or the fraction of its pixels near one
+#: end passes these bounds (logged as attention_mean / _near_zero / _near_one).
+SATURATION_MEAN = (0.05, 0.95)
+SATURATION_FRACTION = 0.9
+
+
+def mask_saturation(record: Dict[str, Any]) -> Optional[str]:
+    """``"zero"`` or ``"one"`` when the logged mask statistics have saturated, else None."""
+    if "attention_mean" not in record:
+        return None
+    if record["attention_mean"] < SATURATION_MEAN[0] or record.get("attention_near_zero", 0.0) > SATURATION_FRACTION:
+        return "zero"
+    if record["attention_mean"] > SATURATION_MEAN[1] or record.get("attention_near_one", 0.0) > SATURATION_FRACTION:
+        return "one"
+    return None
+
+
+def saturation_warning(side: str, record: Dict[str, Any], step: int, cfg: TrainConfig) -> str:
+    """One warning that names what the saturated masks mean, the likely cause and the flags to change."""
+    head = (f"warning: attention masks saturated at {0 if side == 'zero' else 1} at step {step} "
+            f"(mean {record['attention_mean']:.3f}, {record.get('attention_near_zero', 0):.0%} of pixels < 0.05, "
+            f"{record.get('attention_near_one', 0):.0%} > 0.95): ")
+    if side == "zero":
+        cause = ("the generator repaints whole images and keeps neither background nor identity. Likely cause: "
+                 "the attention norm term outweighs the adversarial and age terms")
+        if cfg.attention_form == "euclidean":
+            cause += (" (--attention-form euclidean grows with the image size; --attention-form paper does not)")
+        fix = f"lower --lambda-att (now {cfg.lambda_att:g})"
+    else:
+        cause = ("the generator copies its input and does not age it. Likely cause: the attention term is too weak "
+                 "against the age-classification term, or the masks started near 1")
+        fix = f"raise --lambda-att (now {cfg.lambda_att:g})"
+        if cfg.g_attention_bias:
+            fix += f" or lower --g-attention-bias (now {cfg.g_attention_bias:g})"
+    return head + cause + "; " + fix + " (see the guide, 'Attention collapse')."
+
+
 def nonfinite_terms(metrics: Dict[str, Any]) -> List[str]:
     return [k for k, v in metrics.items() if isinstance(v, torch.Tensor) and not bool(torch.isfinite(v).all())]
 
@@ -333,7 +370,7 @@ def train(cfg: TrainConfig) -> int:
     sums: Dict[str, Any] = {}
     counts: Dict[str, int] = {}
     skipped_total, consecutive_skipped = 0, 0
-    warned_collapse = False
+    warned_saturation: set = set()
     t_start = t_log = time.perf_counter()
     images_since_log = 0
     step = start_step
@@ -374,15 +411,14 @@ def train(cfg: TrainConfig) -> int:
                     if metrics_file is not None:
                         metrics_file.write(json.dumps(record) + "\n")
                         metrics_file.flush()
-                    if (is_main and not warned_collapse and cfg.generator_mode == "attention"
-                            and record.get("attention_mean", 1.0) < 0.02):
-                        warned_collapse = True
-                        print(f"\nwarning: mean attention {record['attention_mean']:.3f} at step {step}: the masks "
-                              "have collapsed to 0, so the generator repaints whole images and no longer keeps "
-                              "background or identity. Try --attention-form released, --critic-warmup 200 and "
-                              "--g-attention-bias 3 (see the guide).", file=sys.stderr)
+                    if is_main and cfg.generator_mode == "attention" and step >= cfg.critic_warmup + 100:
+                        side = mask_saturation(record)
+                        if side is not None and side not in warned_saturation:
+                            warned_saturation.add(side)
+                            print("\n" + saturation_warning(side, record, step, cfg), file=sys.stderr)
                     if bar is not None:
-                        shown = {"d": "d_loss", "g": "g_loss", "att": "attention_mean", "ips": "images_per_second"}
+                        shown = {"d": "d_loss", "g": "g_loss", "A": "attention_mean", "A0": "attention_near_zero",
+                                 "A1": "attention_near_one", "ips": "images_per_second"}
                         bar.set_postfix({k: f"{record[v]:.2f}" for k, v in shown.items() if v in record})
                     sums, counts, images_since_log, t_log = {}, {}, 0, now
                 if step % cfg.checkpoint_every == 0 or step % cfg.sample_every == 0:

@@ -153,10 +153,10 @@ masks = st.tuples(st.integers(1, 4), st.just(1), st.integers(1, 6), st.integers(
 
 @FAST
 @given(shape=masks, seed=seeds, lambda_tv=st.floats(0.0, 10.0))
-def test_paper_form_is_tv_squared_plus_per_sample_l2(shape, seed, lambda_tv):
+def test_paper_form_is_tv_squared_plus_root_mean_square(shape, seed, lambda_tv):
     a = _rand(shape, seed)
     got = attention_regularizer(a, lambda_tv=lambda_tv, form="paper")
-    per_sample = lambda_tv * naive_tv(a, squared=True) + a.flatten(1).norm(dim=1)
+    per_sample = lambda_tv * naive_tv(a, squared=True) + a.flatten(1).pow(2).mean(dim=1).sqrt()
     torch.testing.assert_close(got, per_sample.mean(), **TIGHT)
     torch.testing.assert_close(
         attention_regularizer(a, lambda_tv=lambda_tv, form="paper", reduction="none"), per_sample, **TIGHT
@@ -164,6 +164,41 @@ def test_paper_form_is_tv_squared_plus_per_sample_l2(shape, seed, lambda_tv):
     torch.testing.assert_close(
         attention_regularizer(a, lambda_tv=lambda_tv, form="paper", reduction="sum"), per_sample.sum(), **TIGHT
     )
+
+
+@FAST
+@given(shape=masks, seed=seeds, lambda_tv=st.floats(0.0, 10.0))
+def test_euclidean_form_is_tv_squared_plus_per_sample_l2(shape, seed, lambda_tv):
+    a = _rand(shape, seed)
+    got = attention_regularizer(a, lambda_tv=lambda_tv, form="euclidean", reduction="none")
+    per_sample = lambda_tv * naive_tv(a, squared=True) + a.flatten(1).norm(dim=1)
+    torch.testing.assert_close(got, per_sample, **TIGHT)
+
+
+@FAST
+@given(value=st.floats(0.0, 1.0), form=st.sampled_from(["paper", "released"]))
+def test_constant_mask_gives_the_same_value_at_every_resolution(value, form):
+    values = [attention_regularizer(torch.full((2, 1, s, s), value, dtype=torch.float64), form=form)
+              for s in (64, 128, 224)]
+    for v in values[1:]:
+        torch.testing.assert_close(v, values[0], **TIGHT)
+    torch.testing.assert_close(values[0], torch.tensor(value, dtype=torch.float64), **TIGHT)
+
+
+@pytest.mark.parametrize("size", [64, 128, 224])
+def test_euclidean_form_grows_with_the_square_root_of_the_pixel_count(size):
+    half = torch.full((1, 1, size, size), 0.5, dtype=torch.float64)
+    ratio = attention_regularizer(half, form="euclidean") / attention_regularizer(half, form="paper")
+    assert ratio.item() == pytest.approx(size)  # sqrt(H * W) for a square one-channel mask
+
+
+@FAST
+@given(shape=masks, seed=seeds)
+def test_paper_form_equals_released_norm_on_binary_masks(shape, seed):
+    a = (_rand(shape, seed) > 0.5).double()
+    paper = attention_regularizer(a, lambda_tv=0.0, form="paper", reduction="none")
+    released = attention_regularizer(a, lambda_tv=0.0, form="released", reduction="none")
+    torch.testing.assert_close(paper, released.sqrt(), **TIGHT)  # sqrt(mean(A^2)) = sqrt(mean(A)) for A in {0, 1}
 
 
 @FAST
@@ -185,24 +220,26 @@ def test_default_lambda_tv_per_form(shape, seed):
     paper = attention_regularizer(a)
     torch.testing.assert_close(paper, attention_regularizer(a, lambda_tv=5e-5, form="paper"), **TIGHT)
     released = attention_regularizer(a, form="released")
-    torch.testing.assert_close(released, attention_regularizer(a, lambda_tv=1e-4, form="released"), **TIGHT)
+    # 5e-5 for every form: times the trainer's lambda_att = 2 it is the released code's 1e-4
+    torch.testing.assert_close(released, attention_regularizer(a, lambda_tv=5e-5, form="released"), **TIGHT)
     if shape[2] * shape[3] > 1:
         assert not torch.allclose(paper, attention_regularizer(a, lambda_tv=1e-4, form="paper"), rtol=1e-12, atol=0)
-        assert not torch.allclose(released, attention_regularizer(a, lambda_tv=5e-5, form="released"), rtol=1e-12, atol=0)
+        assert not torch.allclose(released, attention_regularizer(a, lambda_tv=1e-4, form="released"), rtol=1e-12, atol=0)
     assert AttentionRegularizer().lambda_tv == 5e-5
-    assert AttentionRegularizer(form="released").lambda_tv == 1e-4
+    assert AttentionRegularizer(form="released").lambda_tv == 5e-5
     assert AttentionRegularizer(lambda_tv=2, form="released").lambda_tv == 2.0
 
 
 def test_regularizer_known_value_pulls_away_from_one():
     ones = torch.ones(2, 1, 3, 4)
-    assert attention_regularizer(ones).item() == pytest.approx(12**0.5)
+    assert attention_regularizer(ones).item() == pytest.approx(1.0)
+    assert attention_regularizer(ones, form="euclidean").item() == pytest.approx(12**0.5)
     assert attention_regularizer(ones, form="released").item() == pytest.approx(1.0)
     # the norm term decreases as the mask moves away from 1
     assert attention_regularizer(ones * 0.5) < attention_regularizer(ones)
 
 
-@pytest.mark.parametrize("form", ["paper", "released"])
+@pytest.mark.parametrize("form", ["paper", "euclidean", "released"])
 @pytest.mark.parametrize("reduction", ["mean", "none"])
 def test_regularizer_gradcheck_float64(form, reduction):
     a = (_rand((2, 1, 3, 4), 1) * 0.8 + 0.1).requires_grad_()
@@ -212,7 +249,7 @@ def test_regularizer_gradcheck_float64(form, reduction):
 
 
 @FAST
-@given(shape=masks, seed=seeds, form=st.sampled_from(["paper", "released"]),
+@given(shape=masks, seed=seeds, form=st.sampled_from(["paper", "euclidean", "released"]),
        reduction=st.sampled_from(["mean", "sum", "none"]), lambda_tv=st.none() | st.floats(0, 1))
 def test_regularizer_module_equals_function(shape, seed, form, reduction, lambda_tv):
     a = _rand(shape, seed)
@@ -238,7 +275,7 @@ def test_regularizer_on_non_contiguous_input(b, h, w, seed, form):
 
 @pytest.mark.parametrize("bad", ["Paper", "stargan", ""])
 def test_regularizer_unknown_form_raises(bad):
-    with pytest.raises(ValueError, match=r"form must be one of 'paper', 'released', got " + re.escape(repr(bad))):
+    with pytest.raises(ValueError, match=r"form must be one of 'paper', 'euclidean', 'released', got " + re.escape(repr(bad))):
         attention_regularizer(torch.rand(1, 1, 2, 2), form=bad)
     with pytest.raises(ValueError, match="form must be one of"):
         AttentionRegularizer(form=bad)
@@ -249,3 +286,13 @@ def test_regularizer_unknown_reduction_raises():
         attention_regularizer(torch.rand(1, 1, 2, 2), reduction="avg")
     with pytest.raises(ValueError, match=r"reduction must be one of .* got 'avg'"):
         AttentionRegularizer(reduction="avg")
+
+
+@pytest.mark.parametrize("bad", [-1e-5, float("nan"), float("inf")])
+def test_regularizer_rejects_bad_lambda_tv(bad):
+    with pytest.raises(ValueError, match=r"lambda_tv must be a finite number >= 0, got"):
+        attention_regularizer(torch.rand(1, 1, 2, 2), lambda_tv=bad)
+    with pytest.raises(ValueError, match=r"lambda_tv must be a finite number >= 0, got"):
+        AttentionRegularizer(lambda_tv=bad)
+    with pytest.raises(TypeError, match=r"lambda_tv must be a float, got str"):
+        attention_regularizer(torch.rand(1, 1, 2, 2), lambda_tv="1e-4")

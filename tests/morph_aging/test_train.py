@@ -55,12 +55,13 @@ def test_outputs_of_a_short_run(tmp_path):
     assert run_main(out, "--max-steps", "3") == 0
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["lambda_cls"] == 100.0 and cfg["resolved"]["total_steps"] == 3
-    # on a CPU the cpu-demo preset takes the released code's attention term and its lambda_TV
-    assert cfg["preset"] == "cpu-demo" and cfg["attention_form"] == "released" and cfg["lambda_tv"] == 1e-4
+    # on a CPU the cpu-demo preset: the paper's recipe (RMS attention norm, absolute penalty weight)
+    assert cfg["preset"] == "cpu-demo" and cfg["attention_form"] == "paper" and cfg["lambda_tv"] == 5e-5
+    assert cfg["gp_weighting"] == "absolute" and cfg["critic_warmup"] == 0 and cfg["g_attention_bias"] == 0.0
     rows = read_metrics(out)
     assert [r["step"] for r in rows] == [1, 2, 3]
     for key in ("d_loss", "d_adv", "d_cls", "gp", "g_loss", "g_adv", "g_cls", "g_att", "attention_mean",
-                "images_per_second", "epoch"):
+                "attention_near_zero", "attention_near_one", "attention_spread", "images_per_second", "epoch"):
         assert key in rows[-1], key
     assert all(0.0 <= r["attention_mean"] <= 1.0 for r in rows)
     state = weights(out)
@@ -335,6 +336,7 @@ def test_paper_preset_is_the_papers_recipe():
     assert (cfg.lambda_adv, cfg.lambda_att, cfg.lambda_cls, cfg.lambda_gp, cfg.lambda_tv) == (10, 2, 100, 10, 5e-5)
     assert cfg.attention_form == "paper" and cfg.critic_warmup == 0 and cfg.g_attention_bias == 0.0
     assert cfg.lr == 1e-4 and cfg.n_critic == 1 and cfg.gp_mode == "joint" and cfg.g_upsample == "transpose"
+    assert cfg.gp_weighting == "absolute" and cfg.init == "default"
 
 
 @pytest.mark.parametrize("gp_mode", ["joint", "separate"])
@@ -354,3 +356,54 @@ def test_step_with_a_grad_scaler(gp_mode):
         metrics = step(real, labels, i)
         assert all(torch.isfinite(torch.as_tensor(v)).all() for v in metrics.values())
         assert metrics["d_skipped"] == 0.0 and metrics["g_skipped"] == 0.0
+
+
+@pytest.mark.parametrize("weighting, factor", [("absolute", 1.0), ("nested", 10.0)])
+def test_penalty_weighting(weighting, factor):
+    """absolute: d_loss = lambda_adv * d_adv + lambda_gp * gp + lambda_cls * d_cls;
+    nested (Eq. 5 read literally): the penalty is multiplied by lambda_adv too."""
+    cfg = acgan.validate_config(acgan.TrainConfig(
+        data="random-tensors", image_size=32, batch_size=4, g_channels=8, g_res_blocks=1, d_channels=8,
+        device="cpu", precision="fp32", gp_weighting=weighting))
+    torch.manual_seed(0)
+    g, d = acgan.build_generator(cfg), acgan.build_critic(cfg)
+    opt_g, opt_d = acgan.build_optimizers(cfg, g, d, fused=False)
+    m = acgan.AcGANStep(cfg, g, d, opt_g, opt_d)(torch.rand(4, 3, 32, 32) * 2 - 1, torch.tensor([0, 1, 2, 3]), 0)
+    expected = 10 * m["d_adv"] + 10 * factor * m["gp"] + 100 * m["d_cls"]
+    torch.testing.assert_close(m["d_loss"], expected)
+
+
+def test_released_initialisation_draws_conv_weights_from_n0_002():
+    cfg = acgan.validate_config(acgan.TrainConfig(preset="cpu-demo", init="normal"))
+    torch.manual_seed(0)
+    convs = [m.weight for m in acgan.build_critic(cfg).modules() if isinstance(m, torch.nn.Conv2d)]
+    weights = torch.cat([w.flatten() for w in convs])
+    assert abs(weights.std().item() - 0.02) < 0.002 and abs(weights.mean().item()) < 0.002
+
+
+@pytest.mark.parametrize("record, side", [
+    ({"attention_mean": 0.5, "attention_near_zero": 0.1, "attention_near_one": 0.1}, None),
+    ({"attention_mean": 0.03, "attention_near_zero": 0.5, "attention_near_one": 0.0}, "zero"),
+    ({"attention_mean": 0.2, "attention_near_zero": 0.95, "attention_near_one": 0.0}, "zero"),
+    ({"attention_mean": 0.97, "attention_near_zero": 0.0, "attention_near_one": 0.5}, "one"),
+    ({"attention_mean": 0.8, "attention_near_zero": 0.0, "attention_near_one": 0.92}, "one"),
+    ({"d_loss": 1.0}, None),
+])
+def test_mask_saturation_either_way(record, side):
+    assert train.mask_saturation(record) == side
+    if side is not None:
+        cfg = acgan.validate_config(acgan.TrainConfig(preset="cpu-demo", attention_form="euclidean"))
+        text = train.saturation_warning(side, {"attention_near_zero": 0.0, "attention_near_one": 0.0, **record}, 300, cfg)
+        assert f"saturated at {0 if side == 'zero' else 1}" in text and "--lambda-att" in text
+        if side == "zero":
+            assert "--attention-form paper" in text
+
+
+def test_a_saturating_run_warns_once(tmp_path, capsys):
+    """Masks that start (and stay) near 0: one warning after the first 100 iterations, naming the flag."""
+    out = tmp_path / "sat"
+    assert run_main(out, "--max-steps", "130", "--log-every", "10", "--g-attention-bias", "-8") == 0
+    err = capsys.readouterr().err
+    assert err.count("attention masks saturated at 0") == 1 and "lower --lambda-att" in err
+    rows = read_metrics(out)
+    assert rows[-1]["attention_mean"] < 0.05
