@@ -47,6 +47,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image, ImageOps
 from torch.utils.data import Dataset
 
@@ -623,10 +624,24 @@ def to_rgb(im: Image.Image) -> Image.Image:
     return im.convert("RGB")
 
 
-def open_rgb(path: Path) -> Image.Image:
-    """Fully decode an image file to RGB, or raise DatasetError naming it."""
+def open_rgb(path: Path, *, draft: Optional[int] = None) -> Image.Image:
+    """Decode an image file to RGB, or raise DatasetError naming it.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The image file.
+    draft : int, optional
+        Smallest side needed. A JPEG at least twice as large on both sides is
+        then decoded at 1/2, 1/4 or 1/8 of its size in the DCT domain
+        (``PIL.Image.Image.draft``), keeping both sides >= ``draft``: several
+        times faster than decoding every pixel and then shrinking. Default:
+        decode every pixel (other formats always are).
+    """
     try:
         with Image.open(path, formats=_PIL_FORMATS) as im:
+            if draft is not None:
+                im.draft(None, (draft, draft))
             im.load()
             im = ImageOps.exif_transpose(im)
             rgb = to_rgb(im)
@@ -640,34 +655,81 @@ def open_rgb(path: Path) -> Image.Image:
     return rgb
 
 
-def load_image(path: Union[str, os.PathLike], image_size: int) -> torch.Tensor:
+def load_image(path: Union[str, os.PathLike], image_size: int, *, draft: bool = True) -> torch.Tensor:
     """Load a face image as a (3, H, W) float32 tensor in [-1, 1].
 
-    The file is decoded fully, rotated by its EXIF orientation, converted to
-    RGB from any mode (grey, palette, alpha composited on white, 16-bit
-    scaled to 8-bit, CMYK), the centred square of side ``min(w, h)`` is
-    resized to ``image_size`` (bicubic, antialiased) -- i.e. the shorter side
-    is resized to ``image_size`` and the image centre-cropped. Images smaller
-    than ``image_size`` are upsampled.
+    The file is decoded, rotated by its EXIF orientation, converted to RGB
+    from any mode (grey, palette, alpha composited on white, 16-bit scaled to
+    8-bit, CMYK), and the centred square of side ``min(w, h)`` is resized to
+    ``image_size`` (bicubic, antialiased, Keys a = -0.5 as in PIL) -- i.e. the
+    shorter side is resized to ``image_size`` and the image centre-cropped.
+    Images smaller than ``image_size`` are upsampled.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The image file.
+    image_size : int
+        Side of the output, in [8, 4096].
+    draft : bool, default True
+        Let the JPEG decoder shrink a file at least twice ``image_size`` on
+        both sides by 1/2, 1/4 or 1/8 in the DCT domain before the resize
+        (see :func:`open_rgb`). False decodes every pixel.
+
+    Returns
+    -------
+    torch.Tensor
+        (3, image_size, image_size) float32 in [-1, 1], contiguous.
 
     Raises
     ------
     DatasetError
         For a missing, unreadable, truncated or corrupt file, naming the path.
+
+    Notes
+    -----
+    The resize runs on the 8-bit pixels with
+    :func:`torch.nn.functional.interpolate` (``antialias=True``), several
+    times faster than PIL's and within 3 of 255 levels (0.005 on average) of
+    ``PIL.Image.resize(..., BICUBIC)``; where torch lacks that kernel, PIL
+    resizes. The crop starts at whole pixels, ``(w - side) // 2``.
     """
     p = _as_path(path)
     size = _check_size(image_size)
-    im = open_rgb(p)
-    w, h = im.size
-    side = min(w, h)
-    left, top = (w - side) / 2.0, (h - side) / 2.0
+    if not isinstance(draft, bool):
+        raise TypeError(f"draft must be a bool, got {type(draft).__name__}")
+    im = open_rgb(p, draft=size if draft else None)
     try:
-        im = im.resize((size, size), Image.Resampling.BICUBIC, box=(left, top, left + side, top + side))
+        pixels = _square_resize(im, size)
     except Exception as exc:
         raise DatasetError(f"cannot resize image {str(p)!r}: {type(exc).__name__}: {exc}") from None
-    arr = np.asarray(im, dtype=np.float32)
-    t = torch.from_numpy(arr / 127.5 - 1.0).permute(2, 0, 1).contiguous()
-    return t
+    out = torch.empty(pixels.shape, dtype=torch.float32)
+    out.copy_(pixels)  # uint8 (3, S, S) of any strides -> contiguous float32
+    return out.div_(127.5).sub_(1.0)  # the same float32 arithmetic as x / 127.5 - 1.0
+
+
+#: Whether :func:`_square_resize` uses torch's 8-bit antialiased bicubic
+#: kernel; False (after a failure, or set by a test) resizes with PIL.
+_TORCH_RESIZE = True
+
+
+def _square_resize(im: Image.Image, size: int) -> torch.Tensor:
+    """The centred square of an RGB image resized to ``size``: (3, size, size) uint8."""
+    global _TORCH_RESIZE
+    w, h = im.size
+    side = min(w, h)
+    left, top = (w - side) // 2, (h - side) // 2
+    if _TORCH_RESIZE:
+        hwc = torch.from_numpy(np.array(im, dtype=np.uint8))  # (h, w, 3), a private copy
+        x = hwc[top:top + side, left:left + side].permute(2, 0, 1)
+        if side == size:
+            return x
+        try:
+            return F.interpolate(x[None], size=(size, size), mode="bicubic", antialias=True, align_corners=False)[0]
+        except (RuntimeError, NotImplementedError):  # pragma: no cover - a torch without the uint8 kernel
+            _TORCH_RESIZE = False
+    im = im.resize((size, size), Image.Resampling.BICUBIC, box=(left, top, left + side, top + side))
+    return torch.from_numpy(np.array(im, dtype=np.uint8)).permute(2, 0, 1)
 
 
 def check_images(records: Sequence[FaceRecord]) -> List[Tuple[FaceRecord, str]]:
@@ -725,6 +787,8 @@ class FaceImageDataset(Dataset):
         Integer id of each subject. Default: the sorted distinct subjects of
         ``records`` numbered from 0. Pass the same mapping to a train and a
         test dataset to make their ids comparable.
+    draft : bool, default True
+        Passed to :func:`load_image`: large JPEGs are shrunk while decoding.
 
     Notes
     -----
@@ -741,6 +805,7 @@ class FaceImageDataset(Dataset):
         *,
         clip_young: bool = False,
         subject_index: Optional[Mapping[str, int]] = None,
+        draft: bool = True,
     ) -> None:
         records = list(records)
         if not records:
@@ -750,6 +815,9 @@ class FaceImageDataset(Dataset):
                 raise TypeError(f"records[{k}] must be a FaceRecord, got {type(r).__name__}")
         self.records = records
         self.image_size = _check_size(image_size)
+        if not isinstance(draft, bool):
+            raise TypeError(f"draft must be a bool, got {type(draft).__name__}")
+        self.draft = draft
         ages = np.array([float(r.age) for r in records], dtype=np.float64)
         try:
             groups = age_to_group(ages, clip_young=clip_young)
@@ -796,7 +864,7 @@ class FaceImageDataset(Dataset):
         i = self._check_index(index)
         r = self.records[i]
         return {
-            "image": load_image(r.path, self.image_size),
+            "image": load_image(r.path, self.image_size, draft=self.draft),
             "label": torch.tensor(int(self._labels[i]), dtype=torch.int64),
             "subject": torch.tensor(int(self._subjects[i]), dtype=torch.int64),
             "index": torch.tensor(i, dtype=torch.int64),

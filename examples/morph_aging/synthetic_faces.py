@@ -26,7 +26,12 @@ background at any age group: the ground truth of aging. Pixels outside
 :meth:`SyntheticFaces.face_mask` are bit-identical across age groups.
 
 Rendering is vectorised numpy (float32) on 1-D coordinate vectors broadcast to
-the image grid, with small features drawn in their bounding windows only.
+the image grid. Every shape is drawn in a window that holds all of its
+non-zero coverage (the face and hair in a head box, each feature in its own
+box), so drawing in windows gives the same pixels as drawing on the whole
+canvas at about half the cost; the age-independent part of an image
+(background, neck, shirt) is kept for the next render of the same image at
+another age.
 Edges are anti-aliased analytically (coverage from a signed distance), so no
 supersampling is needed. All randomness comes from
 :class:`numpy.random.Generator` instances seeded by
@@ -311,6 +316,10 @@ class _Canvas:
         ys, xs = win
         return self.x[:, xs], self.y[ys, :]
 
+    @property
+    def full(self) -> Tuple[slice, slice]:
+        return slice(0, self.size), slice(0, self.size)
+
 
 @lru_cache(maxsize=16)
 def _canvas(size: int) -> _Canvas:
@@ -338,7 +347,10 @@ def _blend(img: np.ndarray, win, alpha: np.ndarray, colour) -> None:
     colour = np.asarray(colour, dtype=_F)
     if colour.ndim == 1:
         colour = colour[:, None, None]
-    view += alpha[None] * (colour - view)
+    # the same arithmetic as ``view += alpha * (colour - view)``, without temporaries
+    tmp = np.subtract(colour, view, dtype=_F)
+    tmp *= alpha[None]
+    view += tmp
 
 
 def _darken(img: np.ndarray, win, amount: np.ndarray, tint=None) -> None:
@@ -463,22 +475,74 @@ def _hair_outer_sd(idn: _Identity, x, y, thin: float):
     return d
 
 
-def _region_alphas(idn: _Identity, cv: _Canvas, t: float):
-    """Coverage of the face (with ears) and of the hair silhouette at age t."""
+def _region_alphas(idn: _Identity, cv: _Canvas, t: float, win: Tuple[slice, slice]):
+    """Coverage of the face and of the hair silhouette at age t, on a window."""
     ag = _age(t)
     px = cv.px
-    x, y = cv.x, cv.y
+    x, y = cv.coords(win)
     face_d, face_r = _face_sd(idn, x, y, ag.sag)
     face = _coverage(face_d, px)
     hair = _coverage(_hair_outer_sd(idn, x, y, ag.thin), px)
     return face, face_r, hair, ag
 
 
-def _ears_alpha(idn: _Identity, cv: _Canvas):
+def _ears_window(idn: _Identity, cv: _Canvas) -> Tuple[slice, slice]:
+    """The rows of both ears, from the left ear to the right one: coverage is
+    zero outside (the ears' signed distance scales with 1 / 0.045)."""
     ear_y = idn.eye_y + 0.05
-    left = _coverage(_ellipse_sd(cv.x, cv.y, idn.cx - idn.a, ear_y, 0.045, idn.ear_h), cv.px)
-    right = _coverage(_ellipse_sd(cv.x, cv.y, idn.cx + idn.a, ear_y, 0.045, idn.ear_h), cv.px)
+    m = 2.0 * float(cv.px)
+    dy = idn.ear_h * (1.0 + 0.5 * float(cv.px) / 0.045) + m
+    dx = idn.a + 0.045 + 0.5 * float(cv.px) + m
+    return cv.window(idn.cx - dx, idn.cx + dx, ear_y - dy, ear_y + dy)
+
+
+def _ears_alpha(idn: _Identity, cv: _Canvas, win: Tuple[slice, slice]):
+    ear_y = idn.eye_y + 0.05
+    x, y = cv.coords(win)
+    left = _coverage(_ellipse_sd(x, y, idn.cx - idn.a, ear_y, 0.045, idn.ear_h), cv.px)
+    right = _coverage(_ellipse_sd(x, y, idn.cx + idn.a, ear_y, 0.045, idn.ear_h), cv.px)
     return np.maximum(left, right)
+
+
+def _head_window(idn: _Identity, cv: _Canvas) -> Tuple[slice, slice]:
+    """A box holding the face, ears and hair at every age, with a 2-pixel margin.
+
+    Every age-dependent drawing (face, ears, features, hair) has zero
+    coverage outside it, so drawing only inside it changes no pixel; its
+    bounds follow from the signed distances of :func:`_face_sd`,
+    :func:`_hair_outer_sd` and the ears at their widest (most sag, no
+    thinning). ``tests/morph_aging/test_synthetic_faces.py`` checks that the
+    face mask computed on the whole canvas stays inside.
+    """
+    px = float(cv.px)
+    m = 2.0 * px
+    a, b = idn.a, idn.b
+    grow = 1.0 + 0.5 * px / a  # coverage > 0 up to r < grow for face and hair
+    # face: half-width up to a * 1.18 (jowls at full sag), chin at b * (chin + 0.05)
+    x0, x1 = idn.cx - 1.18 * a * grow, idn.cx + 1.18 * a * grow
+    y0, y1 = idn.cy - b * grow, idn.cy + b * (idn.chin + 0.05) * grow
+    # ears
+    ears_y, ears_x = _ears_window(idn, cv)
+    ear_y = idn.eye_y + 0.05
+    ear_dy = idn.ear_h * (1.0 + 0.5 * px / 0.045)
+    x0, x1 = min(x0, idn.cx - a - 0.045 - 0.5 * px), max(x1, idn.cx + a + 0.045 + 0.5 * px)
+    y0, y1 = min(y0, ear_y - ear_dy), max(y1, ear_y + ear_dy)
+    # hair silhouette at full volume (no thinning)
+    ax, ay, hcy = a + idn.hair_vol + 0.01, b + idn.hair_vol + 0.03, idn.cy - 0.02
+    if idn.style == _STYLE_CURLY:
+        k = (1.0 + 0.5 * px / ax) / (1.0 - 0.045)
+        hx, hy = (ax + 0.04) * k, (ay + 0.04) * k
+    else:
+        k = 1.0 + 0.5 * px / min(ax, ay)
+        hx, hy = ax * k, ay * k
+    x0, x1 = min(x0, idn.cx - hx), max(x1, idn.cx + hx)
+    y0, y1 = min(y0, hcy - hy), max(y1, hcy + hy)
+    if idn.style in (_STYLE_LONG, _STYLE_BOB):
+        length = idn.cy + (idn.hair_len + 0.5 if idn.style == _STYLE_LONG else 0.75) * b
+        half_w = ax + (0.02 if idn.style == _STYLE_LONG else 0.0) + 0.5 * px
+        x0, x1 = min(x0, idn.cx - half_w), max(x1, idn.cx + half_w)
+        y1 = max(y1, length + 0.5 * px)
+    return cv.window(x0 - m, x1 + m, y0 - m, y1 + m)
 
 
 # --------------------------------------------------------------------------
@@ -492,10 +556,17 @@ def _background(img: np.ndarray, p: _ImageParams, cv: _Canvas) -> None:
     c = p.corners[:, :, None, None]
     top = c[0] + (c[1] - c[0]) * u
     bottom = c[2] + (c[3] - c[2]) * u
-    img[...] = top + (bottom - top) * v
+    # img = top + (bottom - top) * v, written into img without temporaries
+    np.multiply(bottom - top, v, out=img)
+    img += top
     proj = cv.x * _F(math.cos(p.stripe_angle)) + cv.y * _F(math.sin(p.stripe_angle))
-    stripes = _F(p.stripe_amp) * (0.5 + 0.5 * np.sin(_F(p.stripe_freq) * proj + _F(p.stripe_phase)))
-    img += stripes[None] * (p.stripe_col[:, None, None] - img)
+    stripes = np.multiply(proj, _F(p.stripe_freq))
+    stripes += _F(p.stripe_phase)
+    np.sin(stripes, out=stripes)
+    stripes *= 0.5
+    stripes += 0.5
+    stripes *= _F(p.stripe_amp)
+    _blend(img, cv.full, stripes, p.stripe_col)
     for bx, by, sig, strength, r, g, b in p.blobs:
         win = cv.window(bx - 2.5 * sig, bx + 2.5 * sig, by - 2.5 * sig, by + 2.5 * sig)
         xw, yw = cv.coords(win)
@@ -505,26 +576,56 @@ def _background(img: np.ndarray, p: _ImageParams, cv: _Canvas) -> None:
 
 def _body(img: np.ndarray, idn: _Identity, p: _ImageParams, cv: _Canvas) -> None:
     """Neck and shirt: identity and per-image only, no age."""
-    x, y, px = cv.x, cv.y, cv.px
+    px = cv.px
+    m = 2.0 * float(px)
+    # coverage is zero outside these windows: the neck's distance is a box's,
+    # the shirt's ellipse (centre y 1.42, semi-axis 0.6) starts at y = 0.82
     neck_top = idn.cy + 0.3 * idn.b
+    half = idn.neck_w + 0.5 * float(px) + m
+    win = cv.window(idn.cx - half, idn.cx + half, neck_top - 0.5 * float(px) - m, 1.0)
+    x, y = cv.coords(win)
     neck_d = np.maximum(np.abs(x - idn.cx) - idn.neck_w, neck_top - y)
     neck = _coverage(neck_d, px)
     shade = (1.0 - 0.25 * np.exp(-(((y - idn.cy - idn.b * idn.chin) / 0.08) ** 2))).astype(_F)
-    _blend(img, (slice(None), slice(None)), neck, idn.skin[:, None, None] * 0.9 * shade[None])
+    _blend(img, win, neck, idn.skin[:, None, None] * 0.9 * shade[None])
+    win = cv.window(-1.0, 1.0, 1.42 - 0.6 - 0.5 * float(px) - m, 1.0)
+    x, y = cv.coords(win)
     shirt = _coverage(_ellipse_sd(x, y, idn.cx, 1.42, 0.98, 0.6), px)
-    _blend(img, (slice(None), slice(None)), shirt, p.shirt)
+    _blend(img, win, shirt, p.shirt)
 
 
-def _render(idn: _Identity, p: _ImageParams, t: float, size: int) -> np.ndarray:
+def _base(idn: _Identity, p: _ImageParams, size: int) -> np.ndarray:
+    """Background, neck and shirt: everything that does not depend on age."""
     cv = _canvas(size)
-    px = cv.px
-    x, y = cv.x, cv.y
-    full = (slice(None), slice(None))
     img = np.empty((3, size, size), dtype=_F)
     _background(img, p, cv)
     _body(img, idn, p, cv)
+    return img
 
-    face, face_r, hair_a, ag = _region_alphas(idn, cv, t)
+
+@lru_cache(maxsize=2)
+def _base_image(seed: int, subject: int, j: int, size: int) -> np.ndarray:
+    """:func:`_base` of a subject's image ``j``, read-only: rendering one image
+    at several ages draws its background once."""
+    img = _base(_identity(seed, subject), _image_params(seed, subject, j), size)
+    img.setflags(write=False)
+    return img
+
+
+def _render(idn: _Identity, p: _ImageParams, t: float, size: int, base: Optional[np.ndarray] = None) -> np.ndarray:
+    """Image at continuous age ``t``: (3, H, W) float32 in [0, 1].
+
+    ``base`` is :func:`_base` of the same identity and image (copied, not
+    changed); drawn here when not given. Everything age-dependent is drawn
+    in :func:`_head_window` only.
+    """
+    cv = _canvas(size)
+    px = cv.px
+    img = _base(idn, p, size) if base is None else base.copy()
+    hw = _head_window(idn, cv)
+    xh, yh = cv.coords(hw)
+
+    face_h, face_r, hair_h, ag = _region_alphas(idn, cv, t, hw)
 
     # --- skin colour: duller and slightly darker with age
     skin = idn.skin
@@ -532,15 +633,17 @@ def _render(idn: _Identity, p: _ImageParams, t: float, size: int) -> np.ndarray:
     skin = (skin * (1 - 0.08 * ag.dull)).astype(_F)
 
     # --- ears (behind the face), then the face with edge shading
-    ears = _ears_alpha(idn, cv)
-    _blend(img, full, ears, skin * 0.85)
+    ew = _ears_window(idn, cv)
+    _blend(img, ew, _ears_alpha(idn, cv, ew), skin * 0.85)
     shade = 1.0 - 0.22 * np.clip((face_r - 0.62) / 0.38, 0.0, 1.0) ** 2
-    _blend(img, full, face, skin[:, None, None] * shade[None].astype(_F))
+    _blend(img, hw, face_h, skin[:, None, None] * shade[None].astype(_F))
 
-    # visible skin: face below the hairline
-    hl = _hairline(idn, x, ag.recede)  # (1, W)
-    below = _coverage(hl - y, px)
-    vis = face * below
+    # visible skin: face below the hairline (whole-canvas arrays, zero outside
+    # the head window, for the features' windows)
+    hl = _hairline(idn, xh, ag.recede)  # (1, w)
+    below_h = _coverage(hl - yh, px)
+    vis = np.zeros((size, size), _F)
+    vis[hw] = face_h * below_h
 
     # --- youth: rosy cheeks
     if ag.blush > 0:
@@ -701,11 +804,11 @@ def _render(idn: _Identity, p: _ImageParams, t: float, size: int) -> np.ndarray:
         _blend(img, win, 0.75 * g * vis[win], skin * _SPOT / _SPOT.max())
 
     # --- hair: strands, grey streaks, thinning, over everything outside the visible face
-    hair_alpha = hair_a * (1.0 - vis)
-    hair_alpha = np.maximum(hair_alpha, face * (1.0 - below))  # scalp above the hairline
+    hair_alpha = np.zeros((size, size), _F)
+    hair_alpha[hw] = np.maximum(hair_h * (1.0 - vis[hw]), face_h * (1.0 - below_h))  # scalp above the hairline
     hy0 = idn.cy - idn.b - idn.hair_vol - 0.1
     ys, _ = cv.window(0, 0, hy0, 1.0)
-    win = (ys, slice(None))
+    win = (slice(max(ys.start, hw[0].start), max(min(ys.stop, hw[0].stop), max(ys.start, hw[0].start))), hw[1])
     xw, yw = cv.coords(win)
     ha = hair_alpha[win]
     if idn.style == _STYLE_CURLY:
@@ -733,17 +836,26 @@ def _render(idn: _Identity, p: _ImageParams, t: float, size: int) -> np.ndarray:
     ha = ha * (1.0 - 0.45 * ag.thin * (0.5 + 0.5 * strands))
     _blend(img, win, ha.astype(_F), col)
 
-    np.clip(img, 0.0, 1.0, out=img)
+    # only darkening and hair strands can leave [0, 1], and only in the head
+    # window; everything else is a convex blend of colours in [0, 1]
+    view = img[:, hw[0], hw[1]]
+    np.clip(view, 0.0, 1.0, out=view)
     return img
 
 
-def _region(idn: _Identity, group_ts: Sequence[float], size: int) -> np.ndarray:
-    """Union over ages of the face, ears and hair silhouettes (H, W) bool."""
+def _region(idn: _Identity, group_ts: Sequence[float], size: int, window: bool = True) -> np.ndarray:
+    """Union over ages of the face, ears and hair silhouettes (H, W) bool.
+
+    ``window=False`` evaluates the silhouettes on the whole canvas (slower;
+    the tests compare it with the windowed default)."""
     cv = _canvas(size)
-    mask = _ears_alpha(idn, cv) > 0
+    mask = np.zeros((size, size), bool)
+    ew = _ears_window(idn, cv)
+    mask[ew] = _ears_alpha(idn, cv, ew) > 0
+    hw = _head_window(idn, cv) if window else cv.full
     for t in group_ts:
-        face, _, hair, _ = _region_alphas(idn, cv, t)
-        mask |= (face > 0) | (hair > 0)
+        face, _, hair, _ = _region_alphas(idn, cv, t, hw)
+        mask[hw] |= (face > 0) | (hair > 0)
     return mask
 
 
@@ -865,6 +977,10 @@ class SyntheticFaces(Dataset):
         j = i % self.images_per_subject
         return _identity(self.seed, subject), _image_params(self.seed, subject, j)
 
+    def _base(self, i: int) -> np.ndarray:
+        subject = int(self._subject_of[i])
+        return _base_image(self.seed, subject, i % self.images_per_subject, self.image_size)
+
     def age_value(self, index: int, group: Optional[int] = None) -> float:
         """Continuous age ``group + jitter`` used to draw image ``index``."""
         i = self._check_index(index)
@@ -891,7 +1007,7 @@ class SyntheticFaces(Dataset):
         i = self._check_index(index)
         g = int(self._labels[i]) if group is None else self._check_group(group)
         idn, p = self._parts(i)
-        img = _render(idn, p, g + p.jitter, self.image_size)
+        img = _render(idn, p, g + p.jitter, self.image_size, self._base(i))
         img *= 2.0
         img -= 1.0
         return torch.from_numpy(img)

@@ -444,6 +444,73 @@ def test_center_crop_and_upsample(tmp_path: Path) -> None:
     assert big.shape == (3, 64, 64)
 
 
+def _photo(path: Path, size=(512, 384)) -> Path:
+    """A JPEG with detail at every scale (smooth gradients, edges, noise)."""
+    w, h = size
+    rng = np.random.default_rng(0)
+    x, y = np.meshgrid(np.linspace(0, 1, w), np.linspace(0, 1, h))
+    rgb = np.stack([255 * x, 255 * y, 127 + 100 * np.sin(40 * x * y)], axis=-1)
+    rgb[h // 3: h // 2, w // 4: w // 2] = (250, 20, 20)
+    rgb = np.clip(rgb + rng.normal(0, 4, rgb.shape), 0, 255).astype(np.uint8)
+    Image.fromarray(rgb).save(path, quality=92)
+    return path
+
+
+def test_resize_matches_pil_bicubic(tmp_path: Path) -> None:
+    """torch's 8-bit antialiased bicubic resize against PIL's on the same crop."""
+    import face_datasets
+
+    path = _photo(tmp_path / "p.jpg", (301, 250))  # odd excess width: crop at x = 25
+    for size in (64, 224, 400):  # shrink and enlarge
+        ours = load_image(path, size, draft=False)
+        assert ours.is_contiguous() and ours.shape == (3, size, size)
+        with Image.open(path) as im:
+            ref = im.convert("RGB").resize((size, size), Image.Resampling.BICUBIC, box=(25, 0, 275, 250))
+        ref = torch.from_numpy(np.asarray(ref, dtype=np.float32)).permute(2, 0, 1) / 127.5 - 1
+        diff = (ours - ref).abs() * 127.5
+        assert diff.max() <= 3.01 and diff.mean() < 0.05, (size, diff.max(), diff.mean())
+    # the PIL fallback gives the same pixels as that reference
+    face_datasets._TORCH_RESIZE = False
+    try:
+        fallback = load_image(path, 224, draft=False)
+    finally:
+        face_datasets._TORCH_RESIZE = True
+    with Image.open(path) as im:
+        ref = im.convert("RGB").resize((224, 224), Image.Resampling.BICUBIC, box=(25, 0, 275, 250))
+    assert torch.equal(fallback, torch.from_numpy(np.asarray(ref, dtype=np.float32) / 127.5 - 1.0).permute(2, 0, 1))
+
+
+def test_same_size_crop_is_exact(tmp_path: Path) -> None:
+    rgb = np.random.default_rng(1).integers(0, 256, (20, 32, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "x.png")
+    img = load_image(tmp_path / "x.png", 20)
+    assert torch.equal(img, torch.from_numpy(rgb[:, 6:26].astype(np.float32) / 127.5 - 1.0).permute(2, 0, 1))
+
+
+def test_draft_decodes_large_jpegs_smaller(tmp_path: Path) -> None:
+    from face_datasets import open_rgb
+
+    path = _photo(tmp_path / "big.jpg", (512, 384))
+    assert open_rgb(path).size == (512, 384)
+    # the largest of 1/8, 1/4, 1/2 that keeps both sides >= draft
+    assert open_rgb(path, draft=96).size == (128, 96)
+    assert open_rgb(path, draft=100).size == (256, 192)
+    assert open_rgb(path, draft=200).size == (512, 384)  # 1/2 would leave 192 < 200
+    png = tmp_path / "big.png"
+    Image.open(path).save(png)
+    assert open_rgb(png, draft=100).size == (512, 384)  # only JPEGs are drafted
+    fast, full = load_image(path, 64), load_image(path, 64, draft=False)
+    diff = (fast - full).abs() * 127.5
+    assert diff.mean() < 2.0 and diff.max() < 40, (diff.mean(), diff.max())
+    assert torch.equal(load_image(path, 300), load_image(path, 300, draft=False))
+    ds = FaceImageDataset([FaceRecord(path, 30, "a")], 64, draft=False)
+    assert torch.equal(ds[0]["image"], full)
+    with pytest.raises(TypeError, match="draft"):
+        load_image(path, 64, draft=1)
+    with pytest.raises(TypeError, match="draft"):
+        FaceImageDataset([FaceRecord(path, 30, "a")], 64, draft="yes")
+
+
 def test_face_image_dataset_items(image_folder: Path) -> None:
     recs = [r for r in scan_dataset(image_folder) if r.path.name not in ("000007_0F23.jpg", "000008_0F24.jpg")]
     ds = FaceImageDataset(recs, 24)

@@ -189,6 +189,34 @@ def test_background_invariance_property(seed: int, subject: int, size: int, grou
     assert a.min() >= -1 and a.max() <= 1
 
 
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), subject=st.integers(0, 10**6), size=st.integers(64, 224))
+def test_head_window_holds_every_age(seed: int, subject: int, size: int) -> None:
+    """Drawing age-dependent parts in the head window only changes no pixel:
+    the face and hair silhouettes computed on the whole canvas, at ages
+    beyond both ends of the range, stay inside it."""
+    import synthetic_faces as sf
+
+    idn = sf._identity(seed, subject)
+    cv = sf._canvas(size)
+    ys, xs = sf._head_window(idn, cv)
+    whole = sf._region(idn, [-1.0, 0.0, 1.3, 2.5, 3.7, 5.0], size, window=False)
+    inside = np.zeros_like(whole)
+    inside[ys, xs] = True
+    assert not (whole & ~inside).any()
+    assert np.array_equal(sf._region(idn, [0.2, 4.1], size), sf._region(idn, [0.2, 4.1], size, window=False))
+
+
+def test_render_at_several_ages_keeps_the_background(ds: SyntheticFaces) -> None:
+    """The cached age-independent part is copied, never drawn over."""
+    first = ds.render(5, 0).clone()
+    for g in range(NUM_GROUPS):
+        ds.render(5, g)
+    assert torch.equal(ds.render(5, 0), first)
+    fresh = SyntheticFaces(num_subjects=40, images_per_subject=5, image_size=64, seed=3)
+    assert torch.equal(fresh.render(5, 0), first)
+
+
 def test_age_cues_are_monotone(ds: SyntheticFaces) -> None:
     """Distance from the youngest face and brightness of the hair grow with age."""
     n = 20
