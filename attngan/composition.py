@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._validation import check_tensor
+from ._validation import check_same_device, check_tensor
 
 __all__ = ["AttentionComposition", "compose"]
 
@@ -34,7 +34,8 @@ def compose(attention: torch.Tensor, color: torch.Tensor, source: torch.Tensor) 
     color : torch.Tensor
         Colour proposal ``C`` of shape (B, C, H, W).
     source : torch.Tensor
-        Source image ``x_s`` of shape (B, C, H, W).
+        Source image ``x_s`` of shape (B, C, H, W). The three inputs must be
+        on one device; their floating dtypes may differ; B may be 0.
 
     Returns
     -------
@@ -52,6 +53,8 @@ def compose(attention: torch.Tensor, color: torch.Tensor, source: torch.Tensor) 
     check_tensor(attention, "attention", ndim=4, layout="(B, 1, H, W) or (B, C, H, W)")
     check_tensor(color, "color", ndim=4, layout="(B, C, H, W)")
     check_tensor(source, "source", ndim=4, layout="(B, C, H, W)")
+    check_same_device(source, "source", color, "color")
+    check_same_device(source, "source", attention, "attention")
     if color.shape != source.shape:
         raise ValueError(
             "color and source must have the same shape (B, C, H, W), "

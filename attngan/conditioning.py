@@ -3,6 +3,12 @@
 A class condition ``y`` of shape (B, K) is "padded" to K constant maps of shape
 (B, K, H, W) and concatenated with the image, as in the AcGANs generator input
 ``(x_s, y_t)`` of shape (B, C + K, H, W).
+
+Every function here takes integer labels without a host synchronisation, so
+it can run inside a compiled (``torch.compile(fullgraph=True)``) training
+step: the label range is checked up front only on CPU tensors in eager mode
+(see :class:`attngan.set_value_checks`); elsewhere an out-of-range label
+fails in the bounds-checked ``F.one_hot`` instead.
 """
 
 from __future__ import annotations
@@ -10,9 +16,10 @@ from __future__ import annotations
 from typing import Optional
 
 import torch
+import torch.nn.functional as F
 from einops import repeat
 
-from ._validation import check_labels, check_positive_int, check_tensor
+from ._validation import check_generator, check_labels, check_positive_int, check_same_device, check_tensor
 
 __all__ = ["broadcast_condition", "concat_condition", "one_hot", "sample_target_labels"]
 
@@ -25,16 +32,29 @@ def one_hot(
     Parameters
     ----------
     labels : torch.Tensor
-        Integer class labels of shape (B,), values in ``[0, num_classes)``.
+        Integer class labels of shape (B,), values in ``[0, num_classes)``;
+        B may be 0.
     num_classes : int
         Number of classes K.
     dtype : torch.dtype, optional
-        Floating dtype of the result. Default ``torch.float32``.
+        Dtype of the result. Default ``torch.float32``.
 
     Returns
     -------
     torch.Tensor
         One-hot codes of shape (B, K) on the device of ``labels``.
+
+    Raises
+    ------
+    ValueError
+        For labels outside ``[0, K)`` on the CPU in eager mode with value
+        checks on (:class:`attngan.set_value_checks`).
+    RuntimeError
+        For out-of-range labels where that check is skipped: the encoding is
+        ``torch.nn.functional.one_hot``, whose bounds check needs no host
+        synchronisation (a device-side assertion on CUDA, an assertion in the
+        kernel under ``torch.compile``), so a bad label never becomes a
+        plausible code.
 
     Examples
     --------
@@ -43,9 +63,10 @@ def one_hot(
             [0., 0., 1.]])
     """
     check_positive_int(num_classes, "num_classes")
+    if not isinstance(dtype, torch.dtype):
+        raise TypeError(f"dtype must be a torch.dtype, got {type(dtype).__name__}")
     check_labels(labels, "labels", num_classes)
-    codes = torch.zeros(labels.shape[0], num_classes, dtype=dtype, device=labels.device)
-    return codes.scatter_(1, labels.long().unsqueeze(1), 1.0)
+    return F.one_hot(labels.long(), num_classes).to(dtype)
 
 
 def sample_target_labels(
@@ -57,13 +78,14 @@ def sample_target_labels(
     """Draw, for every source label, a random target class different from it.
 
     Each target is uniform over the ``num_classes - 1`` other classes: a random
-    non-zero offset is added modulo K, so there is no rejection loop and no
-    Python loop over the batch.
+    non-zero offset is added modulo K, so there is no rejection loop, no
+    Python loop over the batch and no host synchronisation.
 
     Parameters
     ----------
     labels : torch.Tensor
-        Source labels of shape (B,), integers in ``[0, num_classes)``.
+        Source labels of shape (B,), integers in ``[0, num_classes)``; B may
+        be 0.
     num_classes : int
         Number of classes K, at least 2.
     generator : torch.Generator, optional
@@ -74,6 +96,16 @@ def sample_target_labels(
     torch.Tensor
         Target labels of shape (B,), dtype int64, ``target[i] != labels[i]``.
 
+    Raises
+    ------
+    ValueError
+        For labels outside ``[0, K)`` on the CPU in eager mode with value
+        checks on (:class:`attngan.set_value_checks`). Where that check is
+        skipped, an out-of-range label is returned unchanged as its own
+        target (instead of a valid class modulo K), so that the function
+        that encodes the targets (:func:`one_hot`, :func:`classification_loss`)
+        fails on it.
+
     Examples
     --------
     >>> g = torch.Generator().manual_seed(0)
@@ -83,10 +115,13 @@ def sample_target_labels(
     """
     check_positive_int(num_classes, "num_classes", minimum=2)
     check_labels(labels, "labels", num_classes)
+    check_generator(generator, "generator", labels, "labels")
     offset = torch.randint(
         1, num_classes, labels.shape, generator=generator, device=labels.device
     )
-    return (labels.long() + offset) % num_classes
+    source = labels.long()
+    valid = (source >= 0) & (source < num_classes)
+    return torch.where(valid, (source + offset) % num_classes, source)
 
 
 def _as_codes(condition: torch.Tensor, num_classes: Optional[int]) -> torch.Tensor:
@@ -123,7 +158,8 @@ def broadcast_condition(
     ----------
     condition : torch.Tensor
         One-hot or soft codes of shape (B, K), or integer labels of shape (B,)
-        together with ``num_classes``.
+        together with ``num_classes`` (encoded by :func:`one_hot`, with its
+        range checks); B may be 0.
     height, width : int
         Spatial size H, W of the maps.
     num_classes : int, optional
@@ -160,7 +196,8 @@ def concat_condition(
     image : torch.Tensor
         Images of shape (B, C, H, W).
     condition : torch.Tensor
-        Codes of shape (B, K), or integer labels (B,) with ``num_classes``.
+        Codes of shape (B, K), or integer labels (B,) with ``num_classes``,
+        on the device of ``image`` (codes are cast to the dtype of ``image``).
     num_classes : int, optional
         K; required for integer labels.
 
@@ -175,6 +212,8 @@ def concat_condition(
     torch.Size([2, 8, 8, 8])
     """
     check_tensor(image, "image", ndim=4, layout="(B, C, H, W)")
+    if isinstance(condition, torch.Tensor):
+        check_same_device(image, "image", condition, "condition")
     codes = _as_codes(condition, num_classes)
     if codes.shape[0] != image.shape[0]:
         raise ValueError(

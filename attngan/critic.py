@@ -13,7 +13,7 @@ from typing import NamedTuple, Optional, Tuple, Union
 import torch
 from torch import nn
 
-from ._validation import check_positive_int, check_tensor
+from ._validation import check_positive_int, check_real, check_tensor
 
 __all__ = ["CriticOutput", "MultiHeadCritic"]
 
@@ -71,12 +71,13 @@ class MultiHeadCritic(nn.Module):
     num_layers : int, optional
         Number of stride-2 layers; derived from ``image_size`` when omitted.
     negative_slope : float, optional
-        Leaky ReLU slope. Default 0.01.
+        Leaky ReLU slope, a finite number. Default 0.01.
 
     Shape
     -----
     - input: (B, C, H, W) with (H, W) equal to ``image_size``
     - output: :class:`CriticOutput` with realness (B, 1, h, w) and logits (B, K)
+    - B may be 0: the outputs are then empty
 
     Examples
     --------
@@ -103,6 +104,7 @@ class MultiHeadCritic(nn.Module):
         check_positive_int(num_classes, "num_classes")
         check_positive_int(base_channels, "base_channels")
         check_positive_int(max_channels, "max_channels")
+        negative_slope = check_real(negative_slope, "negative_slope")
         h, w = self.image_size
         if num_layers is None:
             num_layers = 1

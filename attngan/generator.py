@@ -14,7 +14,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from ._validation import check_choice, check_positive_int, check_tensor
+from ._validation import check_choice, check_positive_int, check_real, check_same_device, check_tensor
 from .composition import compose
 from .conditioning import _as_codes, concat_condition
 
@@ -98,9 +98,10 @@ class AttentionGenerator(nn.Module):
         nearest-neighbour up-sampling followed by a 3x3 convolution (fewer
         checkerboard artefacts).
     attention_bias : float, optional
-        Initial bias of the attention head. The initial masks average about
-        ``sigmoid(attention_bias)``: 0 (default) starts at 0.5, a positive
-        value starts training near the identity map (the input is kept).
+        Initial bias of the attention head, a finite number. The initial
+        masks average about ``sigmoid(attention_bias)``: 0 (default) starts
+        at 0.5, a positive value starts training near the identity map (the
+        input is kept).
 
     Shape
     -----
@@ -108,6 +109,7 @@ class AttentionGenerator(nn.Module):
     - condition: (B, K) codes or (B,) integer labels
     - output: :class:`GeneratorOutput` with image (B, C, H, W), attention
       (B, 1, H, W) and color (B, C, H, W)
+    - B may be 0: the outputs are then empty (with every normalisation)
 
     Examples
     --------
@@ -139,6 +141,7 @@ class AttentionGenerator(nn.Module):
         check_positive_int(max_channels, "max_channels")
         check_choice(norm, "norm", ("instance", "group", "none"))
         check_choice(upsample, "upsample", ("transpose", "nearest"))
+        attention_bias = check_real(attention_bias, "attention_bias")
         self.image_channels = image_channels
         self.num_classes = num_classes
         self.num_downsamples = num_downsamples
@@ -168,10 +171,11 @@ class AttentionGenerator(nn.Module):
             layers += [_norm(norm, nxt), nn.ReLU(inplace=True)]
             width = nxt
         self.decoder = nn.Sequential(*layers)
+        self.feature_channels = width
         self.color_head = nn.Conv2d(width, image_channels, 7, padding=3)
         self.attention_head = nn.Conv2d(width, 1, 7, padding=3)
         if attention_bias:
-            nn.init.constant_(self.attention_head.bias, float(attention_bias))
+            nn.init.constant_(self.attention_head.bias, attention_bias)
 
     @property
     def size_multiple(self) -> int:
@@ -194,6 +198,8 @@ class AttentionGenerator(nn.Module):
                 f"image must be larger than {m}x{m} (2 ** num_downsamples): the normalisation layers "
                 f"need more than one pixel at the bottleneck, got {h}x{w}"
             )
+        if isinstance(condition, torch.Tensor):
+            check_same_device(image, "image", condition, "condition")
         codes = _as_codes(condition, self.num_classes)
         if codes.shape != (b, self.num_classes):
             raise ValueError(
@@ -214,10 +220,14 @@ class AttentionGenerator(nn.Module):
         Returns
         -------
         torch.Tensor
-            Decoder features of shape (B, base_channels, H, W).
+            Decoder features of shape (B, feature_channels, H, W)
+            (``feature_channels`` is ``min(base_channels, max_channels)``).
         """
         codes = self._check_inputs(image, condition)
         x = concat_condition(image, codes)
+        if x.shape[0] == 0:
+            # instance norm cannot normalise an empty batch; the features of no sample are empty
+            return x.new_zeros(0, self.feature_channels, x.shape[2], x.shape[3])
         return self.decoder(self.bottleneck(self.encoder(x)))
 
     def forward(self, image: torch.Tensor, condition: torch.Tensor) -> GeneratorOutput:
