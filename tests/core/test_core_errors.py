@@ -1,7 +1,11 @@
 """Bad input fails with a ValueError / TypeError naming the argument, the expectation and what was given."""
 
+import math
+
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from attngan import (
     AttentionGenerator,
@@ -24,6 +28,10 @@ from attngan import (
     wgan_critic_loss,
     wgan_generator_loss,
 )
+from attngan._validation import set_value_checks, value_checks_apply, value_checks_enabled
+
+FAST = settings(max_examples=25, deadline=None, database=None)
+seeds = st.integers(0, 2**31 - 1)
 
 x4 = torch.zeros(2, 3, 4, 4)
 mask = torch.zeros(2, 1, 4, 4)
@@ -365,16 +373,6 @@ def test_gradient_norm_penalty_rejects_inputs_without_grad():
 # Value checks (issue 12): where they run, the switch, and what happens where
 # they are skipped
 # --------------------------------------------------------------------------- #
-
-import math  # noqa: E402
-
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-from attngan._validation import set_value_checks, value_checks_apply, value_checks_enabled  # noqa: E402
-
-FAST = settings(max_examples=25, deadline=None, database=None)
-seeds = st.integers(0, 2**31 - 1)
 
 
 def test_value_check_switch_is_a_function_and_a_context_manager():
