@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import json
 import os
 import signal
 import sys
 import time
+import traceback
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import torch
@@ -204,15 +206,57 @@ def setup_distributed(cfg: TrainConfig) -> Tuple[int, int, torch.device]:
     if device.type == "cuda":
         torch.cuda.set_device(local_rank)
         device = torch.device("cuda", local_rank)
-    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    init_process_group("nccl" if device.type == "cuda" else "gloo")
     return rank, world, device
+
+
+# Why the teardown is ordered as it is. A gloo worker thread lets go of a
+# finished collective (and of the tensors in it) only after the caller's
+# wait() has returned, and a C++ reference to a tensor that has a Python
+# object keeps that object alive: dropping it takes the GIL. A thread that
+# asks for the GIL while the interpreter is finalising is ended from inside a
+# noexcept destructor, and C++ aborts ("terminate called without an active
+# exception"). So the group's worker threads must be joined -- the group
+# destroyed, which happens only once nothing references it -- before main()
+# returns; a barrier only narrows the window.
+
+
+def init_process_group(backend: str) -> None:
+    # torch.distributed.nn.functional binds ``group.WORLD`` into default
+    # arguments when first imported, and DDP's constructor imports it (through
+    # torch._dynamo). Imported after the group exists, those defaults keep it
+    # alive past destroy_process_group, with its worker threads running into
+    # interpreter shutdown; imported first, they bind None.
+    import torch.distributed.nn.functional  # noqa: F401
+
+    dist.init_process_group(backend)
+
+
+def teardown_distributed() -> None:
+    """Destroy the process group so that its worker threads are joined now.
+
+    Called by main() after train() has returned or raised, so the DDP
+    wrappers (whose reducers hold the group) are unreachable; an exception in
+    flight still holds train()'s frame through its traceback, so those frames
+    are cleared first. Blocks until the group's queued collectives finish.
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    exc, seen = sys.exc_info()[1], set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        traceback.clear_frames(exc.__traceback__)  # keeps file and line numbers, drops the locals
+        exc = exc.__cause__ or exc.__context__
+    gc.collect()  # DDP wrappers in reference cycles
+    dist.destroy_process_group()
+    gc.collect()
 
 
 def any_rank(flag: bool, world: int, device: torch.device) -> bool:
     if world <= 1:
         return flag
     t = torch.tensor([1.0 if flag else 0.0], device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)  # synchronous: waits for the result
     return bool(t.item() > 0)
 
 
@@ -442,10 +486,9 @@ def train(cfg: TrainConfig) -> int:
         print(f"{status} at step {step}/{total_steps}: samples in {os.path.join(out, 'samples')}, "
               f"checkpoint {ckpt_path}", file=sys.stderr)
     if world > 1:
-        # Wait for rank 0's last checkpoint and samples before tearing down:
-        # a rank that leaves while its peer still works aborts inside gloo.
+        # Every rank has run its last collective; the ranks leave together.
+        # main() destroys the process group (teardown_distributed).
         dist.barrier()
-        dist.destroy_process_group()
     return exit_code
 
 
@@ -456,6 +499,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (acgan.CheckpointError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        teardown_distributed()
 
 
 if __name__ == "__main__":
