@@ -15,6 +15,7 @@ from .diagnostics import MaskStatistics, mask_statistics
 from .generator import AttentionGenerator, GeneratorOutput, ResidualBlock
 from .losses import classification_loss, per_sample_scores, wgan_critic_loss, wgan_generator_loss
 from .penalty import gradient_norm_penalty, gradient_penalty, random_interpolates, select_head
+from ._validation import set_value_checks, value_checks_enabled
 from .regularizers import AttentionRegularizer, TotalVariation, attention_regularizer, total_variation
 
 __version__ = "0.1.0"
@@ -42,7 +43,9 @@ __all__ = [
     "random_interpolates",
     "sample_target_labels",
     "select_head",
+    "set_value_checks",
     "total_variation",
+    "value_checks_enabled",
     "wgan_critic_loss",
     "wgan_generator_loss",
 ]

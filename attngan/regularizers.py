@@ -8,7 +8,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from ._validation import check_choice, check_tensor
+from ._validation import check_choice, check_nonempty_batch, check_tensor
 
 __all__ = ["AttentionRegularizer", "TotalVariation", "attention_regularizer", "total_variation"]
 
@@ -19,8 +19,9 @@ _FORMS = ("paper", "euclidean", "released")
 DEFAULT_LAMBDA_TV = {"paper": 5e-5, "euclidean": 5e-5, "released": 5e-5}
 
 
-def _reduce(per_sample: torch.Tensor, reduction: str) -> torch.Tensor:
+def _reduce(per_sample: torch.Tensor, reduction: str, name: str) -> torch.Tensor:
     if reduction == "mean":
+        check_nonempty_batch(per_sample, name, "the mean of an empty batch is undefined; use reduction='sum' or 'none'")
         return per_sample.mean()
     if reduction == "sum":
         return per_sample.sum()
@@ -57,7 +58,9 @@ def total_variation(
         the resolution. Default ``False`` (the paper's sum).
     reduction : {"mean", "sum", "none"}, optional
         Over the batch: ``"mean"`` (default, the paper's expectation),
-        ``"sum"`` or ``"none"`` for the per-sample values of shape (B,).
+        ``"sum"`` or ``"none"`` for the per-sample values of shape (B,). An
+        empty batch (B = 0) gives 0 with ``"sum"``, an empty (0,) tensor with
+        ``"none"`` and a ValueError with ``"mean"``.
 
     Returns
     -------
@@ -83,7 +86,7 @@ def total_variation(
         _, c, h, w = x.shape
         pairs = c * ((h - 1) * w + h * (w - 1))
         per_sample = per_sample / max(pairs, 1)
-    return _reduce(per_sample, reduction)
+    return _reduce(per_sample, reduction, "x")
 
 
 def attention_regularizer(
@@ -131,7 +134,8 @@ def attention_regularizer(
     form : {"paper", "euclidean", "released"}, optional
         Which reading of Eq. (3) to compute.
     reduction : {"mean", "sum", "none"}, optional
-        Over the batch; ``"none"`` gives shape (B,).
+        Over the batch; ``"none"`` gives shape (B,). An empty batch is
+        handled as in :func:`total_variation`.
 
     Returns
     -------
@@ -159,7 +163,7 @@ def attention_regularizer(
         norm = torch.linalg.vector_norm(flat, ord=2, dim=1)
         if form == "paper":
             norm = norm / math.sqrt(max(flat.shape[1], 1))
-    return _reduce(lambda_tv * tv + norm, reduction)
+    return _reduce(lambda_tv * tv + norm, reduction, "attention")
 
 
 def _check_lambda_tv(value: object) -> float:

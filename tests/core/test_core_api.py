@@ -27,7 +27,9 @@ EXPECTED = [
     "random_interpolates",
     "sample_target_labels",
     "select_head",
+    "set_value_checks",
     "total_variation",
+    "value_checks_enabled",
     "wgan_critic_loss",
     "wgan_generator_loss",
 ]

@@ -296,3 +296,12 @@ def test_regularizer_rejects_bad_lambda_tv(bad):
         AttentionRegularizer(lambda_tv=bad)
     with pytest.raises(TypeError, match=r"lambda_tv must be a float, got str"):
         attention_regularizer(torch.rand(1, 1, 2, 2), lambda_tv="1e-4")
+
+
+@pytest.mark.parametrize("fn", [total_variation, attention_regularizer])
+def test_empty_batch(fn):
+    empty = torch.rand(0, 1, 4, 4)
+    assert fn(empty, reduction="sum").item() == 0.0
+    assert fn(empty, reduction="none").shape == (0,)
+    with pytest.raises(ValueError, match="empty batch"):
+        fn(empty)
