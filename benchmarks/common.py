@@ -38,6 +38,12 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 EXAMPLE = os.path.join(REPO, "examples", "morph_aging")
+if EXAMPLE not in sys.path:  # the example's modules, imported by their bare names
+    sys.path.insert(0, EXAMPLE)
+
+import cli  # noqa: E402
+import config  # noqa: E402
+import files  # noqa: E402
 
 # --------------------------------------------------------------------------- #
 # Peak throughput
@@ -307,15 +313,8 @@ def metadata(device: torch.device) -> Dict[str, Any]:
                     cudnn_allow_tf32=torch.backends.cudnn.allow_tf32,
                     matmul_allow_tf32=torch.backends.cuda.matmul.allow_tf32)
     else:
-        meta["cpu_fast_bf16"] = _cpu_fast_bf16()
+        meta["cpu_fast_bf16"] = config.cpu_has_fast_bf16()
     return meta
-
-
-def _cpu_fast_bf16() -> Optional[bool]:
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):  # pragma: no cover
-        return None
 
 
 def command_line(script: str, argv: Sequence[str]) -> str:
@@ -330,12 +329,7 @@ def emit(result: Mapping[str, Any], json_out: Optional[str]) -> None:
     text = json.dumps(result, indent=2, sort_keys=False)
     print(text, flush=True)
     if json_out:
-        folder = os.path.dirname(os.path.abspath(json_out))
-        os.makedirs(folder, exist_ok=True)
-        tmp = json_out + ".tmp"
-        with open(tmp, "w") as fh:
-            fh.write(text + "\n")
-        os.replace(tmp, json_out)
+        files.write_text(json_out, text + "\n")
 
 
 # --------------------------------------------------------------------------- #
@@ -344,39 +338,32 @@ def emit(result: Mapping[str, Any], json_out: Optional[str]) -> None:
 
 
 def import_acgan():
-    """The example's ``acgan`` module (examples/morph_aging on sys.path)."""
-    if EXAMPLE not in sys.path:
-        sys.path.insert(0, EXAMPLE)
+    """The example's ``acgan`` module (examples/morph_aging is on sys.path)."""
     import acgan
 
     return acgan
 
 
+#: The :class:`config.TrainConfig` fields the benchmarks take as flags: the
+#: networks' shape and how they run.
+CONFIG_FLAGS = config.MODEL_FIELDS + ("preset", "device", "precision", "channels_last", "compile", "batch_size", "seed")
+
+
 def add_common_args(parser: argparse.ArgumentParser, *, batch_help: str) -> None:
-    """Flags shared by train_step.py and inference.py."""
+    """Flags shared by train_step.py and inference.py: the config's (:data:`CONFIG_FLAGS`,
+    declared by ``config.TrainConfig``) and the timing method's."""
+    config.add_config_arguments(parser, CONFIG_FLAGS, help={"batch_size": batch_help})
     p = parser
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    p.add_argument("--precision", default="auto",
-                   help="auto (bf16 where supported, else fp16 on a GPU, fp32 on a CPU), fp32, bf16 or fp16; "
-                        "the low precision of the optimised form in --compare / --variants")
-    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
-                   help="channels_last memory format (default: the preset's, on)")
-    p.add_argument("--compile", action="store_true", help="torch.compile the generator")
-    p.add_argument("--preset", default="auto", help="network widths and defaults: paper, cpu-demo or auto (by device)")
-    p.add_argument("--image-size", type=int, default=None, help="image size (default: the preset's)")
-    p.add_argument("--batch-size", type=int, default=None, help=batch_help)
-    p.add_argument("--g-channels", type=int, default=None, help="generator base width (default: the preset's)")
-    p.add_argument("--g-res-blocks", type=int, default=None, help="generator residual blocks (default: the preset's)")
-    p.add_argument("--d-channels", type=int, default=None, help="critic base width (default: the preset's)")
-    p.add_argument("--warmup", type=int, default=3, help="untimed rounds before timing (each case once per round)")
-    p.add_argument("--repeats", type=int, default=5, help="timed repeats per case (median reported)")
-    p.add_argument("--iters-per-repeat", type=int, default=1, help="calls per timed repeat")
+    p.add_argument("--warmup", type=cli.int_at_least(0), default=3,
+                   help="untimed rounds before timing (each case once per round)")
+    p.add_argument("--repeats", type=cli.positive_int, default=5, help="timed repeats per case (median reported)")
+    p.add_argument("--iters-per-repeat", type=cli.positive_int, default=1, help="calls per timed repeat")
     p.add_argument("--peak-tflops", type=float, default=None,
                    help="peak TFLOP/s for the utilisation (default: datasheet figure of known GPUs; none on CPU)")
-    p.add_argument("--tf32", action=argparse.BooleanOptionalAction, default=True,
-                   help="allow TF32 for fp32 convolutions and matmuls on CUDA (as train.py does)")
-    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
-    p.add_argument("--seed", type=int, default=0, help="seed of weights, inputs and step randomness")
+    cli.add_bool_flag(p, "--tf32", default=True,
+                      help="allow TF32 for fp32 convolutions and matmuls on CUDA (as train.py does)")
+    p.add_argument("--threads", type=cli.positive_int, default=None,
+                   help="torch.set_num_threads (default: torch's choice)")
     p.add_argument("--compare", action="store_true",
                    help="time the plain and the optimised form alternately in this process and print their ratio")
     p.add_argument("--variants", default=None,
@@ -386,35 +373,15 @@ def add_common_args(parser: argparse.ArgumentParser, *, batch_help: str) -> None
 
 
 def check_common_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    for name in ("warmup",):
-        if getattr(args, name) < 0:
-            parser.error(f"--{name}: must be >= 0, got {getattr(args, name)}")
-    for name in ("repeats", "iters_per_repeat"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')}: must be >= 1, got {getattr(args, name)}")
     if args.peak_tflops is not None and not args.peak_tflops > 0:
         parser.error(f"--peak-tflops: must be > 0, got {args.peak_tflops}")
-    if args.threads is not None and args.threads < 1:
-        parser.error(f"--threads: must be >= 1, got {args.threads}")
     if args.compare and args.variants:
         parser.error("--compare and --variants are exclusive (--compare is --variants plain,optimised)")
 
 
-def build_config(parser: argparse.ArgumentParser, args: argparse.Namespace, *, batch_size: Optional[int] = None):
-    """A validated ``acgan.TrainConfig`` from the flags (random inputs: no data)."""
-    acgan = import_acgan()
-    cfg = acgan.TrainConfig(
-        data="random-tensors", preset=args.preset, device=args.device, precision=args.precision,
-        image_size=args.image_size, batch_size=batch_size if batch_size is not None else args.batch_size,
-        g_channels=args.g_channels, g_res_blocks=args.g_res_blocks, d_channels=args.d_channels,
-        channels_last=args.channels_last, compile=args.compile, seed=args.seed, progress=False,
-        critic_warmup=0,  # time full iterations (critic and generator steps)
-    )
-    try:
-        return acgan.validate_config(cfg)
-    except ValueError as exc:
-        parser.error(str(exc))
-        raise  # unreachable
+def build_config(parser: argparse.ArgumentParser, args: argparse.Namespace, **overrides: Any) -> "config.TrainConfig":
+    """The validated config of the flags (random inputs: no data; full iterations, no critic warm-up)."""
+    return config.config_from_args(parser, args, data="random-tensors", progress=False, critic_warmup=0, **overrides)
 
 
 def setup_runtime(args: argparse.Namespace, device: torch.device) -> None:
@@ -426,9 +393,9 @@ def setup_runtime(args: argparse.Namespace, device: torch.device) -> None:
         torch.backends.cudnn.allow_tf32 = bool(args.tf32)
 
 
-def low_precision(acgan, precision: str, device: torch.device) -> Optional[str]:
+def low_precision(precision: str, device: torch.device) -> Optional[str]:
     """The autocast dtype name that ``--precision`` resolves to, None for fp32."""
-    resolved = acgan.resolve_precision(precision, device)
+    resolved = config.resolve_precision(precision, device)
     return None if resolved == "fp32" else resolved
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import os
 import sys
 from typing import Any, Dict, List, Optional, Sequence
@@ -35,7 +36,6 @@ import common  # noqa: E402
 
 FEATURES = ("channels_last", "bf16", "fp16", "compile")
 ABLATION = ("plain", "channels_last", "lowp", "optimised")
-DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def describe(features: Sequence[str]) -> Dict[str, Any]:
@@ -56,7 +56,7 @@ class AgeCase:
             faces = faces.contiguous(memory_format=torch.channels_last)
         self.g = torch.compile(g) if s["compile"] else g
         self.faces = faces
-        self.dtype = DTYPES.get(s["precision"])
+        self.dtype = common.config.autocast_dtype(s["precision"])
         self.age_all_groups = acgan.age_all_groups
         self.calls = 0
 
@@ -76,15 +76,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     common.check_common_args(parser, args)
-    acgan = common.import_acgan()
+    acgan, config = common.import_acgan(), common.config
     faces_per_call = args.batch_size if args.batch_size is not None else 1
-    if faces_per_call < 1:
-        parser.error(f"--batch-size: must be a positive integer, got {faces_per_call}")
     cfg = common.build_config(parser, args, batch_size=faces_per_call)
-    device = acgan.resolve_device(cfg.device)
+    device = config.resolve_device(cfg.device)
     common.setup_runtime(args, device)
     try:
-        lowp = common.low_precision(acgan, args.precision, device)
+        lowp = common.low_precision(args.precision, device)
         if args.compare or args.variants:
             spec = "plain,optimised" if args.compare else args.variants
             ablation = [v for v in ABLATION if v != "lowp" or lowp is not None]
@@ -105,10 +103,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             g0, ckpt_cfg = acgan.generator_from_checkpoint(args.checkpoint, map_location="cpu")
         except acgan.CheckpointError as exc:
             parser.error(f"--checkpoint: {exc}")
-        cfg.g_channels, cfg.g_res_blocks = ckpt_cfg.g_channels, ckpt_cfg.g_res_blocks
-        if args.image_size is None:  # the generator is convolutional: --image-size may differ from training
-            cfg.image_size = ckpt_cfg.image_size
-        cfg.g_downsamples, cfg.generator_mode = ckpt_cfg.g_downsamples, ckpt_cfg.generator_mode
+        # the checkpoint's networks; the generator is convolutional, so --image-size may differ from training
+        cfg = dataclasses.replace(cfg, **{k: getattr(ckpt_cfg, k) for k in config.MODEL_FIELDS
+                                          if k != "image_size" or args.image_size is None})
         source = args.checkpoint
     else:
         g0 = acgan.build_generator(cfg)

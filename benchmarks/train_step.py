@@ -53,7 +53,6 @@ import common  # noqa: E402
 
 FEATURES = ("channels_last", "bf16", "fp16", "fused_adam", "joint_gp", "fused_critic", "reuse_fake", "compile")
 ABLATION = ("plain", "channels_last", "lowp", "fused_adam", "joint_gp", "fused_critic+reuse_fake", "optimised")
-DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def ablation_list(lowp: Optional[str]) -> List[str]:
@@ -90,7 +89,7 @@ class TrainCase:
         self.g, self.d = g, d
         opt_g, opt_d = acgan.build_optimizers(self.cfg, g, d, fused=s["fused_adam"])
         g_run = torch.compile(g) if s["compile"] else g
-        autocast = DTYPES.get(s["precision"])
+        autocast = common.config.autocast_dtype(s["precision"])
         scaler = torch.amp.GradScaler(real.device.type) if s["precision"] == "fp16" else None
         options = acgan.StepOptions(fused_critic=s["fused_critic"], reuse_fake=s["reuse_fake"],
                                     autocast=autocast, channels_last=s["channels_last"])
@@ -124,12 +123,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     common.check_common_args(parser, args)
-    acgan = common.import_acgan()
+    acgan, config = common.import_acgan(), common.config
     cfg = common.build_config(parser, args)
-    device = acgan.resolve_device(cfg.device)
+    device = config.resolve_device(cfg.device)
     common.setup_runtime(args, device)
     try:
-        lowp = common.low_precision(acgan, args.precision, device)
+        lowp = common.low_precision(args.precision, device)
         if args.compare or args.variants:
             spec = "plain,optimised" if args.compare else args.variants
             variants = common.parse_variants(spec, FEATURES, lowp, args.compile, ablation_list(lowp))

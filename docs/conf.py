@@ -21,7 +21,7 @@ ROOT = os.path.dirname(DOCS)
 EXAMPLE = os.path.join(ROOT, "examples", "morph_aging")
 
 # The library from this checkout (also when it is not pip-installed), and the
-# AcGAN example's modules (``acgan``, ``synthetic_faces``, ``face_datasets``),
+# AcGAN example's modules (``config``, ``acgan``, ``synthetic_faces``, ...),
 # which import each other by their bare names.
 for path in (EXAMPLE, ROOT):
     if path not in sys.path:
@@ -105,14 +105,14 @@ class ProgramHelp(SphinxDirective):
 
 
 class PresetTable(SphinxDirective):
-    """A table of the values each ``train.py`` preset gives, from ``acgan.PRESET_VALUES``."""
+    """A table of the values each ``train.py`` preset gives, from ``config.PRESET_VALUES``."""
 
     has_content = False
 
     def run(self) -> list:
-        import acgan
+        import config
 
-        presets = acgan.PRESET_VALUES
+        presets = config.PRESET_VALUES
         names = list(presets)
         keys = []
         for values in presets.values():
@@ -126,7 +126,7 @@ class PresetTable(SphinxDirective):
                 value = presets[name].get(key)
                 lines.append(f"     - {'not set' if value is None else value}")
         container = nodes.container()
-        self.state.nested_parse(StringList(lines, source="acgan.PRESET_VALUES"), self.content_offset, container)
+        self.state.nested_parse(StringList(lines, source="config.PRESET_VALUES"), self.content_offset, container)
         return container.children
 
 

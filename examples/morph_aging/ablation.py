@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shlex
 import shutil
@@ -59,19 +60,25 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-import train
+import acgan
+import cli
+import config
+import files
+import pictures
+from ages import GROUP_NAMES
+from cli import EXIT_FAILED, EXIT_OK
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TRAIN = os.path.join(HERE, "train.py")
 EVALUATE = os.path.join(HERE, "evaluate.py")
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+PROG = "ablation.py"
 
 DEFAULT_L1 = 10.0
 VARIANTS = ("attention", "no-attention", "no-attention-l1")
 #: Flags the ablation sets itself; refused after ``--``.
 RESERVED = ("--out", "--generator-mode", "--lambda-l1", "--max-steps", "--max-minutes", "--resume")
 #: Checkpoint reasons of a run that needs no more training.
-DONE_REASONS = (train.FINISHED, train.TIME_BUDGET)
+DONE_REASONS = (acgan.FINISHED, acgan.TIME_BUDGET)
 #: Columns of the side-by-side table: (summary key, header, format).
 COLUMNS = (
     ("age_accuracy", "Age accuracy", "pct"),
@@ -97,7 +104,7 @@ def variant_flags(name: str, l1: float) -> List[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="ablation.py", description=__doc__.split("\n\n")[0],
+        prog=PROG, description=__doc__.split("\n\n")[0],
         usage="%(prog)s --out DIR [--max-minutes M | --max-steps N] [options] [-- TRAIN.PY FLAGS]",
         epilog="Exit status: 0 all variants done, 1 some failed (reported), 2 usage error.",
     )
@@ -110,16 +117,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--l1", type=float, default=DEFAULT_L1, metavar="WEIGHT",
                         help="--lambda-l1 of the no-attention-l1 variant")
     parser.add_argument("--retrain", action="store_true", help="train variants again even when finished")
-    parser.add_argument("--num-faces", type=int, default=200, metavar="N", help="evaluate.py --num-faces")
-    parser.add_argument("--num-examples", type=int, default=4, metavar="K", help="inputs shown in ablation.png")
-    parser.add_argument("--classifier-steps", type=int, default=None, metavar="N", help="evaluate.py --classifier-steps")
-    parser.add_argument("--classifier-subjects", type=int, default=None, metavar="N",
+    parser.add_argument("--num-faces", type=cli.positive_int, default=200, metavar="N", help="evaluate.py --num-faces")
+    parser.add_argument("--num-examples", type=cli.int_at_least(0), default=4, metavar="K",
+                        help="inputs shown in ablation.png")
+    parser.add_argument("--classifier-steps", type=cli.positive_int, default=None, metavar="N",
+                        help="evaluate.py --classifier-steps")
+    parser.add_argument("--classifier-subjects", type=cli.positive_int, default=None, metavar="N",
                         help="evaluate.py --classifier-subjects")
     parser.add_argument("--estimator", default="auto", choices=("auto", "synthetic", "dlib"),
                         help="evaluate.py --estimator")
-    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="for evaluate.py")
-    parser.add_argument("--progress", default="true", choices=("true", "false"),
-                        help="progress bars in train.py and evaluate.py")
+    parser.add_argument("--device", default="auto", choices=config.DEVICES, help="for evaluate.py")
+    cli.add_bool_flag(parser, "--progress", default=True, help="progress bars in train.py and evaluate.py")
     return parser
 
 
@@ -131,23 +139,17 @@ def split_argv(argv: Sequence[str]) -> Tuple[List[str], List[str]]:
     return argv, []
 
 
-def _error(msg: str) -> None:
-    print(f"ablation.py: error: {msg}", file=sys.stderr)
-
-
 def _say(msg: str) -> None:
     print(f"[ablation] {msg}", file=sys.stderr, flush=True)
 
 
 def checkpoint_reason(path: str) -> Optional[str]:
     """The reason recorded in a checkpoint ("finished", "interrupted", ...), or None if unreadable."""
-    import torch
-
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        return str((state.get("extra") or {}).get("reason"))
-    except Exception:  # noqa: BLE001 - an unreadable checkpoint is trained again
+        state = acgan.load_checkpoint(path)
+    except acgan.CheckpointError:  # an unreadable checkpoint is trained again
         return None
+    return str(state["extra"].get("reason"))
 
 
 def run(cmd: List[str]) -> int:
@@ -177,7 +179,7 @@ def train_variant(name: str, out: str, budget: List[str], passthrough: List[str]
         _say(f"{name}: --retrain: removing {run_dir}")
         shutil.rmtree(run_dir)
     cmd = [sys.executable, TRAIN, "--out", run_dir, *budget, *variant_flags(name, args.l1), *resume,
-           "--progress", args.progress, *passthrough]
+           "--progress", _bool_text(args.progress), *passthrough]
     code = run(cmd)
     if code != 0:
         return False, f"train.py exited with status {code}"
@@ -189,7 +191,7 @@ def evaluate_variant(name: str, out: str, args) -> Tuple[bool, str]:
     cmd = [sys.executable, EVALUATE, "--checkpoint", os.path.join(run_dir, "checkpoints", "last.pt"),
            "--out", os.path.join(run_dir, "eval"), "--num-faces", str(args.num_faces),
            "--num-examples", str(args.num_examples), "--estimator", args.estimator, "--device", args.device,
-           "--estimator-cache", os.path.join(out, "age_classifier.pt"), "--progress", args.progress]
+           "--estimator-cache", os.path.join(out, "age_classifier.pt"), "--progress", _bool_text(args.progress)]
     if args.classifier_steps is not None:
         cmd += ["--classifier-steps", str(args.classifier_steps)]
     if args.classifier_subjects is not None:
@@ -198,6 +200,10 @@ def evaluate_variant(name: str, out: str, args) -> Tuple[bool, str]:
     if code not in (0, 1):
         return False, f"evaluate.py exited with status {code}"
     return True, "evaluated" + (" (some faces unreadable)" if code == 1 else "")
+
+
+def _bool_text(value: bool) -> str:
+    return "true" if value else "false"
 
 
 def _fmt(value: Any, fmt: str) -> str:
@@ -237,8 +243,6 @@ def render_markdown(summary: Dict[str, Any]) -> str:
 
 def ablation_figure(out: str, names: Sequence[str], k: int) -> Optional[np.ndarray]:
     """Fig. 3-like grid from the variants' ``eval/examples.npz``."""
-    import evaluate
-
     loaded = {}
     for name in names:
         path = os.path.join(out, name, "eval", "examples.npz")
@@ -260,7 +264,7 @@ def ablation_figure(out: str, names: Sequence[str], k: int) -> Optional[np.ndarr
             rows.append(("truth", [None] + list(first["truth"][i])))
     if not rows:
         return None
-    return evaluate.compose_grid(rows, ["input"] + list(evaluate.GROUPS[1:]))
+    return pictures.render_grid(rows, ["input"] + list(GROUP_NAMES[1:]))
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -271,25 +275,20 @@ def main(argv: Optional[List[str]] = None) -> int:
     names = [v.strip() for v in args.variants.split(",") if v.strip()]
     bad = [v for v in names if v not in VARIANTS]
     if not names or bad:
-        _error(f"--variants: unknown {', '.join(bad) or '(empty list)'}; choose from {', '.join(VARIANTS)}")
-        return EXIT_USAGE
+        return cli.fail(PROG, f"--variants: unknown {', '.join(bad) or '(empty list)'}; "
+                              f"choose from {', '.join(VARIANTS)}")
     if len(set(names)) != len(names):
-        _error("--variants: a variant is listed twice")
-        return EXIT_USAGE
+        return cli.fail(PROG, "--variants: a variant is listed twice")
     clash = [f for f in passthrough if f.split("=", 1)[0] in RESERVED]
     if clash:
-        _error(f"{', '.join(clash)} after '--': the ablation sets these itself (use its own --out, --max-steps, "
-               "--max-minutes, --l1)")
-        return EXIT_USAGE
+        return cli.fail(PROG, f"{', '.join(clash)} after '--': the ablation sets these itself (use its own --out, "
+                              "--max-steps, --max-minutes, --l1)")
     if args.max_steps is not None and args.max_steps < 1:
-        _error(f"--max-steps must be >= 1, got {args.max_steps}")
-        return EXIT_USAGE
+        return cli.fail(PROG, f"--max-steps must be >= 1, got {args.max_steps}")
     if args.max_minutes is not None and not args.max_minutes > 0:
-        _error(f"--max-minutes must be > 0, got {args.max_minutes}")
-        return EXIT_USAGE
-    if not args.l1 >= 0 or args.l1 != args.l1 or args.l1 == float("inf"):
-        _error(f"--l1 must be a finite number >= 0, got {args.l1}")
-        return EXIT_USAGE
+        return cli.fail(PROG, f"--max-minutes must be > 0, got {args.max_minutes}")
+    if not (math.isfinite(args.l1) and args.l1 >= 0):
+        return cli.fail(PROG, f"--l1 must be a finite number >= 0, got {args.l1}")
     budget: List[str] = []
     budget_text = "train.py's preset (equal for all variants)"
     if args.max_steps is not None:
@@ -299,8 +298,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         os.makedirs(args.out, exist_ok=True)
     except OSError as exc:
-        _error(f"cannot create {args.out}: {exc}")
-        return EXIT_USAGE
+        return cli.fail(PROG, f"cannot create {args.out}: {exc}")
 
     command = "python examples/morph_aging/ablation.py " + " ".join(shlex.quote(a) for a in argv)
     records: List[Dict[str, Any]] = []
@@ -328,13 +326,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                "figure": "ablation.png" if figure is not None else None,
                "seconds": round(time.perf_counter() - t0, 1)}
     if figure is not None:
-        import acgan
-
-        acgan.save_png(figure, os.path.join(args.out, "ablation.png"))
-    with open(os.path.join(args.out, "ablation.json"), "w") as fh:
-        json.dump(summary, fh, indent=2)
-    with open(os.path.join(args.out, "ablation.md"), "w") as fh:
-        fh.write(render_markdown(summary))
+        pictures.save_png(figure, os.path.join(args.out, "ablation.png"))
+    files.write_text(os.path.join(args.out, "ablation.json"), json.dumps(summary, indent=2))
+    files.write_text(os.path.join(args.out, "ablation.md"), render_markdown(summary))
     failed = [r["name"] for r in records if not r["ok"]]
     _say(f"done in {summary['seconds']:.0f} s: {os.path.join(args.out, 'ablation.md')}"
          + (f"; failed: {', '.join(failed)}" if failed else ""))

@@ -1,226 +1,45 @@
-"""AcGANs face aging assembled from the attngan pieces: configuration, models,
-the training step, checkpoints and sample grids.
+"""AcGANs face aging assembled from the attngan pieces: the networks, the
+training iteration and checkpoints.
 
-``train.py`` drives these pieces; ``age.py``, ``evaluate.py`` and the
-benchmarks reuse them. Nothing here knows about the data layout beyond
-batches of images (B, 3, H, W) in [-1, 1] with integer age groups (B,).
+``train.py`` drives these pieces; ``age.py``, ``evaluate.py``, ``export.py``,
+``ablation.py`` and the benchmarks reuse them. Nothing here knows about the
+data layout beyond batches of images (B, 3, H, W) in [-1, 1] with integer
+age groups (B,); the settings come from :class:`config.TrainConfig`.
+
+Examples
+--------
+>>> import torch
+>>> import acgan
+>>> from config import TrainConfig, validate_config
+>>> cfg = validate_config(TrainConfig(image_size=64, g_channels=8, g_res_blocks=1, d_channels=8, device="cpu"))
+>>> g, d = acgan.build_generator(cfg), acgan.build_critic(cfg)
+>>> opt_g, opt_d = acgan.build_optimizers(cfg, g, d, fused=False)
+>>> step = acgan.AcGANStep(cfg, g, d, opt_g, opt_d)
+>>> metrics = step(torch.rand(2, 3, 64, 64) * 2 - 1, torch.tensor([0, 3]), 0)
+>>> sorted(k for k in metrics if k.startswith("d_"))
+['d_adv', 'd_cls', 'd_loss', 'd_skipped']
+>>> acgan.age_all_groups(g.eval(), torch.zeros(1, 3, 64, 64)).image.shape   # (N, groups, C, H, W)
+torch.Size([1, 5, 3, 64, 64])
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import math
 import os
-import tempfile
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
-import numpy as np
 import torch
 from torch import nn
 
 import attngan
+from ages import NUM_GROUPS
+from config import MODEL_FIELDS, TrainConfig
+from files import atomic_file
 
-NUM_GROUPS = 5
-GROUP_NAMES = ("10-20", "21-30", "31-40", "41-50", "51+")
-
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-DEVICES = ("auto", "cpu", "cuda")
-PRESETS = ("auto", "paper", "cpu-demo")
-
-
-# --------------------------------------------------------------------------- #
-# Configuration
-# --------------------------------------------------------------------------- #
-
-
-def _opt(default: Any, help: str, **kw: Any) -> Any:
-    return field(default=default, metadata={"help": help, **kw})
-
-
-@dataclass
-class TrainConfig:
-    """Every setting of a training run; each field is a ``train.py`` flag.
-
-    ``None`` means "taken from the preset" (see :data:`PRESET_VALUES`).
-    """
-
-    # data
-    data: str = _opt("synthetic", "'synthetic' (built-in faces) or a dataset folder / CSV")
-    data_kind: str = _opt("auto", "naming convention of --data: auto, morph, cacd, utkface, fgnet, csv")
-    num_subjects: Optional[int] = _opt(None, "synthetic faces: number of subjects")
-    images_per_subject: int = _opt(5, "synthetic faces: images per subject")
-    test_fraction: float = _opt(0.1, "held-out fraction (split by subject when subjects are known)")
-    workers: Optional[int] = _opt(None, "DataLoader worker processes (default: 0 for cached data, else 4 per GPU)")
-    # run
-    out: str = _opt("runs/acgan", "output folder")
-    preset: str = _opt("auto", "paper (224 px, full networks), cpu-demo (64 px, narrow, ~12 min on 2 cores); auto picks by device")
-    image_size: Optional[int] = _opt(None, "training resolution (multiple of 4)")
-    batch_size: Optional[int] = _opt(None, "global batch size (split across processes)")
-    epochs: Optional[int] = _opt(None, "number of epochs")
-    max_steps: Optional[int] = _opt(None, "stop after this many iterations (overrides --epochs)")
-    max_minutes: Optional[float] = _opt(None, "stop (with checkpoint and samples) after this many minutes")
-    seed: int = _opt(0, "seed of data, split, initialisation and training randomness")
-    device: str = _opt("auto", "auto, cpu or cuda")
-    precision: str = _opt("auto", "auto (bf16 where supported), fp32, bf16 or fp16")
-    channels_last: Optional[bool] = _opt(None, "channels_last memory format (default: on)")
-    compile: bool = _opt(False, "torch.compile the generator")
-    resume: bool = _opt(False, "continue from OUT/checkpoints/last.pt")
-    # networks
-    g_channels: Optional[int] = _opt(None, "generator base width (paper: 64)")
-    g_res_blocks: Optional[int] = _opt(None, "generator residual blocks (paper: 6)")
-    g_downsamples: int = _opt(2, "generator down-samplings (paper: 2)")
-    g_upsample: Optional[str] = _opt(None, "generator up-sampling: transpose (4x4 transposed convs, paper lineage) or nearest (+3x3 conv)")
-    g_attention_bias: Optional[float] = _opt(None, "initial bias of the attention head (>0 starts near copying the input)")
-    d_channels: Optional[int] = _opt(None, "critic base width (paper: 64)")
-    d_max_channels: int = _opt(1024, "critic width cap (released code: 4096 at 224 px)")
-    init: Optional[str] = _opt(None, "weight initialisation: default (PyTorch's) or normal (conv weights N(0, 0.02), released code)")
-    generator_mode: str = _opt("attention", "attention (AcGANs) or no-attention (output = colour head; ablation)")
-    # losses (paper section 3.1)
-    lambda_adv: float = _opt(10.0, "lambda_adv, adversarial weight")
-    lambda_att: float = _opt(2.0, "lambda_att, attention-loss weight")
-    lambda_cls: float = _opt(100.0, "lambda_cls, age-classification weight")
-    lambda_gp: float = _opt(10.0, "lambda_gp, gradient-penalty weight")
-    lambda_tv: float = _opt(5e-5, "lambda_TV (paper: 5e-5; times lambda_att = 2 it is the released code's 1e-4)")
-    lambda_l1: float = _opt(0.0, "weight of an L1 pixel loss to the input (ablation baseline; paper: 0)")
-    attention_form: Optional[str] = _opt(None, "paper (squared TV + RMS of A, resolution independent), euclidean (squared TV + ||A||_2 over all pixels, grows with image size) or released (absolute TV + mean A)")
-    gp_mode: str = _opt("joint", "joint (penalty in the critic loss, paper) or separate (own backward+step, released code)")
-    gp_weighting: str = _opt("absolute", "absolute (lambda_gp * GP, as WGAN-GP and the released code) or nested (lambda_adv * lambda_gp * GP, Eq. 5 read literally)")
-    n_critic: int = _opt(1, "critic iterations per generator update (paper: 1; released code: 2)")
-    critic_warmup: Optional[int] = _opt(None, "first iterations that train only the critic (paper: 0)")
-    # optimiser
-    lr: float = _opt(1e-4, "Adam learning rate (both networks)")
-    beta1: float = _opt(0.5, "Adam beta1")
-    beta2: float = _opt(0.999, "Adam beta2")
-    lr_decay: float = _opt(1.0, "multiply the lr by this every --lr-decay-every epochs (released: 0.9 every 10)")
-    lr_decay_every: int = _opt(10, "epochs between lr decays")
-    # logging and safety
-    log_every: int = _opt(10, "iterations between metric lines")
-    sample_every: Optional[int] = _opt(None, "iterations between sample grids")
-    checkpoint_every: Optional[int] = _opt(None, "iterations between checkpoints")
-    num_samples: int = _opt(4, "faces in the sample grids")
-    max_nonfinite: int = _opt(20, "stop after this many consecutive skipped (non-finite) steps")
-    progress: bool = _opt(True, "show a progress bar")
-
-    def to_dict(self) -> Dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-#: Values a preset gives to the fields left at ``None``.
-PRESET_VALUES: Dict[str, Dict[str, Any]] = {
-    "paper": dict(
-        image_size=224, batch_size=64, epochs=100, g_channels=64, g_res_blocks=6, d_channels=64,
-        num_subjects=2000, sample_every=1000, checkpoint_every=1000, channels_last=True,
-        attention_form="paper", critic_warmup=0, g_attention_bias=0.0, g_upsample="transpose", init="default",
-    ),
-    "cpu-demo": dict(
-        image_size=64, batch_size=16, epochs=1000, max_steps=3000, max_minutes=12.0,
-        g_channels=32, g_res_blocks=3, d_channels=32, num_subjects=500,
-        sample_every=250, checkpoint_every=250, channels_last=True,
-        # The paper's recipe at a smaller size, width and budget (see the guide
-        # for the measured comparison of the stabilisers, none of which is on).
-        attention_form="paper", critic_warmup=0, g_attention_bias=0.0, g_upsample="transpose", init="default",
-    ),
-}
-
-#: Fields that define the networks: a checkpoint only fits a model with equal values.
-MODEL_FIELDS = ("image_size", "g_channels", "g_res_blocks", "g_downsamples", "g_upsample", "d_channels",
-                "d_max_channels", "generator_mode")
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda was requested but CUDA is not available on this machine")
-    return torch.device(name)
-
-
-def resolve_precision(name: str, device: torch.device) -> str:
-    if name != "auto":
-        if name == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-            raise ValueError("--precision bf16 is not supported by this GPU; use fp16 or fp32")
-        if name == "fp16" and device.type == "cpu":
-            raise ValueError("--precision fp16 needs a GPU; on CPU use bf16 or fp32")
-        return name
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "bf16" if cpu_has_fast_bf16() else "fp32"
-
-
-def cpu_has_fast_bf16() -> bool:
-    """Whether oneDNN has native bf16 kernels on this CPU (AVX512-BF16 or AMX)."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):  # pragma: no cover - depends on the build
-        return False
-
-
-def validate_config(cfg: TrainConfig) -> TrainConfig:
-    """Fill preset values and check every field; raise ValueError naming the flag."""
-    def bad(flag: str, msg: str) -> None:
-        raise ValueError(f"--{flag.replace('_', '-')}: {msg}")
-
-    if cfg.preset not in PRESETS:
-        bad("preset", f"must be one of {', '.join(PRESETS)}, got {cfg.preset!r}")
-    if cfg.device not in DEVICES:
-        bad("device", f"must be one of {', '.join(DEVICES)}, got {cfg.device!r}")
-    if cfg.precision not in PRECISIONS:
-        bad("precision", f"must be one of {', '.join(PRECISIONS)}, got {cfg.precision!r}")
-    preset = cfg.preset
-    if preset == "auto":
-        preset = "paper" if resolve_device(cfg.device).type == "cuda" else "cpu-demo"
-    cfg = dataclasses.replace(cfg, preset=preset)
-    explicit_stop = cfg.max_steps is not None or cfg.epochs is not None
-    for key, value in PRESET_VALUES[preset].items():
-        if key in ("max_steps", "max_minutes") and explicit_stop:
-            continue  # the user chose the length of the run
-        if getattr(cfg, key) is None:
-            setattr(cfg, key, value)
-    for name in ("batch_size", "epochs", "images_per_subject", "num_subjects", "g_channels", "d_channels",
-                 "d_max_channels", "log_every", "sample_every", "checkpoint_every", "num_samples",
-                 "n_critic", "lr_decay_every", "max_nonfinite"):
-        value = getattr(cfg, name)
-        if value is not None and value < 1:
-            bad(name, f"must be a positive integer, got {value}")
-    for name in ("g_res_blocks", "g_downsamples"):
-        if getattr(cfg, name) < 0:
-            bad(name, f"must be >= 0, got {getattr(cfg, name)}")
-    if cfg.critic_warmup < 0:
-        bad("critic_warmup", f"must be >= 0, got {cfg.critic_warmup}")
-    if cfg.max_steps is not None and cfg.max_steps < 0:
-        bad("max_steps", f"must be >= 0, got {cfg.max_steps}")
-    if cfg.max_minutes is not None and not cfg.max_minutes > 0:
-        bad("max_minutes", f"must be > 0, got {cfg.max_minutes}")
-    multiple = 2 ** cfg.g_downsamples
-    if cfg.image_size < 16 or cfg.image_size % multiple:
-        bad("image_size", f"must be >= 16 and a multiple of {multiple} (2 ** --g-downsamples), got {cfg.image_size}")
-    if cfg.data == "synthetic" and not 64 <= cfg.image_size <= 224:
-        bad("image_size", f"synthetic faces render at 64 to 224 pixels, got {cfg.image_size}")
-    for name in ("lambda_adv", "lambda_att", "lambda_cls", "lambda_gp", "lambda_tv", "lambda_l1", "lr"):
-        value = getattr(cfg, name)
-        if not math.isfinite(value) or value < 0:
-            bad(name, f"must be a finite number >= 0, got {value}")
-    if not cfg.lr > 0:
-        bad("lr", f"must be > 0, got {cfg.lr}")
-    for name in ("beta1", "beta2"):
-        if not 0 <= getattr(cfg, name) < 1:
-            bad(name, f"must lie in [0, 1), got {getattr(cfg, name)}")
-    if not 0 < cfg.lr_decay <= 1:
-        bad("lr_decay", f"must lie in (0, 1], got {cfg.lr_decay}")
-    if not 0 < cfg.test_fraction < 1:
-        bad("test_fraction", f"must lie in (0, 1), got {cfg.test_fraction}")
-    if cfg.workers is not None and cfg.workers < 0:
-        bad("workers", f"must be >= 0, got {cfg.workers}")
-    for name, choices in (("generator_mode", ("attention", "no-attention")),
-                          ("attention_form", ("paper", "euclidean", "released")), ("gp_mode", ("joint", "separate")),
-                          ("gp_weighting", ("absolute", "nested")), ("init", ("default", "normal")), ("g_upsample", ("transpose", "nearest")),
-                          ("data_kind", ("auto", "morph", "cacd", "utkface", "fgnet", "csv"))):
-        if getattr(cfg, name) not in choices:
-            bad(name, f"must be one of {', '.join(choices)}, got {getattr(cfg, name)!r}")
-    return cfg
+#: Reasons a run ends with, recorded in the last checkpoint's ``extra["reason"]``.
+FINISHED, TIME_BUDGET, INTERRUPTED, DIVERGED = "finished", "time budget reached", "interrupted", "diverged"
 
 
 # --------------------------------------------------------------------------- #
@@ -289,6 +108,19 @@ def unwrap(module: nn.Module) -> nn.Module:
             module = module._orig_mod
         else:
             return module
+
+
+@torch.no_grad()
+def age_all_groups(g: nn.Module, images: torch.Tensor) -> attngan.GeneratorOutput:
+    """Age every image to every group in one batched call.
+
+    Returns float32 tensors of shape (N, 5, C, H, W) (attention (N, 5, 1, H, W)).
+    """
+    n = images.shape[0]
+    src = images.repeat_interleave(NUM_GROUPS, dim=0)
+    groups = torch.arange(NUM_GROUPS, device=images.device).repeat(n)
+    out = g(src, groups)
+    return attngan.GeneratorOutput(*(t.float().reshape(n, NUM_GROUPS, *t.shape[1:]) for t in out))
 
 
 # --------------------------------------------------------------------------- #
@@ -480,21 +312,8 @@ class CheckpointError(ValueError):
     """A checkpoint is unreadable or does not fit the model."""
 
 
-def atomic_torch_save(obj: Any, path: str) -> None:
-    """Write ``obj`` to a temporary file in the same folder, fsync, then rename."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+#: ``format`` of a training checkpoint (``.pt``) and of an exported generator (``.safetensors``).
+CHECKPOINT_FORMAT, EXPORT_FORMAT = "attngan-acgan/1", "attngan-acgan-generator/1"
 
 
 def all_finite(module: nn.Module) -> bool:
@@ -509,7 +328,7 @@ def save_checkpoint(path: str, cfg: TrainConfig, g: nn.Module, d: nn.Module, opt
         if not all_finite(net):
             raise FloatingPointError(f"refusing to write {path}: the {name} has non-finite weights")
     state = {
-        "format": "attngan-acgan/1",
+        "format": CHECKPOINT_FORMAT,
         "config": cfg.to_dict(),
         "step": step,
         "generator": g.state_dict(),
@@ -518,13 +337,25 @@ def save_checkpoint(path: str, cfg: TrainConfig, g: nn.Module, d: nn.Module, opt
         "opt_d": opt_d.state_dict(),
         "extra": extra or {},
     }
-    atomic_torch_save(state, path)
+    with atomic_file(path) as tmp:
+        torch.save(state, tmp)
 
 
 def load_checkpoint(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
-    """Load a checkpoint as data (``weights_only=True``), with clear errors."""
+    """Read a training checkpoint (``.pt``) or an exported generator (``.safetensors``) as data.
+
+    The one reader of both formats, with clear errors (:class:`CheckpointError`).
+    Either gives a dict with ``"format"``, ``"config"`` (the training
+    config as a dict), ``"step"`` (None for an export), ``"extra"`` (with the
+    ``"reason"`` the run ended for; empty for an export) and ``"generator"``
+    (its state dict); a training checkpoint also holds ``"critic"``,
+    ``"opt_g"`` and ``"opt_d"``. ``.pt`` files are loaded with
+    ``weights_only=True``.
+    """
     if not os.path.isfile(path):
         raise CheckpointError(f"checkpoint not found: {path}")
+    if path.endswith(".safetensors"):
+        return _load_export(path, map_location)
     if not zipfile.is_zipfile(path):  # torch.save writes zip archives; say so before the unpickler does
         raise CheckpointError(
             f"cannot read checkpoint {path}: neither a training checkpoint (.pt, written by train.py) "
@@ -533,132 +364,72 @@ def load_checkpoint(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - re-raised with the path
         raise CheckpointError(f"cannot read checkpoint {path}: {exc.__class__.__name__}: {exc}") from None
-    if not isinstance(state, dict) or state.get("format") != "attngan-acgan/1":
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not an attngan AcGAN checkpoint")
     return state
 
 
+def _load_export(path: str, map_location: Any) -> Dict[str, Any]:
+    try:
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+    except ImportError:
+        raise CheckpointError("reading .safetensors needs the 'export' extra: pip install 'attngan[export]'") from None
+    try:
+        with safe_open(path, framework="pt") as fh:
+            meta = fh.metadata() or {}
+        state_dict = load_file(path, device=str(map_location))
+    except Exception as exc:  # noqa: BLE001
+        raise CheckpointError(f"cannot read {path}: {exc}") from None
+    if "config" not in meta:
+        raise CheckpointError(f"{path} carries no attngan config metadata")
+    try:
+        config = json.loads(meta["config"])
+    except ValueError as exc:
+        raise CheckpointError(f"cannot use checkpoint {path}: malformed config ({exc})") from None
+    return {"format": meta.get("format"), "config": config, "step": None, "extra": {}, "generator": state_dict}
+
+
 def check_compatible(saved: Dict[str, Any], cfg: TrainConfig, path: str) -> None:
-    """Refuse a checkpoint whose networks differ from the configured ones."""
-    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
-    defaults["g_upsample"] = "transpose"  # checkpoints from before the option existed
-    diffs = [f"{k}: checkpoint {saved.get(k, defaults[k])!r} vs requested {getattr(cfg, k)!r}"
-             for k in MODEL_FIELDS if saved.get(k, defaults[k]) != getattr(cfg, k)]
+    """Refuse a checkpoint config (a dict) whose networks differ from the configured ones."""
+    diffs = [f"{k}: checkpoint {saved.get(k)!r} vs requested {getattr(cfg, k)!r}"
+             for k in MODEL_FIELDS if saved.get(k) != getattr(cfg, k)]
     if diffs:
         raise CheckpointError(f"checkpoint {path} does not fit this model:\n  " + "\n  ".join(diffs))
 
 
-def config_from_checkpoint(state: Dict[str, Any]) -> TrainConfig:
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    return TrainConfig(**{k: v for k, v in state["config"].items() if k in known})
+def generator_of(state: Dict[str, Any], path: str) -> Tuple[nn.Module, TrainConfig]:
+    """The generator (in eval mode) and config of a checkpoint read by :func:`load_checkpoint`.
 
-
-def generator_from_checkpoint(path: str, map_location: Any = "cpu") -> Tuple[nn.Module, TrainConfig]:
-    """Build the generator of a ``.pt`` checkpoint or an exported ``.safetensors`` file.
-
-    Any failure (missing or foreign file, malformed config, weights that do
-    not fit) is raised as :class:`CheckpointError` with a one-line message.
+    Any failure (malformed config, weights that do not fit) is raised as
+    :class:`CheckpointError` with a one-line message naming ``path``.
     """
-    if path.endswith(".safetensors"):
-        try:
-            from safetensors import safe_open
-            from safetensors.torch import load_file
-        except ImportError:
-            raise CheckpointError("reading .safetensors needs the 'export' extra: pip install 'attngan[export]'") from None
-        try:
-            with safe_open(path, framework="pt") as fh:
-                meta = fh.metadata() or {}
-            state_dict = load_file(path, device=str(map_location))
-        except Exception as exc:  # noqa: BLE001
-            raise CheckpointError(f"cannot read {path}: {exc}") from None
-        if "config" not in meta:
-            raise CheckpointError(f"{path} carries no attngan config metadata")
-        saved = json.loads(meta["config"])
-    else:
-        state = load_checkpoint(path, map_location)
-        saved, state_dict = state.get("config"), state.get("generator")
     try:
-        cfg = config_from_checkpoint({"config": saved})
+        cfg = TrainConfig(**state.get("config"))
         g = build_generator(cfg)
     except Exception as exc:  # noqa: BLE001 - a malformed config can fail in many ways
         raise CheckpointError(f"cannot use checkpoint {path}: malformed config ({type(exc).__name__}: {exc})") from None
+    if not isinstance(cfg.image_size, int) or cfg.image_size < 8:
+        raise CheckpointError(f"checkpoint {path} has no usable image_size ({cfg.image_size!r})")
     try:
-        g.load_state_dict(state_dict)
+        g.load_state_dict(state.get("generator"))
     except (RuntimeError, TypeError, AttributeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"{path}: weights do not fit the generator of its config: {first}") from None
     return g.eval(), cfg
 
 
+def generator_from_checkpoint(path: str, map_location: Any = "cpu") -> Tuple[nn.Module, TrainConfig]:
+    """The generator and config of a ``.pt`` checkpoint or an exported ``.safetensors`` file."""
+    return generator_of(load_checkpoint(path, map_location), path)
+
+
 def export_safetensors(checkpoint: str, out: str) -> None:
-    """Write the generator of a checkpoint, with its config, as safetensors."""
+    """Write the generator of a checkpoint, with its config, as safetensors to ``out``."""
     try:
         from safetensors.torch import save_file
     except ImportError:
         raise CheckpointError("exporting needs the 'export' extra: pip install 'attngan[export]'") from None
     g, cfg = generator_from_checkpoint(checkpoint)
     tensors = {k: v.contiguous() for k, v in g.state_dict().items()}
-    save_file(tensors, out, metadata={"config": json.dumps(cfg.to_dict()), "format": "attngan-acgan-generator/1"})
-
-
-# --------------------------------------------------------------------------- #
-# Pictures
-# --------------------------------------------------------------------------- #
-
-
-def to_uint8(x: torch.Tensor) -> np.ndarray:
-    """(C, H, W) in [-1, 1] -> (H, W, 3) uint8; one-channel inputs become grey."""
-    x = x.detach().float().cpu()
-    if x.shape[0] == 1:
-        x = x.expand(3, -1, -1)
-    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
-
-
-@torch.no_grad()
-def age_all_groups(g: nn.Module, images: torch.Tensor) -> attngan.GeneratorOutput:
-    """Age every image to every group in one batched call.
-
-    Returns tensors of shape (N, 5, C, H, W) (attention (N, 5, 1, H, W)).
-    """
-    n = images.shape[0]
-    src = images.repeat_interleave(NUM_GROUPS, dim=0)
-    groups = torch.arange(NUM_GROUPS, device=images.device).repeat(n)
-    out = g(src, groups)
-    return attngan.GeneratorOutput(*(t.float().reshape(n, NUM_GROUPS, *t.shape[1:]) for t in out))
-
-
-def sample_grid(g: nn.Module, images: torch.Tensor, *, show_masks: bool = True, pad: int = 2) -> np.ndarray:
-    """A picture like the paper's Fig. 2 as an (H, W, 3) uint8 array.
-
-    For each input: a row with the input and its 5 age groups; with
-    ``show_masks`` a row of attention masks (white = input kept) and a row of
-    colour masks below it.
-    """
-    out = age_all_groups(g, images)
-    n, _, _, h, w = out.image.shape
-    rows_per = 3 if show_masks else 1
-    cols = NUM_GROUPS + 1
-    canvas = np.full((n * rows_per * (h + pad) + pad, cols * (w + pad) + pad, 3), 255, np.uint8)
-
-    def put(r: int, c: int, pic: np.ndarray) -> None:
-        y, x = pad + r * (h + pad), pad + c * (w + pad)
-        canvas[y:y + h, x:x + w] = pic
-
-    for i in range(n):
-        r0 = i * rows_per
-        put(r0, 0, to_uint8(images[i]))
-        for k in range(NUM_GROUPS):
-            put(r0, k + 1, to_uint8(out.image[i, k]))
-            if show_masks:
-                put(r0 + 1, k + 1, to_uint8(out.attention[i, k] * 2 - 1))
-                put(r0 + 2, k + 1, to_uint8(out.color[i, k]))
-    return canvas
-
-
-def save_png(array: np.ndarray, path: str) -> None:
-    from PIL import Image
-
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp"
-    Image.fromarray(array).save(tmp, format="PNG")
-    os.replace(tmp, path)
+    save_file(tensors, out, metadata={"config": json.dumps(cfg.to_dict()), "format": EXPORT_FORMAT})

@@ -32,7 +32,6 @@ import argparse
 import os
 import sys
 import warnings
-from functools import lru_cache
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -40,18 +39,19 @@ import numpy as np
 import torch
 
 import acgan
-import attngan
+import cli
+import config
 import face_datasets
+import pictures
+from ages import GROUP_NAMES, NUM_GROUPS
+from cli import EXIT_FAILED, EXIT_OK
 from face_datasets import DatasetError
 
 #: Pixels of white between tiles and around the strip.
 PAD = 2
-COLUMN_LABELS = ("input",) + tuple(acgan.GROUP_NAMES)
-ROW_LABELS = ("", "attention", "colour")
+COLUMN_LABELS = ("input",) + GROUP_NAMES
 #: More photos than this show a progress bar.
 PROGRESS_ABOVE = 3
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 # --------------------------------------------------------------------------- #
@@ -59,82 +59,35 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # --------------------------------------------------------------------------- #
 
 
-@lru_cache(maxsize=8)
-def _font(tile: int):
-    from PIL import ImageFont
-
-    size = max(10, tile // 12)
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1: one bitmap font size
-        return ImageFont.load_default()
-
-
-@lru_cache(maxsize=8)
-def label_height(tile: int) -> int:
-    """Height of the label band above the tiles of a strip with ``tile``-pixel tiles."""
-    from PIL import Image, ImageDraw
-
-    box = ImageDraw.Draw(Image.new("RGB", (1, 1))).textbbox((0, 0), "0123456789+-input", font=_font(tile))
-    return box[3] + 2 * PAD
+def strip_layout(tile: int) -> pictures.GridLayout:
+    """Where the tiles of a strip with ``tile``-pixel tiles land (row 0: input and
+    ages; 1: attention masks; 2: colour masks; column 0 is the input)."""
+    return pictures.grid_layout((tile, tile), columns=COLUMN_LABELS, pad=PAD)
 
 
 def tile_box(row: int, col: int, tile: int) -> Tuple[int, int, int, int]:
-    """``(left, top, right, bottom)`` of tile (row, col) in a strip (row 0: input and ages;
-    1: attention masks; 2: colour masks; column 0 is the input)."""
-    left = PAD + col * (tile + PAD)
-    top = label_height(tile) + row * (tile + PAD)
-    return left, top, left + tile, top + tile
+    """``(left, top, right, bottom)`` of tile (row, col) in a strip."""
+    return strip_layout(tile).box(row, col)
 
 
 def strip_size(tile: int, rows: int) -> Tuple[int, int]:
     """``(width, height)`` of a strip with ``rows`` rows of ``tile``-pixel tiles."""
-    cols = len(COLUMN_LABELS)
-    return cols * (tile + PAD) + PAD, label_height(tile) + rows * (tile + PAD)
+    return strip_layout(tile).size(rows, len(COLUMN_LABELS))
 
 
-def _draw_centred(draw, text: str, centre_x: float, top: float, font) -> None:
-    x0, y0, x1, _ = draw.textbbox((0, 0), text, font=font)
-    draw.text((centre_x - (x1 - x0) / 2 - x0, top - y0), text, fill=(0, 0, 0), font=font)
-
-
-def compose_strip(image: torch.Tensor, out: attngan.GeneratorOutput, masks: bool = False) -> np.ndarray:
+def compose_strip(image: torch.Tensor, aged, masks: bool = False):
     """The labelled strip of one photo as an (H, W, 3) uint8 array.
 
-    ``image``: the model input (3, S, S) in [-1, 1]; ``out``: the generator
-    output for it at every group, tensors (5, C, S, S).
+    ``image``: the model input (3, S, S) in [-1, 1]; ``aged``: the generator
+    output for it at every group, tensors (1, 5, C, S, S) (as
+    ``acgan.age_all_groups`` gives them).
     """
-    from PIL import Image, ImageDraw
-
-    tile = image.shape[-1]
-    rows = 3 if masks else 1
-    canvas = Image.new("RGB", strip_size(tile, rows), (255, 255, 255))
-    draw = ImageDraw.Draw(canvas)
-    font = _font(tile)
-    for col, text in enumerate(COLUMN_LABELS):
-        left = tile_box(0, col, tile)[0]
-        _draw_centred(draw, text, left + tile / 2, PAD, font)
-
-    def put(row: int, col: int, pic: np.ndarray) -> None:
-        canvas.paste(Image.fromarray(pic), tile_box(row, col, tile)[:2])
-
-    put(0, 0, acgan.to_uint8(image))
-    for k in range(acgan.NUM_GROUPS):
-        put(0, k + 1, acgan.to_uint8(out.image[k]))
-        if masks:
-            put(1, k + 1, acgan.to_uint8(out.attention[k] * 2 - 1))
-            put(2, k + 1, acgan.to_uint8(out.color[k]))
-    if masks:
-        for row in (1, 2):
-            left, top, _, _ = tile_box(row, 0, tile)
-            text_h = label_height(tile) - 2 * PAD
-            _draw_centred(draw, ROW_LABELS[row], left + tile / 2, top + (tile - text_h) / 2, font)
-    return np.asarray(canvas)
+    return pictures.render_grid(pictures.aging_rows(image[None], aged, masks=masks), COLUMN_LABELS, pad=PAD)
 
 
 def group_filename(stem: str, group: int) -> str:
     """``<stem>_<group name>.png``, e.g. ``photo_51+.png``."""
-    return f"{stem}_{acgan.GROUP_NAMES[group]}.png"
+    return f"{stem}_{GROUP_NAMES[group]}.png"
 
 
 # --------------------------------------------------------------------------- #
@@ -172,11 +125,6 @@ def _unique_stems(paths: Sequence[Path]) -> List[str]:
     return stems
 
 
-def _pil_to_tensor(im) -> torch.Tensor:
-    arr = np.asarray(im.convert("RGB"), dtype=np.float32)
-    return torch.from_numpy(arr / 127.5 - 1.0).permute(2, 0, 1).contiguous()
-
-
 def load_input(path: Path, size: int, align: bool, notes: List[str]) -> torch.Tensor:
     """The model input (3, size, size) for one photo.
 
@@ -192,7 +140,7 @@ def load_input(path: Path, size: int, align: bool, notes: List[str]) -> torch.Te
         warnings.simplefilter("always", face_align.FaceAlignWarning)
         face = face_align.align_face(photo, size)
     notes.extend(str(w.message) for w in caught)
-    return _pil_to_tensor(face)
+    return pictures.from_uint8(np.asarray(face.convert("RGB")))
 
 
 # --------------------------------------------------------------------------- #
@@ -209,46 +157,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint", required=True, metavar="CKPT",
                         help="training checkpoint (.pt) or exported generator (.safetensors)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
-    parser.add_argument("--masks", action="store_true", help="add rows with the attention and colour masks")
-    parser.add_argument("--align", action="store_true",
-                        help="detect and align the face on 5 landmarks first (needs: pip install 'attngan[face]')")
-    parser.add_argument("--device", default="auto", choices=acgan.DEVICES, help="where the generator runs")
+    cli.add_bool_flag(parser, "--masks", default=False, help="add rows with the attention and colour masks")
+    cli.add_bool_flag(parser, "--align", default=False,
+                      help="detect and align the face on 5 landmarks first (needs: pip install 'attngan[face]')")
+    parser.add_argument("--device", default="auto", choices=config.DEVICES, help="where the generator runs")
     return parser
-
-
-def _one_line(text: str, limit: int = 400) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _reason(exc: Exception, path: Path) -> str:
     """The reason of a DatasetError, without its own "cannot read image 'PATH': " prefix."""
-    text = _one_line(exc)
+    text = cli.one_line(exc, 400)
     for prefix in (f"cannot read image {str(path)!r}: ", f"image {str(path)!r} "):
         if text.startswith(prefix):
             return text[len(prefix):]
     return text
 
 
-def _error(msg: str) -> None:
-    print(f"age.py: error: {_one_line(msg)}", file=sys.stderr)
-
-
-def load_generator(path: str, device: torch.device) -> Tuple[torch.nn.Module, acgan.TrainConfig]:
-    """The generator of ``path`` on ``device``; any failure becomes a CheckpointError."""
-    g, cfg = acgan.generator_from_checkpoint(path, map_location="cpu")
-    if not isinstance(cfg.image_size, int) or cfg.image_size < 8:
-        raise acgan.CheckpointError(f"checkpoint {path} has no usable image_size ({cfg.image_size!r})")
-    return g.to(device).eval(), cfg
-
-
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        device = acgan.resolve_device(args.device)
+        device = config.resolve_device(args.device)
     except ValueError as exc:
-        _error(str(exc))
-        return EXIT_USAGE
+        return cli.fail("age.py", exc)
     no_face: tuple = ()
     if args.align:
         import face_align
@@ -256,19 +186,17 @@ def main(argv: Optional[List[str]] = None) -> int:
         try:
             face_align.load_models()
         except face_align.FaceExtraMissing as exc:
-            _error(f"--align: {exc}")
-            return EXIT_USAGE
+            return cli.fail("age.py", f"--align: {exc}")
         no_face = (face_align.NoFaceError,)
     try:
-        g, cfg = load_generator(args.checkpoint, device)
+        g, cfg = acgan.generator_from_checkpoint(args.checkpoint)
     except acgan.CheckpointError as exc:
-        _error(str(exc))
-        return EXIT_USAGE
+        return cli.fail("age.py", exc)
+    g = g.to(device)
     try:
         os.makedirs(args.out, exist_ok=True)
     except OSError as exc:
-        _error(f"cannot create output folder {args.out}: {exc.strerror or exc}")
-        return EXIT_USAGE
+        return cli.fail("age.py", f"cannot create output folder {args.out}: {exc.strerror or exc}")
 
     from tqdm import tqdm
 
@@ -293,12 +221,12 @@ def main(argv: Optional[List[str]] = None) -> int:
             continue
         for note in notes:
             tqdm.write(f"{path}: {note}", file=sys.stderr)
-        out = acgan.age_all_groups(g, x.unsqueeze(0).to(device))
-        out = type(out)(*(t[0].cpu() for t in out))
+        aged = acgan.age_all_groups(g, x.unsqueeze(0).to(device))
+        aged = type(aged)(*(t.cpu() for t in aged))
         try:
-            acgan.save_png(compose_strip(x, out, masks=args.masks), os.path.join(args.out, f"{stem}_aged.png"))
-            for k in range(acgan.NUM_GROUPS):
-                acgan.save_png(acgan.to_uint8(out.image[k]), os.path.join(args.out, group_filename(stem, k)))
+            pictures.save_png(compose_strip(x, aged, masks=args.masks), os.path.join(args.out, f"{stem}_aged.png"))
+            for k in range(NUM_GROUPS):
+                pictures.save_png(pictures.to_uint8(aged.image[0, k]), os.path.join(args.out, group_filename(stem, k)))
         except OSError as exc:
             tqdm.write(f"cannot write the results of {path} to {args.out}: {exc}", file=sys.stderr)
             failed += 1

@@ -7,7 +7,7 @@ offers replacements that share two protocols:
 * :class:`AgeEstimator` -- ``estimate(images) -> ages``: images (B, 3, H, W)
   in [-1, 1], ages (B,) float years. An estimator may also provide
   ``predict(images) -> (ages, groups)``; otherwise the group of an age is
-  :func:`age_group_of` (the paper's groups 10-20, 21-30, 31-40, 41-50, 51+).
+  :func:`ages.age_to_group` (the paper's groups 10-20, 21-30, 31-40, 41-50, 51+).
 * :class:`VerificationModel` -- ``embed(images) -> (B, D)`` and
   ``confidence(a, b) -> (B,)`` in [0, 100] for pairs of embeddings, and a
   ``threshold`` on that confidence above which a pair counts as the same
@@ -66,10 +66,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ages import GROUP_CENTRES, NUM_GROUPS, age_to_group
+from files import atomic_file
+from pictures import dequantize, quantize, to_uint8
+
 __all__ = [
-    "AGE_THRESHOLDS",
     "CLASSIFIER_SUBJECT_OFFSET",
-    "GROUP_CENTRES",
     "INSTALL_HINT",
     "AgeEstimator",
     "DlibAgeEstimator",
@@ -77,7 +79,6 @@ __all__ = [
     "EstimatorUnavailable",
     "SyntheticAgeClassifier",
     "VerificationModel",
-    "age_group_of",
     "ages_and_groups",
     "expected_age",
     "identity_metrics",
@@ -86,15 +87,6 @@ __all__ = [
 ]
 
 INSTALL_HINT = "pip install 'attngan[face]'"
-
-#: Age (years) standing for each group 10-20, 21-30, 31-40, 41-50, 51+: the
-#: midpoint of the group (51+ taken as 51-60).
-GROUP_CENTRES: Tuple[float, ...] = (15.0, 25.5, 35.5, 45.5, 55.5)
-
-#: Lower bounds of groups 1..4 in years: an age ``a`` is in group
-#: ``#{b in AGE_THRESHOLDS : a >= b}``, so 20.5 is 10-20 and 21 is 21-30
-#: (the rule of ``face_datasets.age_to_group``; ages below 10 count as 10-20).
-AGE_THRESHOLDS: Tuple[float, ...] = (21.0, 31.0, 41.0, 51.0)
 
 #: Subject ids of the classifier's synthetic faces start here, far above any
 #: GAN training set, and they are drawn with their own seed.
@@ -127,7 +119,7 @@ class AgeEstimator(Protocol):
     ``estimate(images)``: images (B, 3, H, W) float in [-1, 1] -> (B,) float
     ages in years. Implementations may add ``predict(images) -> (ages,
     groups)`` when their own group decision differs from
-    :func:`age_group_of` of the age (a classifier's arg-max).
+    :func:`ages.age_to_group` of the age (a classifier's arg-max).
     """
 
     name: str
@@ -163,13 +155,6 @@ def _check_images(images: Any, name: str = "images") -> torch.Tensor:
     return images
 
 
-def age_group_of(ages: torch.Tensor) -> torch.Tensor:
-    """Age group 0..4 of ages in years, (B,) float -> (B,) int64 (see :data:`AGE_THRESHOLDS`)."""
-    ages = torch.as_tensor(ages, dtype=torch.float64)
-    bounds = torch.tensor(AGE_THRESHOLDS, dtype=torch.float64)
-    return (ages[..., None] >= bounds).sum(-1).to(torch.int64)
-
-
 def expected_age(probabilities: torch.Tensor, centres: Sequence[float] = GROUP_CENTRES) -> torch.Tensor:
     """Expected age ``sum_k p_k * centres[k]`` of group probabilities (B, K) -> (B,)."""
     if probabilities.dim() != 2 or probabilities.shape[1] != len(centres):
@@ -186,7 +171,7 @@ def ages_and_groups(estimator: AgeEstimator, images: torch.Tensor) -> Tuple[torc
         ages, groups = predict(images)
     else:
         ages = estimator.estimate(images)
-        groups = age_group_of(ages)
+        groups = torch.from_numpy(age_to_group(ages.detach().double().cpu().numpy(), clip_young=True))
     return ages.detach().float().cpu(), groups.detach().to(torch.int64).cpu()
 
 
@@ -200,7 +185,7 @@ class AgeGroupNet(nn.Module):
     ``width``), batch norm and ReLU, global average pooling, a linear layer
     to 5 logits. Inputs (B, 3, S, S) in [-1, 1]; any S >= 16."""
 
-    def __init__(self, width: int = 16, num_classes: int = 5) -> None:
+    def __init__(self, width: int = 16, num_classes: int = NUM_GROUPS) -> None:
         super().__init__()
         layers: List[nn.Module] = []
         c_in = 3
@@ -280,7 +265,7 @@ def _render_set(ds, size: int, input_size: int, progress: Optional[Callable[[int
         x = torch.stack([ds.render(i) for i in idx])
         if size != input_size:
             x = F.interpolate(x, size=(input_size, input_size), mode="bilinear", antialias=True, align_corners=False)
-        images[start:start + len(idx)] = ((x + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
+        images[start:start + len(idx)] = quantize(x)
         if progress is not None:
             progress(len(idx))
     return images, ds.labels()
@@ -317,7 +302,7 @@ def train_synthetic_age_classifier(
                              ("width", width, 1), ("input_size", input_size, 16)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
-    ips = synthetic_faces.NUM_GROUPS
+    ips = NUM_GROUPS
     off = CLASSIFIER_SUBJECT_OFFSET
     train_ds = synthetic_faces.SyntheticFaces(subjects=range(off, off + num_subjects), images_per_subject=ips,
                                               image_size=image_size, seed=seed)
@@ -353,7 +338,7 @@ def train_synthetic_age_classifier(
             order, pos = torch.randperm(n, generator=gen), 0
         idx = order[pos:pos + batch_size]
         pos += batch_size
-        x = x_train[idx].float().div_(127.5).sub_(1.0)
+        x = dequantize(x_train[idx])
         flip = torch.rand(x.shape[0], generator=gen) < 0.5
         x[flip] = x[flip].flip(-1)
         loss = F.cross_entropy(net(x.to(device)), y_train[idx].to(device))
@@ -367,7 +352,7 @@ def train_synthetic_age_classifier(
     if bar is not None:
         bar.close()
     clf = SyntheticAgeClassifier(net, input_size=input_size, device=device)
-    _, pred = clf.predict(x_held.float().div_(127.5).sub_(1.0))
+    _, pred = clf.predict(dequantize(x_held))
     accuracy = float((pred == y_held).float().mean())
     clf.info = {
         "image_size": image_size, "input_size": input_size, "steps": steps, "seed": seed, "width": width,
@@ -407,11 +392,8 @@ def load_or_train_synthetic_age_classifier(cache: Optional[str], *, device: Any 
     log(f"trained the synthetic age classifier: held-out accuracy {acc:.1%} "
         f"({clf.info['train_seconds']:.0f} s training, {clf.info['render_seconds']:.0f} s rendering)")
     if cache:
-        folder = os.path.dirname(os.path.abspath(cache))
-        os.makedirs(folder, exist_ok=True)
-        tmp = f"{cache}.tmp{os.getpid()}"
-        torch.save(clf.state(), tmp)
-        os.replace(tmp, cache)
+        with atomic_file(cache) as tmp:
+            torch.save(clf.state(), tmp)
     return clf, False
 
 
@@ -522,11 +504,6 @@ def identity_metrics(generated: torch.Tensor, truth: torch.Tensor, masks: torch.
 # --------------------------------------------------------------------------- #
 
 
-def _to_uint8_hwc(image: torch.Tensor) -> np.ndarray:
-    x = ((image.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    return np.ascontiguousarray(x.permute(1, 2, 0).numpy())
-
-
 def _model_file(name: str) -> str:
     """Path of a model file of ``face_recognition_models`` (see face_align)."""
     import face_align
@@ -585,7 +562,7 @@ class DlibVerifier:
         _check_images(images)
         out = []
         for img in images:
-            arr = _to_uint8_hwc(img)
+            arr = to_uint8(img)
             shape = self._lm(arr, self._box(arr))
             out.append(np.asarray(self._rec.compute_face_descriptor(arr, shape), dtype=np.float32))
         return torch.from_numpy(np.stack(out)) if out else torch.zeros(0, 128)
@@ -620,5 +597,5 @@ class DlibAgeEstimator:
 
     def estimate(self, images: torch.Tensor) -> torch.Tensor:
         _check_images(images)
-        ages = [float(self._model.age(_to_uint8_hwc(img))["value"]) for img in images]
+        ages = [float(self._model.age(to_uint8(img))["value"]) for img in images]
         return torch.tensor(ages, dtype=torch.float32)

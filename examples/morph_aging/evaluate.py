@@ -80,13 +80,18 @@ import torch
 import torch.nn.functional as F
 
 import acgan
+import cli
+import config
 import estimators
-from train import parse_bool
+import files
+import pictures
+from ages import GROUP_CENTRES, GROUP_NAMES as GROUPS, NUM_GROUPS
+from cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from config import TrainConfig
+from data import build_datasets
+from pictures import dequantize, quantize
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 SOURCE_GROUP = 0
-GROUPS = acgan.GROUP_NAMES
-NUM_GROUPS = acgan.NUM_GROUPS
 #: Semi-axes (fractions of width and height) of the central ellipse taken as
 #: the face region of real photos; the background is outside it.
 ELLIPSE_AXES = (0.40, 0.50)
@@ -109,15 +114,6 @@ class EvalError(Exception):
 def to_levels(images: torch.Tensor) -> torch.Tensor:
     """[-1, 1] -> 8-bit levels [0, 255] as float64."""
     return (images.detach().double().cpu() + 1.0) * 127.5
-
-
-def quantize(images: torch.Tensor) -> torch.Tensor:
-    """Round images in [-1, 1] to 8 bits, returned as uint8 (B, 3, H, W)."""
-    return ((images.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-
-
-def from_uint8(images: torch.Tensor) -> torch.Tensor:
-    return images.float().div(127.5).sub(1.0)
 
 
 def central_ellipse_mask(height: int, width: int, axes: Tuple[float, float] = ELLIPSE_AXES) -> torch.Tensor:
@@ -181,47 +177,29 @@ class EvalData:
     notes: List[str] = field(default_factory=list)
 
 
-def load_data(data: str, split: str, cfg: acgan.TrainConfig, image_size: int) -> EvalData:
-    if data == "synthetic":
-        import synthetic_faces
-
-        if not synthetic_faces.MIN_IMAGE_SIZE <= image_size <= synthetic_faces.MAX_IMAGE_SIZE:
-            raise EvalError(f"synthetic faces render at {synthetic_faces.MIN_IMAGE_SIZE} to "
-                            f"{synthetic_faces.MAX_IMAGE_SIZE} px; the checkpoint's image size is {image_size}")
-        num_subjects = cfg.num_subjects or 400
-        kw = dict(images_per_subject=cfg.images_per_subject, image_size=image_size, seed=cfg.seed)
-        try:
-            if split == "all":
-                ds = synthetic_faces.SyntheticFaces(num_subjects=num_subjects, **kw)
-                what = f"all {len(ds)} images"
-            else:
-                _, ds = synthetic_faces.train_test_split(num_subjects=num_subjects, test_fraction=cfg.test_fraction, **kw)
-                what = f"the test split ({ds.num_subjects} of {num_subjects} subjects, {len(ds)} images)"
-        except (TypeError, ValueError) as exc:
-            raise EvalError(f"cannot rebuild the synthetic faces from the checkpoint's config: {exc}") from None
-        return EvalData(ds, True, ds.labels(), ds.subject_ids(),
-                        f"synthetic faces (seed {cfg.seed}, {cfg.images_per_subject} images per subject): {what}")
+def load_data(data: str, split: str, cfg: TrainConfig) -> EvalData:
+    """The evaluation images: ``split`` ("test" or "all") of ``data`` as the checkpoint's config builds it."""
     import warnings
 
-    import face_datasets
-
-    notes: List[str] = []
+    synthetic = data == "synthetic"
     try:
-        kind = cfg.data_kind if os.path.abspath(data) == os.path.abspath(cfg.data) else "auto"
         with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", face_datasets.DatasetWarning)
-            records = face_datasets.scan_dataset(data, kind=kind)
-            if split == "test":
-                if len(records) < 2:
-                    raise EvalError(f"{data} holds {len(records)} image(s): too few to rebuild a train/test split; "
-                                    "use --split all")
-                _, records = face_datasets.subject_split(records, test_fraction=cfg.test_fraction, seed=cfg.seed)
-        notes += [str(w.message) for w in caught]
-        ds = face_datasets.FaceImageDataset(records, image_size)
-    except (face_datasets.DatasetError, ValueError, TypeError) as exc:
+            if not synthetic:
+                import face_datasets
+
+                warnings.simplefilter("always", face_datasets.DatasetWarning)
+            (ds,) = build_datasets(cfg, data=data, splits=(split,))
+    except (TypeError, ValueError) as exc:
+        if synthetic:
+            raise EvalError(f"cannot rebuild the synthetic faces from the checkpoint's config: {exc}") from None
         raise EvalError(str(exc)) from None
-    what = "the test split" if split == "test" else "all images"
-    return EvalData(ds, False, ds.labels(), ds.subject_ids(), f"{data}: {what} ({len(ds)} images)", notes)
+    if synthetic:
+        what = (f"all {len(ds)} images" if split == "all" else
+                f"the test split ({ds.num_subjects} of {cfg.num_subjects} subjects, {len(ds)} images)")
+        description = f"synthetic faces (seed {cfg.seed}, {cfg.images_per_subject} images per subject): {what}"
+    else:
+        description = f"{data}: {'the test split' if split == 'test' else 'all images'} ({len(ds)} images)"
+    return EvalData(ds, synthetic, ds.labels(), ds.subject_ids(), description, [str(w.message) for w in caught])
 
 
 def _indices_of(data: EvalData, group: int, limit: int) -> List[int]:
@@ -229,77 +207,8 @@ def _indices_of(data: EvalData, group: int, limit: int) -> List[int]:
 
 
 # --------------------------------------------------------------------------- #
-# Pictures
-# --------------------------------------------------------------------------- #
-
-
-def _font(size: int):
-    from PIL import ImageFont
-
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1
-        return ImageFont.load_default()
-
-
-def compose_grid(rows: Sequence[Tuple[str, Sequence[Optional[np.ndarray]]]], col_labels: Sequence[str],
-                 pad: int = 2) -> np.ndarray:
-    """A labelled grid of equally sized (H, W, 3) uint8 tiles as an (H, W, 3) uint8 array.
-
-    ``rows``: (row label, tiles) pairs; ``None`` tiles stay white. Column
-    labels go above the tiles, row labels in a left margin.
-    """
-    from PIL import Image, ImageDraw
-
-    tiles = [t for _, ts in rows for t in ts if t is not None]
-    if not tiles:
-        raise ValueError("compose_grid needs at least one tile")
-    h, w = tiles[0].shape[:2]
-    font = _font(max(10, min(h, w) // 6))
-    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-
-    def text_size(text: str) -> Tuple[int, int]:
-        x0, y0, x1, y1 = probe.textbbox((0, 0), text or " ", font=font)
-        return x1 - x0, y1 - y0
-
-    label_w = max([text_size(lab)[0] for lab, _ in rows] + [0]) + 2 * pad
-    top = max(text_size(lab)[1] for lab in list(col_labels) + ["0"]) + 2 * pad
-    cols = max(len(col_labels), max(len(ts) for _, ts in rows))
-    canvas = Image.new("RGB", (label_w + cols * (w + pad) + pad, top + len(rows) * (h + pad)), (255, 255, 255))
-    draw = ImageDraw.Draw(canvas)
-    for c, lab in enumerate(col_labels):
-        tw, _ = text_size(lab)
-        x0, y0, _, _ = draw.textbbox((0, 0), lab or " ", font=font)
-        draw.text((label_w + pad + c * (w + pad) + (w - tw) / 2 - x0, pad - y0), lab, fill=(0, 0, 0), font=font)
-    for r, (lab, ts) in enumerate(rows):
-        y = top + r * (h + pad)
-        _, th = text_size(lab)
-        x0, y0, _, _ = draw.textbbox((0, 0), lab or " ", font=font)
-        draw.text((pad - x0, y + (h - th) / 2 - y0), lab, fill=(0, 0, 0), font=font)
-        for c, tile in enumerate(ts):
-            if tile is not None:
-                canvas.paste(Image.fromarray(np.ascontiguousarray(tile)), (label_w + pad + c * (w + pad), y))
-    return np.asarray(canvas)
-
-
-def _hwc(x: torch.Tensor) -> np.ndarray:
-    """uint8 (3, H, W) -> (H, W, 3)."""
-    return x.permute(1, 2, 0).contiguous().numpy()
-
-
-# --------------------------------------------------------------------------- #
 # Command line
 # --------------------------------------------------------------------------- #
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
 def default_cache_path(image_size: int, seed: int, steps: int, subjects: int) -> str:
@@ -320,30 +229,22 @@ def build_parser() -> argparse.ArgumentParser:
                         help="evaluation data (default: the checkpoint's training data)")
     parser.add_argument("--split", default="test", choices=("test", "all"),
                         help="test: the held-out subjects of the checkpoint's split; all: every image")
-    parser.add_argument("--num-faces", type=_positive, default=200, metavar="N",
+    parser.add_argument("--num-faces", type=cli.positive_int, default=200, metavar="N",
                         help="at most N faces per age group (inputs and real reference faces)")
     parser.add_argument("--estimator", default="auto", choices=("auto", "synthetic", "dlib"),
                         help="auto: synthetic on synthetic data, dlib on real data")
     parser.add_argument("--estimator-cache", default=None, metavar="PATH",
                         help="file of the trained synthetic age classifier (default: ~/.cache/attngan/...)")
-    parser.add_argument("--classifier-steps", type=_positive, default=500, metavar="N",
+    parser.add_argument("--classifier-steps", type=cli.positive_int, default=500, metavar="N",
                         help="training steps of the synthetic age classifier")
-    parser.add_argument("--classifier-subjects", type=_positive, default=600, metavar="N",
+    parser.add_argument("--classifier-subjects", type=cli.positive_int, default=600, metavar="N",
                         help="synthetic subjects (5 images each) the classifier is trained on")
-    parser.add_argument("--batch-size", type=_positive, default=32, metavar="B", help="generator batch size")
-    parser.add_argument("--num-examples", type=int, default=4, metavar="K", help="faces shown in examples.png")
-    parser.add_argument("--device", default="auto", choices=acgan.DEVICES, help="where the networks run")
-    parser.add_argument("--progress", type=parse_bool, default=True, metavar="BOOL", help="show progress bars")
+    parser.add_argument("--batch-size", type=cli.positive_int, default=32, metavar="B", help="generator batch size")
+    parser.add_argument("--num-examples", type=cli.int_at_least(0), default=4, metavar="K",
+                        help="faces shown in examples.png")
+    parser.add_argument("--device", default="auto", choices=config.DEVICES, help="where the networks run")
+    cli.add_bool_flag(parser, "--progress", default=True, help="show progress bars")
     return parser
-
-
-def _one_line(text: Any, limit: int = 500) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _error(msg: str) -> None:
-    print(f"evaluate.py: error: {_one_line(msg)}", file=sys.stderr)
 
 
 class _NoBar:
@@ -372,7 +273,7 @@ class Estimators:
     description: Dict[str, Any]
 
 
-def build_estimators(kind: str, synthetic: bool, cfg: acgan.TrainConfig, image_size: int, args: argparse.Namespace,
+def build_estimators(kind: str, synthetic: bool, cfg: TrainConfig, image_size: int, args: argparse.Namespace,
                      device: torch.device) -> Estimators:
     if kind == "auto":
         kind = "synthetic" if synthetic else "dlib"
@@ -395,7 +296,7 @@ def build_estimators(kind: str, synthetic: bool, cfg: acgan.TrainConfig, image_s
             raise EvalError(f"cannot write the age classifier cache {cache}: {exc}") from None
         desc = {"age": "synthetic", "verification": "synthetic ground truth", "cache": os.path.abspath(cache),
                 "loaded_from_cache": cached, "classifier": clf.info,
-                "group_centres": list(estimators.GROUP_CENTRES), "threshold": SYNTHETIC_THRESHOLD}
+                "group_centres": list(GROUP_CENTRES), "threshold": SYNTHETIC_THRESHOLD}
         return Estimators(clf, None, desc)
     try:
         age = estimators.DlibAgeEstimator()
@@ -421,7 +322,7 @@ def generate(g: torch.nn.Module, images: torch.Tensor, target: int, device: torc
     for i in range(0, images.shape[0], batch_size):
         x = images[i:i + batch_size].to(device)
         y = torch.full((x.shape[0],), target, dtype=torch.long, device=device)
-        out.append(quantize(g(x, y).image))
+        out.append(quantize(g(x, y).image).cpu())
         bar.update(x.shape[0])
     return torch.cat(out)
 
@@ -436,7 +337,7 @@ def _load_images(data: EvalData, indices: List[int], failures: List[str]) -> Tup
         except Exception as exc:  # noqa: BLE001 - a DatasetError, or a decoder's own error
             path = getattr(data.dataset, "records", None)
             name = str(path[i].path) if path is not None else f"image {i}"
-            failures.append(f"cannot read {name}: {_one_line(exc, 200)}")
+            failures.append(f"cannot read {name}: {cli.one_line(exc, 200)}")
     if not imgs:
         return torch.zeros(0), []
     return torch.stack(imgs), kept
@@ -445,25 +346,21 @@ def _load_images(data: EvalData, indices: List[int], failures: List[str]) -> Tup
 def evaluate(args: argparse.Namespace, command: str) -> Tuple[Dict[str, Any], int]:
     t_start = time.perf_counter()
     try:
-        device = acgan.resolve_device(args.device)
+        device = config.resolve_device(args.device)
     except ValueError as exc:
         raise EvalError(str(exc)) from None
     try:
-        g, cfg = acgan.generator_from_checkpoint(args.checkpoint, map_location="cpu")
+        state = acgan.load_checkpoint(args.checkpoint)
+        g, cfg = acgan.generator_of(state, args.checkpoint)
     except acgan.CheckpointError as exc:
         raise EvalError(str(exc)) from None
-    step, reason = None, None
-    if not args.checkpoint.endswith(".safetensors"):
-        state = acgan.load_checkpoint(args.checkpoint)
-        step, reason = state.get("step"), (state.get("extra") or {}).get("reason")
-        del state
+    step, reason = state["step"], state["extra"].get("reason")
+    del state
     image_size = cfg.image_size
-    if not isinstance(image_size, int) or image_size < 8:
-        raise EvalError(f"checkpoint {args.checkpoint} has no usable image_size ({image_size!r})")
     g = g.to(device).eval()
     data_arg = args.data if args.data is not None else cfg.data
     synthetic = data_arg == "synthetic"
-    data = load_data(data_arg, args.split, cfg, image_size)
+    data = load_data(data_arg, args.split, cfg)
     if not bool((data.labels == SOURCE_GROUP).any()):
         raise EvalError(f"no test faces of group {GROUPS[SOURCE_GROUP]} in {data.description}"
                         + ("; try --split all" if args.split == "test" else ""))
@@ -528,7 +425,7 @@ def evaluate(args: argparse.Namespace, command: str) -> Tuple[Dict[str, Any], in
                         "accuracy": float((groups == grp).float().mean())})
     table1 = []
     for t in range(1, NUM_GROUPS):
-        ages, groups = estimators.ages_and_groups(est.age, from_uint8(generated[(SOURCE_GROUP, t)]))
+        ages, groups = estimators.ages_and_groups(est.age, dequantize(generated[(SOURCE_GROUP, t)]))
         bar.update(ages.numel())
         gen_mean = float(ages.mean())
         ref = generic_age.get(t)
@@ -553,7 +450,7 @@ def evaluate(args: argparse.Namespace, command: str) -> Tuple[Dict[str, Any], in
                 emb_in[s] = v.embed(real[s])
                 bar.update(real[s].shape[0])
         for s, t in pairs:
-            emb = v.embed(from_uint8(generated[(s, t)]))
+            emb = v.embed(dequantize(generated[(s, t)]))
             bar.update(emb.shape[0])
             conf = v.confidence(emb_in[s], emb)
             confidence.setdefault(GROUPS[s], {})[GROUPS[t]] = _tmean(conf)
@@ -590,8 +487,8 @@ def evaluate(args: argparse.Namespace, command: str) -> Tuple[Dict[str, Any], in
     h = w = image_size
     background, sharpness = [], []
     for t in range(1, NUM_GROUPS):
-        gen = from_uint8(generated[(SOURCE_GROUP, t)])
-        inp = from_uint8(quantize(real[SOURCE_GROUP]))
+        gen = dequantize(generated[(SOURCE_GROUP, t)])
+        inp = dequantize(quantize(real[SOURCE_GROUP]))
         bg = 1.0 - (masks[SOURCE_GROUP] if synthetic else central_ellipse_mask(h, w))
         mae, psnr = background_errors(inp, gen, bg)
         background.append({"group": GROUPS[t], "mae": _tmean(mae), "psnr": _tmean(psnr)})
@@ -625,16 +522,13 @@ def evaluate(args: argparse.Namespace, command: str) -> Tuple[Dict[str, Any], in
         "background_psnr": _mean([r["psnr"] for r in background]),
         "sharpness_ratio": _mean([r["ratio"] for r in sharpness]),
     }
-    cfg_keys = ("preset", "data", "image_size", "generator_mode", "g_channels", "g_res_blocks", "d_channels",
-                "lambda_adv", "lambda_att", "lambda_cls", "lambda_gp", "lambda_tv", "lambda_l1", "attention_form",
-                "num_subjects", "images_per_subject", "test_fraction", "seed", "batch_size", "lr")
     results = {
         "format": "attngan-acgan-eval/1",
         "command": command,
         "checkpoint": os.path.abspath(args.checkpoint),
         "step": step,
         "checkpoint_reason": reason,
-        "config": {key: getattr(cfg, key, None) for key in cfg_keys},
+        "config": {k: v for k, v in cfg.to_dict().items() if k not in config.RUN_FIELDS},
         "data": {"source": data_arg, "split": args.split, "description": data.description, "synthetic": synthetic,
                  "num_inputs": {GROUPS[s]: len(real_idx[s]) for s in sources if s in real},
                  "num_real": {GROUPS[grp]: len(real_idx.get(grp, [])) for grp in range(NUM_GROUPS)}},
@@ -668,7 +562,7 @@ def evaluate(args: argparse.Namespace, command: str) -> Tuple[Dict[str, Any], in
 
 
 def identity_metrics_for(gen_u8: torch.Tensor, truth_u8: torch.Tensor, masks: torch.Tensor, subjects: torch.Tensor):
-    return estimators.identity_metrics(from_uint8(gen_u8), from_uint8(truth_u8), masks, subjects,
+    return estimators.identity_metrics(dequantize(gen_u8), dequantize(truth_u8), masks, subjects,
                                        threshold=SYNTHETIC_THRESHOLD)
 
 
@@ -792,27 +686,19 @@ def examples_picture(ex: Dict[str, np.ndarray]) -> np.ndarray:
         rows.append((f"#{int(ex['indices'][i])}", [ex["inputs"][i]] + list(ex["generated"][i])))
         if "truth" in ex:
             rows.append(("truth", [None] + list(ex["truth"][i])))
-    return compose_grid(rows, ["input"] + list(GROUPS[1:]))
+    return pictures.render_grid(rows, ["input"] + list(GROUPS[1:]))
 
 
 def write_outputs(out_dir: str, bundle: Dict[str, Any]) -> None:
     r = bundle["results"]
-    os.makedirs(out_dir, exist_ok=True)
-
-    def atomic_text(name: str, text: str) -> None:
-        path = os.path.join(out_dir, name)
-        with open(path + ".tmp", "w") as fh:
-            fh.write(text)
-        os.replace(path + ".tmp", path)
-
-    atomic_text("results.json", json.dumps(r, indent=2, allow_nan=False, default=_json_default) + "\n")
-    atomic_text("report.md", render_report(r))
+    files.write_text(os.path.join(out_dir, "results.json"),
+                     json.dumps(r, indent=2, allow_nan=False, default=_json_default) + "\n")
+    files.write_text(os.path.join(out_dir, "report.md"), render_report(r))
     ex = bundle["examples"]
     if ex is not None:
-        acgan.save_png(examples_picture(ex), os.path.join(out_dir, "examples.png"))
-        tmp = os.path.join(out_dir, "examples.tmp.npz")
-        np.savez_compressed(tmp, **ex)
-        os.replace(tmp, os.path.join(out_dir, "examples.npz"))
+        pictures.save_png(examples_picture(ex), os.path.join(out_dir, "examples.png"))
+        with files.atomic_file(os.path.join(out_dir, "examples.npz")) as tmp:
+            np.savez_compressed(tmp, **ex)
 
 
 def _json_default(obj: Any) -> Any:
@@ -839,21 +725,16 @@ def _sanitize(obj: Any) -> Any:
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
-    if args.num_examples < 0:
-        _error(f"--num-examples must be >= 0, got {args.num_examples}")
-        return EXIT_USAGE
     command = "python examples/morph_aging/evaluate.py " + " ".join(shlex.quote(a) for a in argv)
     try:
         bundle, code = evaluate(args, command)
     except EvalError as exc:
-        _error(str(exc))
-        return EXIT_USAGE
+        return cli.fail("evaluate.py", exc)
     bundle["results"] = _sanitize(bundle["results"])
     try:
         write_outputs(args.out, bundle)
     except OSError as exc:
-        _error(f"cannot write the results to {args.out}: {exc}")
-        return EXIT_USAGE
+        return cli.fail("evaluate.py", f"cannot write the results to {args.out}: {exc}")
     r = bundle["results"]
     for msg in r["failures"]:
         print(msg, file=sys.stderr)

@@ -19,59 +19,49 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from typing import List, Optional
 
 import acgan
+import cli
+from cli import EXIT_OK
+from files import atomic_file
 
-SUFFIX = ".safetensors"
+PROG, SUFFIX = "export.py", ".safetensors"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="export.py", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", required=True, metavar="CKPT", help="training checkpoint (.pt)")
     parser.add_argument("--out", metavar="FILE",
                         help=f"output file ending in {SUFFIX} (default: the checkpoint's name with {SUFFIX})")
     return parser
 
 
-def _error(msg: str) -> int:
-    print(f"export.py: error: {' '.join(str(msg).split())}", file=sys.stderr)
-    return 2
-
-
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     ckpt = args.checkpoint
     if ckpt.endswith(SUFFIX):
-        return _error(f"{ckpt} is already an exported {SUFFIX} generator")
+        return cli.fail(PROG, f"{ckpt} is already an exported {SUFFIX} generator")
     out = args.out or os.path.splitext(ckpt)[0] + SUFFIX
     if not out.endswith(SUFFIX):
         # age.py and acgan.generator_from_checkpoint recognise the format by its suffix
-        return _error(f"--out must end in {SUFFIX}, got {out}")
+        return cli.fail(PROG, f"--out must end in {SUFFIX}, got {out}")
     try:
         import safetensors.torch  # noqa: F401
     except ImportError:
-        return _error("exporting needs the 'export' extra (safetensors is missing): pip install 'attngan[export]'")
-    folder = os.path.dirname(os.path.abspath(out))
+        return cli.fail(PROG, "exporting needs the 'export' extra (safetensors is missing): "
+                              "pip install 'attngan[export]'")
     try:
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=SUFFIX, dir=folder)
-        os.close(fd)
-    except OSError as exc:
-        return _error(f"cannot write to {folder}: {exc.strerror or exc}")
-    try:
-        acgan.export_safetensors(ckpt, tmp)
-        os.replace(tmp, out)
+        with atomic_file(out) as tmp:
+            acgan.export_safetensors(ckpt, tmp)
     except acgan.CheckpointError as exc:
-        return _error(str(exc))
+        return cli.fail(PROG, exc)
+    except OSError as exc:
+        return cli.fail(PROG, f"cannot write {out}: {exc.strerror or exc}")
     except Exception as exc:  # noqa: BLE001 - a malformed checkpoint can fail in many ways
-        return _error(f"cannot export {ckpt}: {type(exc).__name__}: {exc}")
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        return cli.fail(PROG, f"cannot export {ckpt}: {type(exc).__name__}: {exc}")
     print(f"wrote {out} ({os.path.getsize(out) / 1e6:.1f} MB)")
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":

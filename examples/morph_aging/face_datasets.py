@@ -28,7 +28,7 @@ makes the paper's 90/10 split with no subject on both sides, and
 :class:`FaceImageDataset` loads images into the same item layout as
 :class:`synthetic_faces.SyntheticFaces`.
 
-Age groups (:data:`AGE_GROUP_BOUNDS`) follow the paper: 10-20, 21-30, 31-40,
+Age groups (:mod:`ages`) follow the paper: 10-20, 21-30, 31-40,
 41-50, 51+. Ages below 10 are outside the paper's groups and raise
 :class:`ValueError` unless ``clip_young=True`` maps them to group 0 (UTKFace
 and FG-NET contain children).
@@ -43,7 +43,7 @@ import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -51,18 +51,17 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 from torch.utils.data import Dataset
 
+from ages import MIN_AGE, age_to_group
+from pictures import dequantize
 from synthetic_faces import check_index
 
 __all__ = [
-    "AGE_GROUP_BOUNDS",
     "DATASET_KINDS",
     "IMAGE_EXTENSIONS",
     "DatasetError",
     "DatasetWarning",
     "FaceImageDataset",
     "FaceRecord",
-    "age_to_group",
-    "check_images",
     "load_image",
     "parse_cacd",
     "parse_csv",
@@ -73,19 +72,6 @@ __all__ = [
     "subject_split",
 ]
 
-#: Age groups of the paper as inclusive ``(low, high)`` bounds, ``None`` = open.
-#: An age ``a`` (int or float) is in group ``k`` when
-#: ``AGE_GROUP_BOUNDS[k][0] <= a < AGE_GROUP_BOUNDS[k + 1][0]``, so 20.5 is
-#: group 0 and 21 group 1.
-AGE_GROUP_BOUNDS: Tuple[Tuple[int, Optional[int]], ...] = (
-    (10, 20),
-    (21, 30),
-    (31, 40),
-    (41, 50),
-    (51, None),
-)
-_MIN_AGE = AGE_GROUP_BOUNDS[0][0]
-_THRESHOLDS = np.array([lo for lo, _ in AGE_GROUP_BOUNDS[1:]], dtype=np.float64)  # 21, 31, 41, 51
 _MAX_PLAUSIBLE_AGE = 130
 
 #: Image file extensions :func:`scan_dataset` picks up (compared lower-case).
@@ -129,90 +115,6 @@ class FaceRecord:
     path: Path
     age: Union[int, float]
     subject: Optional[str]
-
-
-# --------------------------------------------------------------------------
-# ages
-# --------------------------------------------------------------------------
-
-
-def age_to_group(ages: Any, *, clip_young: bool = False) -> Any:
-    """Map ages in years to the paper's five age groups.
-
-    Parameters
-    ----------
-    ages : int, float, sequence, numpy.ndarray or torch.Tensor
-        Ages in years, any shape.
-    clip_young : bool, default False
-        The paper's groups start at 10; by default an age below 10 raises
-        :class:`ValueError`. With ``clip_young=True`` ages in ``[0, 10)`` go
-        to group 0 (for UTKFace and FG-NET, which contain children).
-
-    Returns
-    -------
-    int, numpy.ndarray or torch.Tensor
-        Group 0..4 (10-20, 21-30, 31-40, 41-50, 51+): a Python int for a
-        scalar, an int64 array for a sequence or array, an int64 tensor on the
-        same device for a tensor, with the input's shape.
-
-    Raises
-    ------
-    ValueError
-        For a non-finite or negative age, or an age below 10 without
-        ``clip_young``; the message names the offending age.
-
-    Examples
-    --------
-    >>> age_to_group(20), age_to_group(21), age_to_group(51.0)
-    (0, 1, 4)
-    >>> age_to_group([10, 30, 31, 77]).tolist()
-    [0, 1, 2, 4]
-    """
-    if not isinstance(clip_young, bool):
-        raise TypeError(f"clip_young must be a bool, got {type(clip_young).__name__}")
-    if isinstance(ages, torch.Tensor):
-        if ages.dtype == torch.bool or ages.is_complex():
-            raise TypeError(f"ages must be a real-valued tensor, got dtype {ages.dtype}")
-        values = ages.detach().to("cpu", torch.float64).numpy()
-        groups = _groups_of(values, clip_young)
-        return torch.from_numpy(groups).to(ages.device)
-    if isinstance(ages, (bool, np.bool_)):
-        raise TypeError("ages must be numbers, got bool")
-    if isinstance(ages, (int, float, np.integer, np.floating)):
-        return int(_groups_of(np.array(float(ages)), clip_young))
-    try:
-        values = np.asarray(ages)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"ages must be a number, a sequence of numbers, an array or a tensor, got {type(ages).__name__}") from exc
-    if values.dtype == bool or not (np.issubdtype(values.dtype, np.integer) or np.issubdtype(values.dtype, np.floating)):
-        raise TypeError(f"ages must hold real numbers, got dtype {values.dtype} from {type(ages).__name__}")
-    return _groups_of(values.astype(np.float64), clip_young)
-
-
-def _groups_of(values: np.ndarray, clip_young: bool) -> np.ndarray:
-    bad = ~np.isfinite(values)
-    if bad.any():
-        where = tuple(int(k) for k in np.argwhere(bad)[0])
-        raise ValueError(f"ages must be finite, got {values[bad].flat[0]!r}" + (f" at position {where}" if where else ""))
-    low = _MIN_AGE if not clip_young else 0
-    bad = values < low
-    if bad.any():
-        first = values[bad].flat[0]
-        where = tuple(int(k) for k in np.argwhere(bad)[0])
-        pos = f" at position {where}" if where else ""
-        count = int(bad.sum())
-        more = f" ({count} ages in all)" if count > 1 else ""
-        if clip_young:
-            raise ValueError(f"ages must be >= 0, got {_fmt_age(first)}{pos}{more}")
-        raise ValueError(
-            f"ages must be >= {_MIN_AGE} (the paper's first group is 10-20), got {_fmt_age(first)}{pos}{more}; "
-            "pass clip_young=True to put ages below 10 into group 0 (e.g. for UTKFace or FG-NET)"
-        )
-    return np.searchsorted(_THRESHOLDS, values, side="right").astype(np.int64)
-
-
-def _fmt_age(a: float) -> str:
-    return str(int(a)) if float(a).is_integer() else repr(float(a))
 
 
 # --------------------------------------------------------------------------
@@ -703,9 +605,7 @@ def load_image(path: Union[str, os.PathLike], image_size: int, *, draft: bool = 
         pixels = _square_resize(im, size)
     except Exception as exc:
         raise DatasetError(f"cannot resize image {str(p)!r}: {type(exc).__name__}: {exc}") from None
-    out = torch.empty(pixels.shape, dtype=torch.float32)
-    out.copy_(pixels)  # uint8 (3, S, S) of any strides -> contiguous float32
-    return out.div_(127.5).sub_(1.0)  # the same float32 arithmetic as x / 127.5 - 1.0
+    return dequantize(pixels)  # uint8 (3, S, S) of any strides -> contiguous float32
 
 
 #: Whether :func:`_square_resize` uses torch's 8-bit antialiased bicubic
@@ -732,30 +632,6 @@ def _square_resize(im: Image.Image, size: int) -> torch.Tensor:
     return torch.from_numpy(np.array(im, dtype=np.uint8)).permute(2, 0, 1)
 
 
-def check_images(records: Sequence[FaceRecord]) -> List[Tuple[FaceRecord, str]]:
-    """Open and fully decode every image; return the unusable ones.
-
-    Parameters
-    ----------
-    records : sequence of FaceRecord
-
-    Returns
-    -------
-    list of (FaceRecord, str)
-        Each bad record with the reason, in input order; empty when all
-        images decode.
-    """
-    bad: List[Tuple[FaceRecord, str]] = []
-    for k, r in enumerate(records):
-        if not isinstance(r, FaceRecord):
-            raise TypeError(f"records[{k}] must be a FaceRecord, got {type(r).__name__}")
-        try:
-            open_rgb(r.path)
-        except DatasetError as exc:
-            bad.append((r, str(exc)))
-    return bad
-
-
 def _check_size(image_size: Any) -> int:
     if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)):
         raise TypeError(f"image_size must be an int, got {type(image_size).__name__} ({image_size!r})")
@@ -780,13 +656,9 @@ class FaceImageDataset(Dataset):
         Side of the square output images (shorter side resized, then centre
         crop; smaller images are upsampled), in [8, 4096].
     clip_young : bool, default False
-        Passed to :func:`age_to_group`: ages below 10 raise
+        Passed to :func:`ages.age_to_group`: ages below 10 raise
         :class:`DatasetError` (naming the first such file) unless True, which
         puts them in group 0.
-    subject_index : mapping of str to int, optional
-        Integer id of each subject. Default: the sorted distinct subjects of
-        ``records`` numbered from 0. Pass the same mapping to a train and a
-        test dataset to make their ids comparable.
     draft : bool, default True
         Passed to :func:`load_image`: large JPEGs are shrunk while decoding.
 
@@ -794,8 +666,8 @@ class FaceImageDataset(Dataset):
     -----
     Items are dicts: ``"image"`` float32 (3, H, W) in [-1, 1], ``"label"``
     int64 age group, ``"subject"`` int64 (-1 when unknown), ``"index"``
-    int64. A file that cannot be decoded raises :class:`DatasetError` naming
-    its path; run :func:`check_images` first to find such files.
+    int64; subjects are numbered from 0 in the sorted order of their names.
+    A file that cannot be decoded raises :class:`DatasetError` naming its path.
     """
 
     def __init__(
@@ -804,7 +676,6 @@ class FaceImageDataset(Dataset):
         image_size: int,
         *,
         clip_young: bool = False,
-        subject_index: Optional[Mapping[str, int]] = None,
         draft: bool = True,
     ) -> None:
         records = list(records)
@@ -822,26 +693,16 @@ class FaceImageDataset(Dataset):
         try:
             groups = age_to_group(ages, clip_young=clip_young)
         except ValueError as exc:
-            low = 0 if clip_young else _MIN_AGE
+            low = 0 if clip_young else MIN_AGE
             bad = [r for r in records if not (math.isfinite(float(r.age)) and float(r.age) >= low)]
             first = bad[0] if bad else records[0]
             raise DatasetError(
                 f"{len(bad)} record(s) have unusable ages, e.g. {str(first.path)!r} with age {first.age!r}: {exc}"
             ) from None
         self._labels = groups
-        if subject_index is None:
-            names = sorted({r.subject for r in records if r.subject is not None})
-            subject_index = {s: k for k, s in enumerate(names)}
-        ids = []
-        for r in records:
-            if r.subject is None:
-                ids.append(-1)
-            elif r.subject not in subject_index:
-                raise ValueError(f"subject_index has no id for subject {r.subject!r} of {str(r.path)!r}")
-            else:
-                ids.append(int(subject_index[r.subject]))
-        self.subject_index = dict(subject_index)
-        self._subjects = np.array(ids, dtype=np.int64)
+        names = sorted({r.subject for r in records if r.subject is not None})
+        index = {s: k for k, s in enumerate(names)}
+        self._subjects = np.array([-1 if r.subject is None else index[r.subject] for r in records], dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.records)

@@ -60,10 +60,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-__all__ = ["NUM_GROUPS", "SyntheticFaces", "train_test_split"]
+from ages import NUM_GROUPS  # 0..4 = 10-20, 21-30, 31-40, 41-50, 51+
 
-#: Number of age groups: 0..4 = 10-20, 21-30, 31-40, 41-50, 51+.
-NUM_GROUPS = 5
+__all__ = ["NUM_GROUPS", "SyntheticFaces", "train_test_split"]
 
 MIN_IMAGE_SIZE = 64
 MAX_IMAGE_SIZE = 224
@@ -980,12 +979,6 @@ class SyntheticFaces(Dataset):
     def _base(self, i: int) -> np.ndarray:
         subject = int(self._subject_of[i])
         return _base_image(self.seed, subject, i % self.images_per_subject, self.image_size)
-
-    def age_value(self, index: int, group: Optional[int] = None) -> float:
-        """Continuous age ``group + jitter`` used to draw image ``index``."""
-        i = self._check_index(index)
-        g = int(self._labels[i]) if group is None else self._check_group(group)
-        return g + self._parts(i)[1].jitter
 
     def render(self, index: int, group: Optional[int] = None) -> torch.Tensor:
         """Draw image ``index``'s subject and background at an age group.

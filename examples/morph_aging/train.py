@@ -16,7 +16,6 @@ attention and colour masks, as the paper's Fig. 2).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import gc
 import json
 import os
@@ -24,19 +23,20 @@ import signal
 import sys
 import time
 import traceback
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 import torch.distributed as dist
 
 import acgan
-from acgan import TrainConfig
+import config
+import files
+import pictures
+from acgan import DIVERGED, FINISHED, INTERRUPTED, TIME_BUDGET
+from config import TrainConfig
+from data import BatchSource, build_datasets, fixed_sample_inputs
 
 EXIT_INTERRUPTED = 130
-#: Reasons a run ends with, recorded in the last checkpoint's ``extra["reason"]``.
-FINISHED, TIME_BUDGET, INTERRUPTED, DIVERGED = "finished", "time budget reached", "interrupted", "diverged"
-RUN_LENGTH_FIELDS = ("epochs", "max_steps", "max_minutes", "resume", "progress", "log_every", "sample_every",
-                     "checkpoint_every", "workers", "out", "compile", "device")
 
 
 # --------------------------------------------------------------------------- #
@@ -44,152 +44,19 @@ RUN_LENGTH_FIELDS = ("epochs", "max_steps", "max_minutes", "resume", "progress",
 # --------------------------------------------------------------------------- #
 
 
-def parse_bool(text: str) -> bool:
-    """argparse type for true/false flags (1/0, yes/no, on/off)."""
-    value = text.strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    """One flag per :class:`acgan.TrainConfig` field."""
+    """One flag per :class:`config.TrainConfig` field."""
     parser = argparse.ArgumentParser(
         prog="train.py", description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    hints = {f.name: f for f in dataclasses.fields(TrainConfig)}
-    for name, f in hints.items():
-        flag = "--" + name.replace("_", "-")
-        helptext = f.metadata.get("help", "")
-        kind = str(f.type)
-        if "bool" in kind:
-            if f.default is False:
-                parser.add_argument(flag, action="store_true", help=helptext)
-            else:
-                parser.add_argument(flag, type=parse_bool, default=f.default, metavar="BOOL", help=helptext)
-        elif "int" in kind:
-            parser.add_argument(flag, type=int, default=f.default, help=helptext)
-        elif "float" in kind:
-            parser.add_argument(flag, type=float, default=f.default, help=helptext)
-        else:
-            parser.add_argument(flag, type=str, default=f.default, help=helptext)
+    config.add_config_arguments(parser)
     return parser
 
 
 def parse_config(argv: Optional[List[str]] = None) -> TrainConfig:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    cfg = TrainConfig(**vars(args))
-    try:
-        return acgan.validate_config(cfg)
-    except ValueError as exc:
-        parser.error(str(exc))
-        raise  # unreachable
-
-
-# --------------------------------------------------------------------------- #
-# Data
-# --------------------------------------------------------------------------- #
-
-
-def build_datasets(cfg: TrainConfig):
-    """(train, test) datasets returning dicts with "image" and "label"."""
-    if cfg.data == "synthetic":
-        import synthetic_faces
-
-        return synthetic_faces.train_test_split(
-            num_subjects=cfg.num_subjects, images_per_subject=cfg.images_per_subject,
-            image_size=cfg.image_size, seed=cfg.seed, test_fraction=cfg.test_fraction,
-        )
-    import face_datasets
-
-    records = face_datasets.scan_dataset(cfg.data, kind=cfg.data_kind)
-    train, test = face_datasets.subject_split(records, test_fraction=cfg.test_fraction, seed=cfg.seed)
-    return (face_datasets.FaceImageDataset(train, cfg.image_size),
-            face_datasets.FaceImageDataset(test, cfg.image_size))
-
-
-class BatchSource:
-    """Deterministic batches: epoch ``e`` visits a permutation seeded by
-    ``(seed, e)``; each process takes its slice of every global batch.
-
-    Small datasets are rendered / decoded once into a uint8 tensor in memory;
-    larger ones stream through a DataLoader with workers and pinned memory.
-    Either way ``epoch(e, start=k)`` yields exactly the batches an
-    uninterrupted run would from its k-th batch on.
-    """
-
-    CACHE_LIMIT_BYTES = 2 * 1024**3
-
-    def __init__(self, dataset, cfg: TrainConfig, device: torch.device, rank: int, world: int) -> None:
-        self.dataset, self.cfg, self.device = dataset, cfg, device
-        self.rank, self.world = rank, world
-        if cfg.batch_size % world:
-            raise ValueError(f"--batch-size {cfg.batch_size} must be divisible by the number of processes {world}")
-        self.local_batch = cfg.batch_size // world
-        self.steps_per_epoch = len(dataset) // cfg.batch_size
-        if self.steps_per_epoch < 1:
-            raise ValueError(f"the training set has {len(dataset)} images, fewer than one batch of {cfg.batch_size}")
-        size = len(dataset) * 3 * cfg.image_size**2
-        self.cached = cfg.workers in (None, 0) and size <= self.CACHE_LIMIT_BYTES
-        self.images: Optional[torch.Tensor] = None
-        self.labels: Optional[torch.Tensor] = None
-
-    def prepare(self, progress: bool) -> None:
-        if not self.cached or self.images is not None:
-            return
-        n = len(self.dataset)
-        images = torch.empty(n, 3, self.cfg.image_size, self.cfg.image_size, dtype=torch.uint8)
-        labels = torch.empty(n, dtype=torch.long)
-        it = range(n)
-        if progress:
-            from tqdm import tqdm
-
-            it = tqdm(it, desc="preparing images", unit="img", leave=False, dynamic_ncols=True)
-        for i in it:
-            item = self.dataset[i]
-            images[i] = ((item["image"] + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
-            labels[i] = item["label"]
-        self.images, self.labels = images, labels
-
-    def _order(self, epoch: int) -> torch.Tensor:
-        g = torch.Generator().manual_seed(self.cfg.seed * 7919 + epoch)
-        return torch.randperm(len(self.dataset), generator=g)
-
-    def _indices(self, order: torch.Tensor, k: int) -> torch.Tensor:
-        start = k * self.cfg.batch_size + self.rank * self.local_batch
-        return order[start:start + self.local_batch]
-
-    def epoch(self, epoch: int, start: int = 0) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
-        order = self._order(epoch)
-        if self.cached:
-            for k in range(start, self.steps_per_epoch):
-                idx = self._indices(order, k)
-                x = self.images[idx].to(self.device, non_blocking=True).float().div_(127.5).sub_(1.0)
-                yield x, self.labels[idx].to(self.device, non_blocking=True)
-            return
-        batches = [self._indices(order, k).tolist() for k in range(start, self.steps_per_epoch)]
-        workers = self.cfg.workers if self.cfg.workers is not None else (4 if self.device.type == "cuda" else 2)
-        loader = torch.utils.data.DataLoader(
-            self.dataset, batch_sampler=batches, num_workers=workers,
-            pin_memory=self.device.type == "cuda", prefetch_factor=4 if workers else None,
-        )
-        for item in loader:
-            yield (item["image"].to(self.device, non_blocking=True),
-                   item["label"].to(self.device, non_blocking=True))
-
-
-def fixed_sample_inputs(test_set, n: int) -> torch.Tensor:
-    """``n`` test images spread over the age groups (the youngest first)."""
-    labels = [int(test_set[i]["label"]) for i in range(min(len(test_set), 200))]
-    chosen: List[int] = []
-    for group in range(acgan.NUM_GROUPS):
-        chosen += [i for i, lab in enumerate(labels) if lab == group][:1]
-    chosen += [i for i in range(len(labels)) if i not in chosen]
-    return torch.stack([test_set[i]["image"] for i in chosen[:n]])
+    return config.config_from_args(parser, parser.parse_args(argv))
 
 
 # --------------------------------------------------------------------------- #
@@ -199,7 +66,7 @@ def fixed_sample_inputs(test_set, n: int) -> torch.Tensor:
 
 def setup_distributed(cfg: TrainConfig) -> Tuple[int, int, torch.device]:
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    device = acgan.resolve_device(cfg.device)
+    device = config.resolve_device(cfg.device)
     if world <= 1:
         return 0, 1, device
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
@@ -333,7 +200,7 @@ def nonfinite_terms(metrics: Dict[str, Any]) -> List[str]:
 def train(cfg: TrainConfig) -> int:
     rank, world, device = setup_distributed(cfg)
     is_main = rank == 0
-    precision = acgan.resolve_precision(cfg.precision, device)
+    precision = config.resolve_precision(cfg.precision, device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -353,7 +220,7 @@ def train(cfg: TrainConfig) -> int:
         state = acgan.load_checkpoint(ckpt_path, map_location=device)
         saved = state["config"]
         acgan.check_compatible(saved, cfg, ckpt_path)
-        changed = [k for k in saved if k not in RUN_LENGTH_FIELDS and saved[k] != getattr(cfg, k, None)]
+        changed = [k for k in saved if k not in config.RUN_FIELDS and saved[k] != getattr(cfg, k, None)]
         if changed and is_main:
             print(f"warning: resuming with settings that differ from the checkpoint's: {', '.join(changed)}",
                   file=sys.stderr)
@@ -365,18 +232,17 @@ def train(cfg: TrainConfig) -> int:
 
     train_set, test_set = build_datasets(cfg)
     source = BatchSource(train_set, cfg, device, rank, world)
-    total_steps = cfg.max_steps if cfg.max_steps is not None else cfg.epochs * source.steps_per_epoch
-    if cfg.max_steps is not None and cfg.epochs is not None:
-        total_steps = min(total_steps, cfg.epochs * source.steps_per_epoch)
+    total_steps = cfg.epochs * source.steps_per_epoch  # a validated config always has epochs
+    if cfg.max_steps is not None:
+        total_steps = min(cfg.max_steps, total_steps)
     sample_inputs = fixed_sample_inputs(test_set, cfg.num_samples).to(device)
 
     if is_main:
         os.makedirs(os.path.join(out, "samples"), exist_ok=True)
-        with open(os.path.join(out, "config.json"), "w") as fh:
-            json.dump({**cfg.to_dict(), "resolved": {
-                "device": str(device), "precision": precision, "world_size": world,
-                "train_images": len(train_set), "test_images": len(test_set),
-                "steps_per_epoch": source.steps_per_epoch, "total_steps": total_steps}}, fh, indent=2)
+        files.write_text(os.path.join(out, "config.json"), json.dumps({**cfg.to_dict(), "resolved": {
+            "device": str(device), "precision": precision, "world_size": world,
+            "train_images": len(train_set), "test_images": len(test_set),
+            "steps_per_epoch": source.steps_per_epoch, "total_steps": total_steps}}, indent=2))
 
     g_train, d_train = g, d
     if world > 1:
@@ -386,7 +252,7 @@ def train(cfg: TrainConfig) -> int:
         g_train, d_train = DDP(g, device_ids=ids), DDP(d, device_ids=ids)
     if cfg.compile:
         g_train = torch.compile(g_train)
-    autocast = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    autocast = config.autocast_dtype(precision)
     scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
     stepper = acgan.AcGANStep(cfg, g_train, d_train, opt_g, opt_d,
                               acgan.StepOptions(autocast=autocast, channels_last=bool(cfg.channels_last)),
@@ -405,10 +271,11 @@ def train(cfg: TrainConfig) -> int:
         acgan.save_checkpoint(ckpt_path, cfg, g, d, opt_g, opt_d, step, extra={"reason": reason})
         g.eval()
         with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
-            grid = acgan.sample_grid(g, sample_inputs)
+            aged = acgan.age_all_groups(g, sample_inputs)
         g.train()
-        acgan.save_png(grid, os.path.join(out, "samples", f"step_{step:06d}.png"))
-        acgan.save_png(grid, os.path.join(out, "samples", "latest.png"))
+        grid = pictures.render_grid(pictures.aging_rows(sample_inputs, aged))
+        pictures.save_png(grid, os.path.join(out, "samples", f"step_{step:06d}.png"))
+        pictures.save_png(grid, os.path.join(out, "samples", "latest.png"))
 
     metrics_file = open(os.path.join(out, "metrics.jsonl"), "a") if is_main else None
     sums: Dict[str, Any] = {}

@@ -17,6 +17,8 @@ import age
 import export
 import face_align
 import face_datasets
+import pictures
+from ages import NUM_GROUPS
 
 TILE = 64  # the test checkpoint's image size
 EXAMPLE = Path(age.__file__).resolve().parent
@@ -139,20 +141,20 @@ def test_every_kind_of_photo_is_aged(checkpoint, photos, tmp_path, capsys):
         w, h = age.strip_size(TILE, 1)
         assert w == 6 * TILE + 7 * age.PAD and h > TILE
         # the input tile is the photo as the model saw it
-        expected = acgan.to_uint8(face_datasets.load_image(path, TILE))
+        expected = pictures.to_uint8(face_datasets.load_image(path, TILE))
         np.testing.assert_array_equal(crop(strip, 0, 0), expected)
         # the label band above the tiles carries text
         assert (strip[: age.tile_box(0, 0, TILE)[1] - 1] < 128).any()
         faces = []
-        for k in range(acgan.NUM_GROUPS):
+        for k in range(NUM_GROUPS):
             face = read(out / age.group_filename(stem, k))
             assert face.shape == (TILE, TILE, 3)
             np.testing.assert_array_equal(crop(strip, 0, k + 1), face)
             faces.append(face)
         # every group gives a different picture
-        assert len({f.tobytes() for f in faces}) == acgan.NUM_GROUPS, stem
+        assert len({f.tobytes() for f in faces}) == NUM_GROUPS, stem
     assert set(os.listdir(out)) == {f"{s}_aged.png" for s in photos} | {
-        age.group_filename(s, k) for s in photos for k in range(acgan.NUM_GROUPS)}
+        age.group_filename(s, k) for s in photos for k in range(NUM_GROUPS)}
 
 
 def test_masks_add_two_rows(checkpoint, photos, tmp_path, capsys):
@@ -169,11 +171,11 @@ def test_masks_add_two_rows(checkpoint, photos, tmp_path, capsys):
     g, _ = acgan.generator_from_checkpoint(checkpoint)
     x = face_datasets.load_image(photos["rgb"], TILE)
     ref = acgan.age_all_groups(g, x[None])
-    for k in range(acgan.NUM_GROUPS):
+    for k in range(NUM_GROUPS):
         attention = crop(three, 1, k + 1)
         assert (attention[..., 0] == attention[..., 1]).all() and (attention[..., 1] == attention[..., 2]).all()
-        np.testing.assert_array_equal(attention, acgan.to_uint8(ref.attention[0, k] * 2 - 1))
-        np.testing.assert_array_equal(crop(three, 2, k + 1), acgan.to_uint8(ref.color[0, k]))
+        np.testing.assert_array_equal(attention, pictures.to_uint8(ref.attention[0, k] * 2 - 1))
+        np.testing.assert_array_equal(crop(three, 2, k + 1), pictures.to_uint8(ref.color[0, k]))
 
 
 def test_folder_argument_ages_every_image_in_it(checkpoint, photos, tmp_path, capsys):
@@ -382,7 +384,7 @@ def synthetic_face_photo(tmp_path_factory) -> Path:
 
     ds = SyntheticFaces(num_subjects=4, images_per_subject=5, image_size=224)
     path = tmp_path_factory.mktemp("agecli-face") / "face.png"
-    Image.fromarray(acgan.to_uint8(ds[0]["image"])).save(path)
+    Image.fromarray(pictures.to_uint8(ds[0]["image"])).save(path)
     return path
 
 
@@ -400,5 +402,5 @@ def test_align_ages_found_faces_and_reports_the_others(checkpoint, synthetic_fac
     with Image.open(synthetic_face_photo) as im:
         aligned = np.asarray(face_align.align_face(im, TILE))
     np.testing.assert_array_equal(crop(read(out / "face_aged.png"), 0, 0), aligned)
-    plain = acgan.to_uint8(face_datasets.load_image(synthetic_face_photo, TILE))
+    plain = pictures.to_uint8(face_datasets.load_image(synthetic_face_photo, TILE))
     assert not np.array_equal(aligned, plain)

@@ -18,11 +18,12 @@ import torch
 from PIL import Image
 
 import ablation
-import acgan
 import estimators
 import evaluate
+import pictures
 import synthetic_faces
 import train
+from ages import GROUP_CENTRES, GROUP_NAMES, age_to_group
 
 TINY_TRAIN = ["--max-steps", "2", "--image-size", "64", "--batch-size", "4", "--num-subjects", "20",
               "--g-channels", "8", "--g-res-blocks", "1", "--d-channels", "8", "--precision", "fp32",
@@ -73,7 +74,7 @@ def test_end_to_end_results_json(evaluated, tiny_checkpoint):
 
     t1 = r["table1"]
     assert [row["group"] for row in t1["targets"]] == TARGETS
-    assert [row["group"] for row in t1["generic"]] == list(acgan.GROUP_NAMES)
+    assert [row["group"] for row in t1["generic"]] == list(GROUP_NAMES)
     for row in t1["targets"]:
         assert row["n"] == 2
         assert 14.99 <= row["generated_mean_age"] <= 55.51 and 14.99 <= row["generic_mean_age"] <= 55.51
@@ -233,16 +234,16 @@ def test_laplacian_variance_sharp_checkerboard_beats_blurred():
 
 def test_expected_age_of_one_hot_is_the_group_centre():
     p = torch.eye(5)
-    assert estimators.expected_age(p).tolist() == list(estimators.GROUP_CENTRES)
-    assert estimators.GROUP_CENTRES == (15.0, 25.5, 35.5, 45.5, 55.5)
+    assert estimators.expected_age(p).tolist() == list(GROUP_CENTRES)
+    assert GROUP_CENTRES == (15.0, 25.5, 35.5, 45.5, 55.5)
     uniform = torch.full((1, 5), 0.2)
-    assert estimators.expected_age(uniform).item() == pytest.approx(sum(estimators.GROUP_CENTRES) / 5)
+    assert estimators.expected_age(uniform).item() == pytest.approx(sum(GROUP_CENTRES) / 5)
 
 
 def test_age_group_boundaries():
-    ages = torch.tensor([5.0, 15.0, 20.5, 21.0, 30.9, 31.0, 45.5, 50.99, 51.0, 80.0])
-    assert estimators.age_group_of(ages).tolist() == [0, 0, 0, 1, 1, 2, 3, 3, 4, 4]
-    assert estimators.age_group_of(torch.tensor(estimators.GROUP_CENTRES)).tolist() == [0, 1, 2, 3, 4]
+    years = torch.tensor([5.0, 15.0, 20.5, 21.0, 30.9, 31.0, 45.5, 50.99, 51.0, 80.0])
+    assert age_to_group(years, clip_young=True).tolist() == [0, 0, 0, 1, 1, 2, 3, 3, 4, 4]
+    assert age_to_group(torch.tensor(GROUP_CENTRES)).tolist() == [0, 1, 2, 3, 4]
 
 
 def test_central_ellipse_mask():
@@ -254,7 +255,7 @@ def test_central_ellipse_mask():
 
 def test_compose_grid_layout():
     tile = np.zeros((20, 30, 3), np.uint8) + np.array([7, 200, 13], np.uint8)
-    grid = evaluate.compose_grid([("a", [tile, None, tile]), ("bb", [tile])], ["x", "y", "z"])
+    grid = pictures.render_grid([("a", [tile, None, tile]), ("bb", [tile])], ["x", "y", "z"])
     assert grid.dtype == np.uint8 and grid.shape[1] > 3 * 30 and grid.shape[0] > 2 * 20
     assert (grid == [7, 200, 13]).all(axis=2).sum() == 3 * 20 * 30
 
@@ -286,8 +287,8 @@ def _photo_folder(root, ages, corrupt=None):
     ds = synthetic_faces.SyntheticFaces(num_subjects=len(ages), images_per_subject=1, image_size=64, seed=3)
     root.mkdir()
     for k, age in enumerate(ages):
-        group = int(estimators.age_group_of(torch.tensor([float(age)]))[0])
-        Image.fromarray(acgan.to_uint8(ds.render(k, group=group))).save(root / f"{k:06d}_1M{age}.png")
+        group = int(age_to_group(float(age)))
+        Image.fromarray(pictures.to_uint8(ds.render(k, group=group))).save(root / f"{k:06d}_1M{age}.png")
     if corrupt:
         (root / corrupt).write_bytes(b"not an image")
     return root

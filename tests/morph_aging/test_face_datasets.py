@@ -13,14 +13,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from ages import age_to_group
 from face_datasets import (
-    AGE_GROUP_BOUNDS,
     DatasetError,
     DatasetWarning,
     FaceImageDataset,
     FaceRecord,
-    age_to_group,
-    check_images,
     load_image,
     parse_cacd,
     parse_csv,
@@ -44,58 +42,6 @@ def _jpeg_bytes(size=(16, 16)) -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", size, (10, 200, 30)).save(buf, format="JPEG")
     return buf.getvalue()
-
-
-# -- age groups ------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "age, group",
-    [(10, 0), (20, 0), (20.5, 0), (21, 1), (30, 1), (31, 2), (40, 2), (41, 3), (50, 3), (51, 4), (77, 4), (120, 4)],
-)
-def test_age_group_edges(age, group) -> None:
-    assert age_to_group(age) == group
-    assert isinstance(age_to_group(age), int)
-
-
-def test_age_to_group_arrays_and_tensors() -> None:
-    ages = [10, 20, 21, 30, 31, 40, 41, 50, 51, 77]
-    expect = [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
-    out = age_to_group(np.array(ages).reshape(2, 5))
-    assert out.dtype == np.int64 and out.shape == (2, 5) and out.ravel().tolist() == expect
-    t = age_to_group(torch.tensor(ages, dtype=torch.float32))
-    assert t.dtype == torch.int64 and t.tolist() == expect
-    assert age_to_group(ages).tolist() == expect
-    assert len(AGE_GROUP_BOUNDS) == 5 and AGE_GROUP_BOUNDS[0] == (10, 20)
-
-
-@pytest.mark.parametrize("age", [9, 0, 9.99, np.array([30, 5]), torch.tensor([3.0])])
-def test_young_ages_raise_unless_clipped(age) -> None:
-    with pytest.raises(ValueError, match="clip_young"):
-        age_to_group(age)
-    out = age_to_group(age, clip_young=True)
-    assert (np.asarray(out) >= 0).all()
-
-
-def test_young_age_named_in_message() -> None:
-    with pytest.raises(ValueError, match="got 7"):
-        age_to_group(np.array([30, 7, 8]))
-    assert age_to_group(3, clip_young=True) == 0
-
-
-@pytest.mark.parametrize("age", [float("nan"), float("inf"), -float("inf"), np.array([20.0, np.nan])])
-def test_non_finite_ages_raise(age) -> None:
-    with pytest.raises(ValueError, match="finite"):
-        age_to_group(age, clip_young=True)
-
-
-def test_negative_and_bad_types() -> None:
-    with pytest.raises(ValueError, match=">= 0"):
-        age_to_group(-1, clip_young=True)
-    with pytest.raises(TypeError):
-        age_to_group(True)
-    with pytest.raises(TypeError):
-        age_to_group(["a"])
 
 
 # -- parsers --------------------------------------------------------------------
@@ -425,14 +371,6 @@ def test_corrupt_files_raise_dataset_error_naming_path(image_folder: Path) -> No
         load_image(image_folder / "missing.jpg", 16)
 
 
-def test_check_images_finds_bad_files(image_folder: Path) -> None:
-    recs = scan_dataset(image_folder)
-    assert len(recs) == 10
-    bad = check_images(recs)
-    assert sorted(r.path.name for r, _ in bad) == ["000007_0F23.jpg", "000008_0F24.jpg"]
-    assert all(isinstance(msg, str) and "cannot read" in msg for _, msg in bad)
-
-
 def test_center_crop_and_upsample(tmp_path: Path) -> None:
     wide = Image.new("RGB", (30, 10), (255, 0, 0))
     wide.paste((0, 255, 0), (10, 0, 20, 10))
@@ -545,16 +483,6 @@ def test_face_image_dataset_unknown_subjects_and_young(tmp_path: Path) -> None:
         FaceImageDataset([], 16)
     with pytest.raises(ValueError, match="image_size"):
         FaceImageDataset(recs, 0, clip_young=True)
-
-
-def test_shared_subject_index(tmp_path: Path) -> None:
-    recs = _records(6, 2)
-    index = {f"{s:04d}": 100 + s for s in range(6)}
-    train, test = subject_split(recs, test_fraction=0.5, seed=0)
-    ids = FaceImageDataset(test, 16, subject_index=index).subject_ids().tolist()
-    assert ids == [index[r.subject] for r in test]
-    with pytest.raises(ValueError, match="subject_index"):
-        FaceImageDataset(recs, 16, subject_index={"0000": 0})
 
 
 # -- fuzz ------------------------------------------------------------------------------

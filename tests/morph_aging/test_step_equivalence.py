@@ -36,6 +36,7 @@ import pytest
 import torch
 
 import acgan
+import config
 
 LOSSES = ("d_adv", "d_cls", "gp", "g_adv", "g_cls", "g_att")
 PRE_UPDATE = ("d_adv", "d_cls", "gp")  # computed before the critic's first update
@@ -53,7 +54,7 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def setup():
-    cfg = acgan.validate_config(acgan.TrainConfig(
+    cfg = config.validate_config(config.TrainConfig(
         data="random-tensors", image_size=32, batch_size=4, g_channels=8, g_res_blocks=1, d_channels=8,
         device="cpu", precision="fp32", seed=3, critic_warmup=0,
     ))

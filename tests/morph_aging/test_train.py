@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import acgan
+import config
 import train
 
 EXAMPLE = os.path.dirname(os.path.abspath(train.__file__))
@@ -124,7 +125,7 @@ def test_invalid_flags_exit_2_with_a_message(flags, message, capsys):
     assert message in err and "Traceback" not in err
 
 
-_FLAGS = [f"--{f.name.replace('_', '-')}" for f in __import__("dataclasses").fields(acgan.TrainConfig)]
+_FLAGS = [f"--{f.name.replace('_', '-')}" for f in __import__("dataclasses").fields(config.TrainConfig)]
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -188,7 +189,7 @@ def test_training_stops_on_persistent_nonfinite_losses(tmp_path, monkeypatch, ca
 
 
 def test_save_checkpoint_refuses_nan_weights(tmp_path):
-    cfg = acgan.validate_config(acgan.TrainConfig(image_size=64, g_channels=8, g_res_blocks=1, d_channels=8))
+    cfg = config.validate_config(config.TrainConfig(image_size=64, g_channels=8, g_res_blocks=1, d_channels=8))
     g, d = acgan.build_generator(cfg), acgan.build_critic(cfg)
     opt_g, opt_d = acgan.build_optimizers(cfg, g, d, fused=False)
     with torch.no_grad():
@@ -370,7 +371,7 @@ def test_paper_preset_is_the_papers_recipe():
 def test_step_with_a_grad_scaler(gp_mode):
     """The fp16 path's GradScaler bookkeeping (exercised here on CPU in fp32):
     both penalty modes run several iterations with finite losses."""
-    cfg = acgan.validate_config(acgan.TrainConfig(
+    cfg = config.validate_config(config.TrainConfig(
         data="random-tensors", image_size=32, batch_size=4, g_channels=8, g_res_blocks=1, d_channels=8,
         device="cpu", precision="fp32", critic_warmup=0, gp_mode=gp_mode))
     torch.manual_seed(0)
@@ -389,7 +390,7 @@ def test_step_with_a_grad_scaler(gp_mode):
 def test_penalty_weighting(weighting, factor):
     """absolute: d_loss = lambda_adv * d_adv + lambda_gp * gp + lambda_cls * d_cls;
     nested (Eq. 5 read literally): the penalty is multiplied by lambda_adv too."""
-    cfg = acgan.validate_config(acgan.TrainConfig(
+    cfg = config.validate_config(config.TrainConfig(
         data="random-tensors", image_size=32, batch_size=4, g_channels=8, g_res_blocks=1, d_channels=8,
         device="cpu", precision="fp32", gp_weighting=weighting))
     torch.manual_seed(0)
@@ -401,7 +402,7 @@ def test_penalty_weighting(weighting, factor):
 
 
 def test_released_initialisation_draws_conv_weights_from_n0_002():
-    cfg = acgan.validate_config(acgan.TrainConfig(preset="cpu-demo", init="normal"))
+    cfg = config.validate_config(config.TrainConfig(preset="cpu-demo", init="normal"))
     torch.manual_seed(0)
     convs = [m.weight for m in acgan.build_critic(cfg).modules() if isinstance(m, torch.nn.Conv2d)]
     weights = torch.cat([w.flatten() for w in convs])
@@ -419,7 +420,7 @@ def test_released_initialisation_draws_conv_weights_from_n0_002():
 def test_mask_saturation_either_way(record, side):
     assert train.mask_saturation(record) == side
     if side is not None:
-        cfg = acgan.validate_config(acgan.TrainConfig(preset="cpu-demo", attention_form="euclidean"))
+        cfg = config.validate_config(config.TrainConfig(preset="cpu-demo", attention_form="euclidean"))
         text = train.saturation_warning(side, {"attention_near_zero": 0.0, "attention_near_one": 0.0, **record}, 300, cfg)
         assert f"saturated at {0 if side == 'zero' else 1}" in text and "--lambda-att" in text
         if side == "zero":
@@ -434,3 +435,4 @@ def test_a_saturating_run_warns_once(tmp_path, capsys):
     assert err.count("attention masks saturated at 0") == 1 and "lower --lambda-att" in err
     rows = read_metrics(out)
     assert rows[-1]["attention_mean"] < 0.05
+

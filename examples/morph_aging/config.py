@@ -1,0 +1,329 @@
+"""The configuration of a training run, declared once.
+
+:class:`TrainConfig` is the single declaration of every setting: its type,
+default, help text, its *group* and, where it has them, its allowed values
+or its minimum, all in the dataclass field and its metadata. Everything else
+is derived from it:
+
+* the command line of ``train.py`` (one flag per field, its type from the
+  annotation) and the shared flags of the benchmarks
+  (:func:`add_config_arguments`, :func:`config_from_args`);
+* the field groups (:func:`fields_in`): ``"model"`` fields define the
+  networks, so a checkpoint only fits a model with equal values
+  (:data:`MODEL_FIELDS`); ``"run"`` fields say where and for how long a run
+  goes and may change when it is resumed (:data:`RUN_FIELDS`); ``"data"`` and
+  ``"training"`` fields are the rest of the recipe;
+* the presets and validation (:func:`validate_config`), and the resolution
+  of ``auto`` device, precision and preset, in this module only.
+
+Examples
+--------
+>>> from config import MODEL_FIELDS, TrainConfig, validate_config
+>>> cfg = validate_config(TrainConfig(preset="cpu-demo", device="cpu"))
+>>> cfg.image_size, cfg.g_channels, cfg.batch_size
+(64, 32, 16)
+>>> "g_channels" in MODEL_FIELDS and "lr" not in MODEL_FIELDS
+True
+>>> validate_config(TrainConfig(batch_size=0, device="cpu"))
+Traceback (most recent call last):
+...
+ValueError: --batch-size: must be a positive integer, got 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional, Sequence, Tuple
+
+import torch
+
+import cli
+
+__all__ = ["DEVICES", "GROUPS", "MODEL_FIELDS", "PRECISIONS", "PRESETS", "PRESET_VALUES", "RUN_FIELDS",
+           "TrainConfig", "add_config_arguments", "autocast_dtype", "config_from_args", "cpu_has_fast_bf16",
+           "fields_in", "resolve_device", "resolve_precision", "validate_config"]
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+DEVICES = ("auto", "cpu", "cuda")
+PRESETS = ("auto", "paper", "cpu-demo")
+#: Field groups: the data, the networks' shape, the rest of the recipe, and
+#: where / how long a run goes (free to change when resuming).
+GROUPS = ("data", "model", "training", "run")
+
+
+def _opt(default: Any, group: str, help: str, **checks: Any) -> Any:
+    """A field with its group and help; ``checks``: ``choices=`` (strings) or ``minimum=`` (ints)."""
+    return field(default=default, metadata={"group": group, "help": help, **checks})
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a training run; each field is a ``train.py`` flag.
+
+    ``None`` means "taken from the preset" (see :data:`PRESET_VALUES`).
+    """
+
+    # data
+    data: str = _opt("synthetic", "data", "'synthetic' (built-in faces) or a dataset folder / CSV")
+    data_kind: str = _opt("auto", "data", "naming convention of --data: auto, morph, cacd, utkface, fgnet, csv",
+                          choices=("auto", "morph", "cacd", "utkface", "fgnet", "csv"))
+    num_subjects: Optional[int] = _opt(None, "data", "synthetic faces: number of subjects", minimum=1)
+    images_per_subject: int = _opt(5, "data", "synthetic faces: images per subject", minimum=1)
+    test_fraction: float = _opt(0.1, "data", "held-out fraction (split by subject when subjects are known)")
+    workers: Optional[int] = _opt(None, "run", "DataLoader worker processes (default: 0 for cached data, else 4 per GPU)",
+                                  minimum=0)
+    # run
+    out: str = _opt("runs/acgan", "run", "output folder")
+    preset: str = _opt("auto", "training", "paper (224 px, full networks), cpu-demo (64 px, narrow, ~12 min on 2 cores); "
+                       "auto picks by device", choices=PRESETS)
+    image_size: Optional[int] = _opt(None, "model", "training resolution (multiple of 4)")
+    batch_size: Optional[int] = _opt(None, "training", "global batch size (split across processes)", minimum=1)
+    epochs: Optional[int] = _opt(None, "run", "number of epochs", minimum=1)
+    max_steps: Optional[int] = _opt(None, "run", "stop after this many iterations (overrides --epochs)", minimum=0)
+    max_minutes: Optional[float] = _opt(None, "run", "stop (with checkpoint and samples) after this many minutes")
+    seed: int = _opt(0, "training", "seed of data, split, initialisation and training randomness")
+    device: str = _opt("auto", "run", "auto, cpu or cuda", choices=DEVICES)
+    precision: str = _opt("auto", "training", "auto (bf16 where supported), fp32, bf16 or fp16", choices=PRECISIONS)
+    channels_last: Optional[bool] = _opt(None, "training", "channels_last memory format (default: on)")
+    compile: bool = _opt(False, "run", "torch.compile the generator")
+    resume: bool = _opt(False, "run", "continue from OUT/checkpoints/last.pt")
+    # networks
+    g_channels: Optional[int] = _opt(None, "model", "generator base width (paper: 64)", minimum=1)
+    g_res_blocks: Optional[int] = _opt(None, "model", "generator residual blocks (paper: 6)", minimum=0)
+    g_downsamples: int = _opt(2, "model", "generator down-samplings (paper: 2)", minimum=0)
+    g_upsample: Optional[str] = _opt(None, "model", "generator up-sampling: transpose (4x4 transposed convs, paper "
+                                     "lineage) or nearest (+3x3 conv)", choices=("transpose", "nearest"))
+    g_attention_bias: Optional[float] = _opt(None, "training", "initial bias of the attention head (>0 starts near "
+                                             "copying the input)")
+    d_channels: Optional[int] = _opt(None, "model", "critic base width (paper: 64)", minimum=1)
+    d_max_channels: int = _opt(1024, "model", "critic width cap (released code: 4096 at 224 px)", minimum=1)
+    init: Optional[str] = _opt(None, "training", "weight initialisation: default (PyTorch's) or normal (conv weights "
+                               "N(0, 0.02), released code)", choices=("default", "normal"))
+    generator_mode: str = _opt("attention", "model", "attention (AcGANs) or no-attention (output = colour head; "
+                               "ablation)", choices=("attention", "no-attention"))
+    # losses (paper section 3.1)
+    lambda_adv: float = _opt(10.0, "training", "lambda_adv, adversarial weight")
+    lambda_att: float = _opt(2.0, "training", "lambda_att, attention-loss weight")
+    lambda_cls: float = _opt(100.0, "training", "lambda_cls, age-classification weight")
+    lambda_gp: float = _opt(10.0, "training", "lambda_gp, gradient-penalty weight")
+    lambda_tv: float = _opt(5e-5, "training", "lambda_TV (paper: 5e-5; times lambda_att = 2 it is the released code's "
+                            "1e-4)")
+    lambda_l1: float = _opt(0.0, "training", "weight of an L1 pixel loss to the input (ablation baseline; paper: 0)")
+    attention_form: Optional[str] = _opt(None, "training", "paper (squared TV + RMS of A, resolution independent), "
+                                         "euclidean (squared TV + ||A||_2 over all pixels, grows with image size) or "
+                                         "released (absolute TV + mean A)", choices=("paper", "euclidean", "released"))
+    gp_mode: str = _opt("joint", "training", "joint (penalty in the critic loss, paper) or separate (own backward+step, "
+                        "released code)", choices=("joint", "separate"))
+    gp_weighting: str = _opt("absolute", "training", "absolute (lambda_gp * GP, as WGAN-GP and the released code) or "
+                             "nested (lambda_adv * lambda_gp * GP, Eq. 5 read literally)", choices=("absolute", "nested"))
+    n_critic: int = _opt(1, "training", "critic iterations per generator update (paper: 1; released code: 2)", minimum=1)
+    critic_warmup: Optional[int] = _opt(None, "training", "first iterations that train only the critic (paper: 0)",
+                                        minimum=0)
+    # optimiser
+    lr: float = _opt(1e-4, "training", "Adam learning rate (both networks)")
+    beta1: float = _opt(0.5, "training", "Adam beta1")
+    beta2: float = _opt(0.999, "training", "Adam beta2")
+    lr_decay: float = _opt(1.0, "training", "multiply the lr by this every --lr-decay-every epochs (released: 0.9 every 10)")
+    lr_decay_every: int = _opt(10, "training", "epochs between lr decays", minimum=1)
+    # logging and safety
+    log_every: int = _opt(10, "run", "iterations between metric lines", minimum=1)
+    sample_every: Optional[int] = _opt(None, "run", "iterations between sample grids", minimum=1)
+    checkpoint_every: Optional[int] = _opt(None, "run", "iterations between checkpoints", minimum=1)
+    num_samples: int = _opt(4, "training", "faces in the sample grids", minimum=1)
+    max_nonfinite: int = _opt(20, "training", "stop after this many consecutive skipped (non-finite) steps", minimum=1)
+    progress: bool = _opt(True, "run", "show a progress bar")
+
+    def to_dict(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def fields_in(group: str) -> Tuple[str, ...]:
+    """Names of the :class:`TrainConfig` fields of one group (see :data:`GROUPS`), in declaration order."""
+    if group not in GROUPS:
+        raise ValueError(f"group must be one of {', '.join(GROUPS)}, got {group!r}")
+    return tuple(f.name for f in dataclasses.fields(TrainConfig) if f.metadata["group"] == group)
+
+
+#: Fields that define the networks: a checkpoint only fits a model with equal values.
+MODEL_FIELDS = fields_in("model")
+#: Where and how long a run goes: may differ from the checkpoint's when resuming, without a warning.
+RUN_FIELDS = fields_in("run")
+
+#: Values a preset gives to the fields left at ``None``.
+PRESET_VALUES: Dict[str, Dict[str, Any]] = {
+    "paper": dict(
+        image_size=224, batch_size=64, epochs=100, g_channels=64, g_res_blocks=6, d_channels=64,
+        num_subjects=2000, sample_every=1000, checkpoint_every=1000, channels_last=True,
+        attention_form="paper", critic_warmup=0, g_attention_bias=0.0, g_upsample="transpose", init="default",
+    ),
+    "cpu-demo": dict(
+        image_size=64, batch_size=16, epochs=1000, max_steps=3000, max_minutes=12.0,
+        g_channels=32, g_res_blocks=3, d_channels=32, num_subjects=500,
+        sample_every=250, checkpoint_every=250, channels_last=True,
+        # The paper's recipe at a smaller size, width and budget (see the guide
+        # for the measured comparison of the stabilisers, none of which is on).
+        attention_form="paper", critic_warmup=0, g_attention_bias=0.0, g_upsample="transpose", init="default",
+    ),
+}
+
+
+# --------------------------------------------------------------------------- #
+# Device, precision and preset
+# --------------------------------------------------------------------------- #
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto``: CUDA when available, else the CPU; ``cuda`` without CUDA is a ValueError."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda was requested but CUDA is not available on this machine")
+    return torch.device(name)
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    """``auto``: bf16 where the device runs it fast, else fp16 on a GPU and fp32 on a CPU."""
+    if name != "auto":
+        if name == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise ValueError("--precision bf16 is not supported by this GPU; use fp16 or fp32")
+        if name == "fp16" and device.type == "cpu":
+            raise ValueError("--precision fp16 needs a GPU; on CPU use bf16 or fp32")
+        return name
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "bf16" if cpu_has_fast_bf16() else "fp32"
+
+
+def autocast_dtype(precision: str) -> Optional[torch.dtype]:
+    """The autocast dtype of a resolved precision (None for fp32).
+
+    >>> autocast_dtype("bf16"), autocast_dtype("fp32")
+    (torch.bfloat16, None)
+    """
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def cpu_has_fast_bf16() -> bool:
+    """Whether oneDNN has native bf16 kernels on this CPU (AVX512-BF16 or AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # pragma: no cover - depends on the build
+        return False
+
+
+# --------------------------------------------------------------------------- #
+# Validation
+# --------------------------------------------------------------------------- #
+
+
+def _bad(name: str, msg: str) -> None:
+    raise ValueError(f"--{name.replace('_', '-')}: {msg}")
+
+
+def _check_declared(cfg: TrainConfig, names: Sequence[str]) -> None:
+    """The checks declared in the fields' metadata: allowed strings and integer minima."""
+    for f in dataclasses.fields(TrainConfig):
+        if f.name not in names:
+            continue
+        value = getattr(cfg, f.name)
+        choices = f.metadata.get("choices")
+        if choices is not None and value not in choices:
+            _bad(f.name, f"must be one of {', '.join(choices)}, got {value!r}")
+        low = f.metadata.get("minimum")
+        if low is not None and value is not None and value < low:
+            _bad(f.name, f"must be a positive integer, got {value}" if low == 1 else f"must be >= {low}, got {value}")
+
+
+def validate_config(cfg: TrainConfig) -> TrainConfig:
+    """Resolve the preset, fill its values and check every field; raise ValueError naming the flag."""
+    _check_declared(cfg, ("preset", "device", "precision"))
+    preset = cfg.preset
+    if preset == "auto":
+        preset = "paper" if resolve_device(cfg.device).type == "cuda" else "cpu-demo"
+    cfg = dataclasses.replace(cfg, preset=preset)
+    explicit_stop = cfg.max_steps is not None or cfg.epochs is not None
+    for key, value in PRESET_VALUES[preset].items():
+        if key in ("max_steps", "max_minutes") and explicit_stop:
+            continue  # the user chose the length of the run
+        if getattr(cfg, key) is None:
+            setattr(cfg, key, value)
+    _check_declared(cfg, [f.name for f in dataclasses.fields(TrainConfig)])
+    if cfg.max_minutes is not None and not cfg.max_minutes > 0:
+        _bad("max_minutes", f"must be > 0, got {cfg.max_minutes}")
+    multiple = 2 ** cfg.g_downsamples
+    if cfg.image_size < 16 or cfg.image_size % multiple:
+        _bad("image_size", f"must be >= 16 and a multiple of {multiple} (2 ** --g-downsamples), got {cfg.image_size}")
+    if cfg.data == "synthetic":
+        from synthetic_faces import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE
+
+        if not MIN_IMAGE_SIZE <= cfg.image_size <= MAX_IMAGE_SIZE:
+            _bad("image_size", f"synthetic faces render at {MIN_IMAGE_SIZE} to {MAX_IMAGE_SIZE} pixels, "
+                               f"got {cfg.image_size}")
+    for name in ("lambda_adv", "lambda_att", "lambda_cls", "lambda_gp", "lambda_tv", "lambda_l1", "lr"):
+        value = getattr(cfg, name)
+        if not math.isfinite(value) or value < 0:
+            _bad(name, f"must be a finite number >= 0, got {value}")
+    if not cfg.lr > 0:
+        _bad("lr", f"must be > 0, got {cfg.lr}")
+    for name in ("beta1", "beta2"):
+        if not 0 <= getattr(cfg, name) < 1:
+            _bad(name, f"must lie in [0, 1), got {getattr(cfg, name)}")
+    if not 0 < cfg.lr_decay <= 1:
+        _bad("lr_decay", f"must lie in (0, 1], got {cfg.lr_decay}")
+    if not 0 < cfg.test_fraction < 1:
+        _bad("test_fraction", f"must lie in (0, 1), got {cfg.test_fraction}")
+    return cfg
+
+
+# --------------------------------------------------------------------------- #
+# Command line
+# --------------------------------------------------------------------------- #
+
+
+def _flag_type(annotation: Any) -> type:
+    """``int`` of ``Optional[int]``, ``bool`` of ``bool``, ...: the one non-None type of a field."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    kind = args[0] if typing.get_origin(annotation) is typing.Union and len(args) == 1 else annotation
+    if kind not in (bool, int, float, str):
+        raise TypeError(f"no command-line type for a field annotated {annotation!r}")
+    return kind
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, names: Optional[Sequence[str]] = None, *,
+                         help: Optional[Dict[str, str]] = None) -> None:
+    """One flag (``--image-size`` for ``image_size``) per :class:`TrainConfig` field, or per field in ``names``.
+
+    The flag's type comes from the field's annotation, its default and help
+    from the field (``help`` may reword a field's help for another program);
+    boolean flags take the example's one style (:func:`cli.add_bool_flag`).
+    Values are checked by :func:`validate_config`, not by argparse, so that a
+    config built in Python is checked alike.
+    """
+    hints = typing.get_type_hints(TrainConfig)
+    unknown = set(names or ()) - set(hints)
+    if unknown:
+        raise ValueError(f"not TrainConfig fields: {sorted(unknown)}")
+    for f in dataclasses.fields(TrainConfig):
+        if names is not None and f.name not in names:
+            continue
+        flag, kind = "--" + f.name.replace("_", "-"), _flag_type(hints[f.name])
+        text = (help or {}).get(f.name, f.metadata["help"])
+        if kind is bool:
+            cli.add_bool_flag(parser, flag, default=f.default, help=text)
+        else:
+            parser.add_argument(flag, type=kind, default=f.default, help=text)
+
+
+def config_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace, **overrides: Any) -> TrainConfig:
+    """The validated config of parsed flags (fields without a flag keep their defaults);
+    an invalid value exits through ``parser.error`` (status 2) naming the flag."""
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    values = {k: v for k, v in vars(args).items() if k in names}
+    try:
+        return validate_config(TrainConfig(**{**values, **overrides}))
+    except ValueError as exc:
+        parser.error(str(exc))

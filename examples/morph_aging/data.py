@@ -1,0 +1,198 @@
+"""Training and evaluation data: datasets built from the config, and batches.
+
+* :func:`build_datasets` is the one place a config turns into datasets (the
+  built-in synthetic faces or a real dataset folder / CSV, split by subject
+  as the paper does); ``train.py`` and ``evaluate.py`` both use it, so the
+  evaluation rebuilds exactly the training run's held-out split.
+* :class:`BatchSource` feeds the training loop deterministic, resumable
+  batches. Its images are 8-bit, whichever way they are loaded
+  (:class:`EightBit`): a small dataset is decoded once into memory, a large
+  one streams through a DataLoader, and both give the same tensors.
+* :func:`fixed_sample_inputs` picks the faces of the training sample grids.
+
+Examples
+--------
+>>> from config import TrainConfig, validate_config
+>>> from data import build_datasets, fixed_sample_inputs
+>>> cfg = validate_config(TrainConfig(num_subjects=10, image_size=64, device="cpu"))
+>>> train, test = build_datasets(cfg)
+>>> len(train), len(test)                      # 9 and 1 subjects, 5 images each
+(45, 5)
+>>> fixed_sample_inputs(test, 2).shape
+torch.Size([2, 3, 64, 64])
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from config import TrainConfig
+from pictures import dequantize, quantize
+
+__all__ = ["SPLITS", "BatchSource", "EightBit", "build_datasets", "fixed_sample_inputs"]
+
+#: Dataset splits :func:`build_datasets` makes: the training subjects, the
+#: held-out subjects, and every image.
+SPLITS = ("train", "test", "all")
+
+
+def build_datasets(cfg: TrainConfig, *, data: Optional[str] = None,
+                   splits: Sequence[str] = ("train", "test")) -> Tuple[Dataset, ...]:
+    """The datasets of ``splits`` for a config; their items are dicts with
+    ``"image"`` (3, S, S) float in [-1, 1], ``"label"``, ``"subject"`` and ``"index"``.
+
+    ``data`` replaces ``cfg.data`` (``"synthetic"`` or a folder / CSV; a real
+    dataset other than the config's is read with ``kind="auto"``). The
+    train / test split is the paper's, by subject, from ``cfg.test_fraction``
+    and ``cfg.seed``; synthetic faces are drawn from ``cfg.num_subjects``,
+    ``cfg.images_per_subject``, ``cfg.image_size`` and ``cfg.seed``.
+
+    Raises ValueError (``face_datasets.DatasetError`` for unusable files) or
+    TypeError for data that cannot be used.
+    """
+    unknown = [s for s in splits if s not in SPLITS]
+    if unknown:
+        raise ValueError(f"splits must be among {', '.join(SPLITS)}, got {unknown}")
+    data = cfg.data if data is None else data
+    split = any(s in ("train", "test") for s in splits)
+    parts: Dict[str, Any] = {}
+    if data == "synthetic":
+        import synthetic_faces
+
+        kw = dict(images_per_subject=cfg.images_per_subject, image_size=cfg.image_size, seed=cfg.seed)
+        if split:
+            parts["train"], parts["test"] = synthetic_faces.train_test_split(
+                num_subjects=cfg.num_subjects, test_fraction=cfg.test_fraction, **kw)
+        if "all" in splits:
+            parts["all"] = synthetic_faces.SyntheticFaces(num_subjects=cfg.num_subjects, **kw)
+        return tuple(parts[s] for s in splits)
+    import face_datasets
+
+    kind = cfg.data_kind if os.path.abspath(data) == os.path.abspath(cfg.data) else "auto"
+    parts["all"] = face_datasets.scan_dataset(data, kind=kind)
+    if split:
+        if len(parts["all"]) < 2:
+            raise face_datasets.DatasetError(
+                f"{data} holds {len(parts['all'])} image(s): too few to split into train and test subjects")
+        parts["train"], parts["test"] = face_datasets.subject_split(parts["all"], test_fraction=cfg.test_fraction,
+                                                                    seed=cfg.seed)
+    return tuple(face_datasets.FaceImageDataset(parts[s], cfg.image_size) for s in splits)
+
+
+class EightBit(Dataset):
+    """A face dataset whose images are 8-bit levels: ``item["image"]`` is
+    uint8 (3, S, S), :func:`pictures.quantize` of the dataset's image.
+
+    Real photos are 8-bit already (the round trip changes nothing); the
+    synthetic faces are drawn in float and become what they would be saved
+    as PNG. Training reads every image through this view, so the cached and
+    the streaming paths of :class:`BatchSource` see the same data.
+    """
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> Dict[str, torch.Tensor]:
+        item = dict(self.dataset[index])
+        item["image"] = quantize(item["image"])
+        return item
+
+
+class BatchSource:
+    """Deterministic batches: epoch ``e`` visits a permutation seeded by
+    ``(seed, e)``; each process takes its slice of every global batch.
+
+    Small datasets are rendered / decoded once into a uint8 tensor in memory;
+    larger ones stream through a DataLoader with workers and pinned memory.
+    Either way the images are 8-bit (:class:`EightBit`), turned into floats
+    in [-1, 1] on the device, and ``epoch(e, start=k)`` yields exactly the
+    batches an uninterrupted run would from its k-th batch on.
+    """
+
+    CACHE_LIMIT_BYTES = 2 * 1024**3
+
+    def __init__(self, dataset: Dataset, cfg: TrainConfig, device: torch.device, rank: int, world: int) -> None:
+        self.dataset, self.cfg, self.device = EightBit(dataset), cfg, device
+        self.rank, self.world = rank, world
+        if cfg.batch_size % world:
+            raise ValueError(f"--batch-size {cfg.batch_size} must be divisible by the number of processes {world}")
+        self.local_batch = cfg.batch_size // world
+        self.steps_per_epoch = len(dataset) // cfg.batch_size
+        if self.steps_per_epoch < 1:
+            raise ValueError(f"the training set has {len(dataset)} images, fewer than one batch of {cfg.batch_size}")
+        size = len(dataset) * 3 * cfg.image_size**2
+        self.cached = cfg.workers in (None, 0) and size <= self.CACHE_LIMIT_BYTES
+        self.images: Optional[torch.Tensor] = None
+        self.labels: Optional[torch.Tensor] = None
+
+    def prepare(self, progress: bool) -> None:
+        """Fill the in-memory cache (cached path only; once)."""
+        if not self.cached or self.images is not None:
+            return
+        n = len(self.dataset)
+        images = torch.empty(n, 3, self.cfg.image_size, self.cfg.image_size, dtype=torch.uint8)
+        labels = torch.empty(n, dtype=torch.long)
+        it: Any = range(n)
+        if progress:
+            from tqdm import tqdm
+
+            it = tqdm(it, desc="preparing images", unit="img", leave=False, dynamic_ncols=True)
+        for i in it:
+            item = self.dataset[i]
+            images[i] = item["image"]
+            labels[i] = item["label"]
+        self.images, self.labels = images, labels
+
+    def _order(self, epoch: int) -> torch.Tensor:
+        g = torch.Generator().manual_seed(self.cfg.seed * 7919 + epoch)
+        return torch.randperm(len(self.dataset), generator=g)
+
+    def _indices(self, order: torch.Tensor, k: int) -> torch.Tensor:
+        start = k * self.cfg.batch_size + self.rank * self.local_batch
+        return order[start:start + self.local_batch]
+
+    def _batches(self, epoch: int, start: int) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
+        """uint8 images and labels of this process's batches, on the CPU."""
+        order = self._order(epoch)
+        if self.cached:
+            self.prepare(progress=False)
+            for k in range(start, self.steps_per_epoch):
+                idx = self._indices(order, k)
+                yield self.images[idx], self.labels[idx]
+            return
+        batches = [self._indices(order, k).tolist() for k in range(start, self.steps_per_epoch)]
+        workers = self.cfg.workers if self.cfg.workers is not None else (4 if self.device.type == "cuda" else 2)
+        loader = DataLoader(self.dataset, batch_sampler=batches, num_workers=workers,
+                            pin_memory=self.device.type == "cuda", prefetch_factor=4 if workers else None)
+        for item in loader:
+            yield item["image"], item["label"]
+
+    def epoch(self, epoch: int, start: int = 0) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
+        """Batches ``(images (B, 3, S, S) float in [-1, 1], labels (B,))`` on the device, from batch ``start`` on."""
+        for images, labels in self._batches(epoch, start):
+            yield (dequantize(images.to(self.device, non_blocking=True)),
+                   labels.to(self.device, non_blocking=True))
+
+
+def fixed_sample_inputs(test_set: Dataset, n: int) -> torch.Tensor:
+    """``n`` test images spread over the age groups: the first image of each
+    group (the youngest first), then the following images in order."""
+    labels = test_set.labels().tolist()
+    firsts: Dict[int, int] = {}
+    for i, label in enumerate(labels):
+        firsts.setdefault(label, i)
+    chosen: List[int] = [firsts[g] for g in sorted(firsts)][:n]
+    taken = set(chosen)
+    for i in range(len(labels)):
+        if len(chosen) >= n:
+            break
+        if i not in taken:
+            chosen.append(i)
+    return torch.stack([test_set[i]["image"] for i in chosen])

@@ -1,0 +1,230 @@
+"""Pictures: the [-1, 1] <-> 8-bit conversion, the labelled grid and the PNG writer.
+
+* :func:`quantize` / :func:`dequantize` convert image tensors between
+  [-1, 1] floats and 8-bit levels (``round((x + 1) * 127.5)``), keeping the
+  layout; :func:`to_uint8` / :func:`from_uint8` convert one image between a
+  (C, H, W) tensor and an (H, W, 3) array as image libraries hold it.
+* :func:`render_grid` draws every figure of the example: the training
+  samples, ``age.py``'s strips and ``evaluate.py``'s and ``ablation.py``'s
+  examples. Rows of equally sized tiles, optional column labels above, row
+  labels in a left margin, and text tiles (a ``str`` in place of a picture).
+  :func:`grid_layout` says where each tile lands.
+* :func:`aging_rows` lays out one face aged to every group (the paper's
+  Fig. 2): the input and its five ages, optionally with the attention masks
+  (white = input kept) and the colour masks below.
+* :func:`save_png` writes a picture atomically.
+
+Examples
+--------
+>>> import numpy as np, torch
+>>> from pictures import dequantize, quantize, render_grid, to_uint8
+>>> x = torch.tensor([-1.0, 0.0, 1.0])
+>>> quantize(x).tolist(), [round(v, 4) for v in dequantize(quantize(x)).tolist()]
+([0, 128, 255], [-1.0, 0.0039, 1.0])
+>>> tile = to_uint8(torch.zeros(3, 16, 16))           # (H, W, 3) uint8, mid grey
+>>> render_grid([("", [tile, None, tile])]).shape     # 2 px padding around the tiles
+(20, 56, 3)
+>>> render_grid([("a", [tile]), ("b", [tile])], ["x"]).shape[0] > 2 * 16
+True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, List, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+
+from files import atomic_file
+
+__all__ = ["GridLayout", "aging_rows", "dequantize", "from_uint8", "grid_layout", "quantize", "render_grid",
+           "save_png", "to_uint8"]
+
+#: A grid tile: an (H, W, 3) uint8 picture, a text drawn centred in the tile's place, or None (white).
+Tile = Union[np.ndarray, str, None]
+#: A grid row: its label (``""`` for none) and its tiles.
+Row = Tuple[str, Sequence[Tile]]
+
+
+# --------------------------------------------------------------------------- #
+# [-1, 1] <-> 8 bits
+# --------------------------------------------------------------------------- #
+
+
+def quantize(images: torch.Tensor) -> torch.Tensor:
+    """Images in [-1, 1] (any layout, values clamped) -> uint8 levels ``round((x + 1) * 127.5)``, same device."""
+    return ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
+def dequantize(images: torch.Tensor) -> torch.Tensor:
+    """uint8 levels (any layout and strides) -> contiguous float32 in [-1, 1], ``level / 127.5 - 1``, same device."""
+    if images.dtype != torch.uint8:
+        raise TypeError(f"images must be uint8 levels, got dtype {images.dtype}")
+    out = torch.empty(images.shape, dtype=torch.float32, device=images.device)
+    out.copy_(images)
+    return out.div_(127.5).sub_(1.0)
+
+
+def to_uint8(image: torch.Tensor) -> np.ndarray:
+    """One image (C, H, W) in [-1, 1] -> an (H, W, 3) uint8 array; one-channel images become grey."""
+    x = quantize(image).cpu()
+    if x.shape[0] == 1:
+        x = x.expand(3, -1, -1)
+    return x.permute(1, 2, 0).contiguous().numpy()
+
+
+def from_uint8(array: np.ndarray) -> torch.Tensor:
+    """An (H, W, 3) uint8 array -> a (3, H, W) float32 tensor in [-1, 1]."""
+    return dequantize(torch.from_numpy(np.array(array, dtype=np.uint8)).permute(2, 0, 1))
+
+
+# --------------------------------------------------------------------------- #
+# The grid
+# --------------------------------------------------------------------------- #
+
+
+@lru_cache(maxsize=16)
+def _font(size: int):
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1: one bitmap font size
+        return ImageFont.load_default()
+
+
+def _font_for(tile: Tuple[int, int]):
+    return _font(max(10, min(tile) // 12))
+
+
+def _text_box(text: str, font) -> Tuple[int, int, int, int]:
+    from PIL import Image, ImageDraw
+
+    return ImageDraw.Draw(Image.new("RGB", (1, 1))).textbbox((0, 0), text or " ", font=font)
+
+
+@dataclass(frozen=True)
+class GridLayout:
+    """Where the tiles of a grid land: ``top`` / ``left`` pixels of labels
+    (or padding) before the first tile, tiles of ``tile = (H, W)`` pixels
+    ``pad`` pixels apart."""
+
+    tile: Tuple[int, int]
+    top: int
+    left: int
+    pad: int
+
+    def box(self, row: int, col: int) -> Tuple[int, int, int, int]:
+        """``(left, top, right, bottom)`` of tile ``(row, col)``."""
+        h, w = self.tile
+        x, y = self.left + col * (w + self.pad), self.top + row * (h + self.pad)
+        return x, y, x + w, y + h
+
+    def size(self, rows: int, cols: int) -> Tuple[int, int]:
+        """``(width, height)`` of a grid of ``rows`` x ``cols`` tiles."""
+        h, w = self.tile
+        return self.left + cols * (w + self.pad), self.top + rows * (h + self.pad)
+
+
+def grid_layout(tile: Tuple[int, int], *, columns: Sequence[str] = (), row_labels: Sequence[str] = (),
+                title: str = "", pad: int = 2) -> GridLayout:
+    """The layout of :func:`render_grid` for tiles of ``tile = (H, W)`` pixels.
+
+    Without labels the tiles are ``pad`` pixels from the edges and from each
+    other. Column labels (and a title) add a band above, row labels a margin
+    on the left, sized by their text at the font of the tile size.
+    """
+    font = _font_for(tile)
+    top = left = pad
+    if title:
+        top += _text_box(title, font)[3] + pad
+    if any(columns):
+        top += max(_text_box(c, font)[3] for c in columns) + pad
+    if any(row_labels):
+        left = max(_text_box(t, font)[2] for t in row_labels) + 2 * pad
+    return GridLayout(tuple(tile), top, left, pad)
+
+
+def render_grid(rows: Sequence[Row], columns: Sequence[str] = (), *, title: str = "", pad: int = 2) -> np.ndarray:
+    """A grid of equally sized tiles as an (H, W, 3) uint8 array.
+
+    Parameters
+    ----------
+    rows : sequence of (label, tiles)
+        Each tile an (H, W, 3) uint8 array, a ``str`` (drawn centred in the
+        tile's place) or None (left white). Non-empty row labels go in a left
+        margin.
+    columns : sequence of str
+        Labels centred above the columns (none: no label band).
+    title : str
+        A line of text above the column labels.
+    pad : int
+        Pixels of white between tiles and around the grid.
+    """
+    from PIL import Image, ImageDraw
+
+    pictures = [t for _, tiles in rows for t in tiles if isinstance(t, np.ndarray)]
+    if not pictures:
+        raise ValueError("render_grid needs at least one picture tile")
+    h, w = pictures[0].shape[:2]
+    labels = [label for label, _ in rows]
+    layout = grid_layout((h, w), columns=columns, row_labels=labels, title=title, pad=pad)
+    cols = max(len(columns), max(len(tiles) for _, tiles in rows))
+    canvas = Image.new("RGB", layout.size(len(rows), cols), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    font = _font_for((h, w))
+
+    def text(s: str, x: float, y: float, centred: Tuple[bool, bool]) -> None:
+        x0, y0, x1, y1 = draw.textbbox((0, 0), s, font=font)
+        x = x - (x1 - x0) / 2 if centred[0] else x
+        y = y - (y1 - y0) / 2 if centred[1] else y
+        draw.text((x - x0, y - y0), s, fill=(0, 0, 0), font=font)
+
+    y = pad
+    if title:
+        text(title, pad, y, (False, False))
+        y += _text_box(title, font)[3] + pad
+    for c, label in enumerate(columns):
+        left, _, right, _ = layout.box(0, c)
+        text(label, (left + right) / 2, y, (True, False))
+    for r, (label, tiles) in enumerate(rows):
+        top = layout.box(r, 0)[1]
+        if label:
+            text(label, pad, top + h / 2, (False, True))
+        for c, tile in enumerate(tiles):
+            left, top, right, bottom = layout.box(r, c)
+            if isinstance(tile, str):
+                text(tile, (left + right) / 2, (top + bottom) / 2, (True, True))
+            elif tile is not None:
+                canvas.paste(Image.fromarray(np.ascontiguousarray(tile)), (left, top))
+    return np.asarray(canvas)
+
+
+def aging_rows(images: torch.Tensor, out: Any, *, masks: bool = True) -> List[Row]:
+    """The rows of faces aged to every group, for :func:`render_grid`.
+
+    ``images``: the inputs (N, 3, H, W) in [-1, 1]; ``out``: an
+    ``attngan.GeneratorOutput`` with tensors (N, K, C, H, W), each face at
+    each of the K groups (as ``acgan.age_all_groups`` returns it). Per face a
+    row with the input and its K ages; with ``masks`` a row of attention
+    masks (white = input pixel kept) and a row of colour masks, labelled in
+    the input's column.
+    """
+    rows: List[Row] = []
+    for i in range(images.shape[0]):
+        groups = range(out.image.shape[1])
+        rows.append(("", [to_uint8(images[i])] + [to_uint8(out.image[i, k]) for k in groups]))
+        if masks:
+            rows.append(("", ["attention"] + [to_uint8(out.attention[i, k] * 2 - 1) for k in groups]))
+            rows.append(("", ["colour"] + [to_uint8(out.color[i, k]) for k in groups]))
+    return rows
+
+
+def save_png(array: np.ndarray, path: str) -> None:
+    """Write an (H, W, 3) uint8 array as a PNG file, atomically."""
+    from PIL import Image
+
+    with atomic_file(path) as tmp:
+        Image.fromarray(array).save(tmp, format="PNG")

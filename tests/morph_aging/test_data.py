@@ -1,0 +1,61 @@
+"""data.py: datasets built from the config, and batches that do not depend on how they are loaded."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from config import TrainConfig, validate_config
+from data import BatchSource, EightBit, build_datasets, fixed_sample_inputs
+from pictures import dequantize, quantize
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return validate_config(TrainConfig(num_subjects=6, image_size=64, batch_size=4, device="cpu", seed=2))
+
+
+def test_cached_and_streaming_batches_are_the_same(cfg, monkeypatch):
+    """The in-memory path (small data) and the DataLoader path (large data or --workers) give equal tensors,
+    8-bit images both (the synthetic faces are drawn in float)."""
+    train, _ = build_datasets(cfg)
+    cached = BatchSource(train, cfg, CPU, 0, 1)
+    monkeypatch.setattr(BatchSource, "CACHE_LIMIT_BYTES", 0)  # as for a dataset too large to cache
+    streaming = BatchSource(train, cfg, CPU, 0, 1)
+    assert cached.cached and not streaming.cached
+    for epoch, start in ((0, 0), (1, 2)):
+        a, b = list(cached.epoch(epoch, start)), list(streaming.epoch(epoch, start))
+        assert len(a) == len(b) == cached.steps_per_epoch - start
+        for (xa, ya), (xb, yb) in zip(a, b):
+            assert torch.equal(xa, xb) and torch.equal(ya, yb)
+            assert xa.dtype == torch.float32 and torch.equal(dequantize(quantize(xa)), xa)
+    raw = train[0]["image"]
+    assert not torch.equal(dequantize(quantize(raw)), raw)  # the quantisation is not a no-op on this data
+
+
+def test_eight_bit_view(cfg):
+    train, _ = build_datasets(cfg)
+    item = EightBit(train)[3]
+    assert item["image"].dtype == torch.uint8 and torch.equal(item["image"], quantize(train[3]["image"]))
+    assert int(item["label"]) == int(train[3]["label"]) and len(EightBit(train)) == len(train)
+
+
+def test_splits_of_a_config(cfg):
+    train, test, everything = build_datasets(cfg, splits=("train", "test", "all"))
+    assert len(train) + len(test) == len(everything) == 30
+    assert not set(train.subject_ids().tolist()) & set(test.subject_ids().tolist())
+    with pytest.raises(ValueError, match="splits"):
+        build_datasets(cfg, splits=("validation",))
+
+
+def test_fixed_sample_inputs_reads_labels_not_images(cfg, monkeypatch):
+    _, test = build_datasets(cfg)
+    rendered = []
+    original = type(test).__getitem__
+    monkeypatch.setattr(type(test), "__getitem__", lambda self, i: rendered.append(int(i)) or original(self, i))
+    faces = fixed_sample_inputs(test, 3)
+    assert faces.shape == (3, 3, 64, 64) and len(rendered) == 3
+    labels = test.labels()
+    assert [int(labels[i]) for i in rendered] == sorted(set(labels.tolist()))[:3]  # one per group, youngest first
