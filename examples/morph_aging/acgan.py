@@ -158,11 +158,6 @@ def step_randomness(seed: int, step: int, rank: int, batch: int, device: torch.d
     return offsets.to(device, non_blocking=True), alpha.to(device, non_blocking=True)
 
 
-def codes_of(labels: torch.Tensor) -> torch.Tensor:
-    """One-hot (B, 5) float codes of integer groups (B,), without a host sync."""
-    return torch.zeros(labels.shape[0], NUM_GROUPS, device=labels.device).scatter_(1, labels.long().unsqueeze(1), 1.0)
-
-
 class AcGANStep:
     """One AcGANs training iteration: a critic update, then (every
     ``n_critic``-th iteration) a generator update.
@@ -236,10 +231,9 @@ class AcGANStep:
         b = real.shape[0]
         offsets, alpha = step_randomness(cfg.seed, step, self.rank, b, device, self.world)
         target = (labels + offsets) % NUM_GROUPS
-        # One-hot codes built with scatter: integer labels would be range-checked
-        # on the host by the library's validation (a device synchronisation).
-        source_codes = codes_of(labels)
-        target_codes = codes_of(target)
+        # the library checks label values only where that is free (eager, CPU): no sync on a GPU
+        source_codes = attngan.one_hot(labels, NUM_GROUPS)
+        target_codes = attngan.one_hot(target, NUM_GROUPS)
         update_g = step >= cfg.critic_warmup and step % cfg.n_critic == cfg.n_critic - 1
         metrics: Dict[str, Any] = {}
 
