@@ -169,8 +169,10 @@ class AcGANStep:
     ``-lambda_adv * D(fake) + lambda_att * L_att(A) + lambda_cls * CE(D_y(fake), y_t)``
     (+ ``lambda_l1 * |fake - input|`` for the pixel-loss ablation).
 
-    The returned metrics are detached tensors on the device: the iteration
-    never synchronises with the host except to reject a non-finite update.
+    The returned metrics are detached tensors on the device, ``d_skipped``
+    and ``g_skipped`` included (1.0 where a non-finite loss or gradient
+    skipped the update). With fused optimisers (as ``train.py`` builds them)
+    the iteration never synchronises with the host.
     """
 
     def __init__(self, cfg: TrainConfig, generator: nn.Module, critic: nn.Module,
@@ -201,11 +203,14 @@ class AcGANStep:
         out_m = self.d(mixed)
         return out_rf.realness[:b], out_rf.realness[b:], out_m.realness, out_rf.logits[:b], mixed
 
-    def _apply(self, loss: torch.Tensor, opt: torch.optim.Optimizer, params: List[torch.Tensor]) -> bool:
+    def _apply(self, loss: torch.Tensor, opt: torch.optim.Optimizer, params: List[torch.Tensor]) -> torch.Tensor:
         """Backward and step unless the loss or a gradient is non-finite.
 
-        Returns whether the update was applied (the one host synchronisation
-        of an update).
+        Returns a 0-d device tensor, 1.0 where the update was skipped and 0.0
+        where it was applied. With a fused optimiser the check is handed to
+        the optimiser as its ``found_inf`` (as ``GradScaler`` does): it skips
+        the update, its step count and moments included, on the device,
+        without a host synchronisation. Other optimisers read the flag back.
         """
         opt.zero_grad(set_to_none=True)
         if self.scaler is not None:
@@ -215,13 +220,19 @@ class AcGANStep:
             loss.backward()
         grads = [p.grad for p in params if p.grad is not None]
         norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads))) if grads else loss.new_zeros(())
-        ok = bool(torch.isfinite(loss.detach()) & torch.isfinite(norm))
+        skipped = (~(torch.isfinite(loss.detach()) & torch.isfinite(norm))).float()
         if self.scaler is not None:
             self.scaler.step(opt)  # skips by itself on inf gradients
             self.scaler.update()  # per update: the separate penalty steps the critic twice
-        elif ok:
+        elif opt.defaults.get("fused"):
+            opt.found_inf, opt.grad_scale = skipped, None
+            try:
+                opt.step()
+            finally:
+                del opt.found_inf, opt.grad_scale
+        elif not bool(skipped):
             opt.step()
-        return ok
+        return skipped
 
     def __call__(self, real: torch.Tensor, labels: torch.Tensor, step: int) -> Dict[str, Any]:
         cfg, opt = self.cfg, self.options
@@ -256,17 +267,17 @@ class AcGANStep:
         gp_weight = cfg.lambda_gp * (cfg.lambda_adv if cfg.gp_weighting == "nested" else 1.0)
         if cfg.gp_mode == "joint":
             d_loss = cfg.lambda_adv * d_adv + gp_weight * gp + cfg.lambda_cls * d_cls
-            d_ok = self._apply(d_loss, self.opt_d, d_params)
+            d_skipped = self._apply(d_loss, self.opt_d, d_params)
         else:  # released code: adversarial+classification step, then a penalty step
             d_loss = cfg.lambda_adv * d_adv + cfg.lambda_cls * d_cls
-            d_ok = self._apply(d_loss, self.opt_d, d_params)
+            d_skipped = self._apply(d_loss, self.opt_d, d_params)
             with self._autocast(device):
                 mixed2 = attngan.random_interpolates(real, fake, alpha=alpha)
                 scores2 = self.d(mixed2).realness
             gp2 = attngan.gradient_norm_penalty(scores2.float(), mixed2, grad_scale=gp_scale)
-            d_ok = d_ok and self._apply(gp_weight * gp2, self.opt_d, d_params)
+            d_skipped = torch.maximum(d_skipped, self._apply(gp_weight * gp2, self.opt_d, d_params))
         metrics.update(d_loss=d_loss.detach(), d_adv=d_adv.detach(), d_cls=d_cls.detach(), gp=gp.detach(),
-                       d_skipped=float(not d_ok))
+                       d_skipped=d_skipped)
 
         # ---- generator ------------------------------------------------- #
         if update_g:
@@ -285,7 +296,7 @@ class AcGANStep:
                         g_l1 = (gen.image.float() - real).abs().mean()
                         g_loss = g_loss + cfg.lambda_l1 * g_l1
                         metrics["g_l1"] = g_l1.detach()
-                g_ok = self._apply(g_loss, self.opt_g, list(self.g.parameters()))
+                g_skipped = self._apply(g_loss, self.opt_g, list(self.g.parameters()))
             finally:
                 for p in d_params:
                     p.requires_grad_(True)
@@ -293,7 +304,7 @@ class AcGANStep:
             metrics.update(g_loss=g_loss.detach(), g_adv=g_adv.detach(), g_cls=g_cls.detach(),
                            g_att=g_att.detach(), attention_mean=stats.mean, attention_near_zero=stats.near_zero,
                            attention_near_one=stats.near_one, attention_spread=stats.spread,
-                           g_skipped=float(not g_ok))
+                           g_skipped=g_skipped)
         return metrics
 
 

@@ -280,7 +280,7 @@ def train(cfg: TrainConfig) -> int:
     metrics_file = open(os.path.join(out, "metrics.jsonl"), "a") if is_main else None
     sums: Dict[str, Any] = {}
     counts: Dict[str, int] = {}
-    skipped_total, consecutive_skipped = 0, 0
+    skipped_total = consecutive_skipped = torch.zeros((), device=device)
     warned_saturation: set = set()
     t_start = t_log = time.perf_counter()
     images_since_log = 0
@@ -297,15 +297,17 @@ def train(cfg: TrainConfig) -> int:
                 metrics = stepper(images, labels, step)
                 step += 1
                 images_since_log += images.shape[0] * world
-                skipped = metrics["d_skipped"] + metrics.get("g_skipped", 0.0)
-                skipped_total += int(skipped > 0)
-                consecutive_skipped = consecutive_skipped + 1 if skipped else 0
-                if consecutive_skipped >= cfg.max_nonfinite:
-                    bad = nonfinite_terms(metrics) or ["a gradient"]
-                    print(f"error: {consecutive_skipped} consecutive steps had non-finite values "
-                          f"({', '.join(bad)}); stopping. Try a lower --lr or --precision fp32.", file=sys.stderr)
-                    status, exit_code = DIVERGED, 3
-                    break
+                # skip counts stay on the device; they are read at logging steps
+                skipped = torch.clamp(metrics["d_skipped"] + metrics.get("g_skipped", 0.0), max=1.0)
+                skipped_total = skipped_total + skipped
+                consecutive_skipped = (consecutive_skipped + 1) * skipped
+                if step % cfg.log_every == 0 or step == total_steps:
+                    if int(consecutive_skipped) >= cfg.max_nonfinite:
+                        bad = nonfinite_terms(metrics) or ["a gradient"]
+                        print(f"error: {int(consecutive_skipped)} consecutive steps had non-finite values "
+                              f"({', '.join(bad)}); stopping. Try a lower --lr or --precision fp32.", file=sys.stderr)
+                        status, exit_code = DIVERGED, 3
+                        break
                 for k, v in metrics.items():
                     sums[k] = sums[k] + v if k in sums else v
                     counts[k] = counts.get(k, 0) + 1
@@ -318,7 +320,7 @@ def train(cfg: TrainConfig) -> int:
                                           / counts[k] for k in keys]).tolist()
                     record = {"step": step, "epoch": epoch, **dict(zip(keys, values)),
                               "images_per_second": images_since_log / max(now - t_log, 1e-9),
-                              "lr": lr, "skipped_steps": skipped_total, "elapsed_s": now - t_start}
+                              "lr": lr, "skipped_steps": int(skipped_total), "elapsed_s": now - t_start}
                     if metrics_file is not None:
                         metrics_file.write(json.dumps(record) + "\n")
                         metrics_file.flush()

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import acgan
+import attngan
 import config
 import train
 
@@ -436,3 +437,28 @@ def test_a_saturating_run_warns_once(tmp_path, capsys):
     rows = read_metrics(out)
     assert rows[-1]["attention_mean"] < 0.05
 
+
+def test_fused_adam_skips_a_nonfinite_update_without_reading_the_flag(monkeypatch):
+    """The skip decision is handed to fused Adam as found_inf: no host read, weights and moments untouched."""
+    cfg = config.validate_config(config.TrainConfig(
+        data="random-tensors", image_size=32, batch_size=4, g_channels=8, g_res_blocks=1, d_channels=8,
+        device="cpu", precision="fp32"))
+    torch.manual_seed(0)
+    g, d = acgan.build_generator(cfg), acgan.build_critic(cfg)
+    opt_g, opt_d = acgan.build_optimizers(cfg, g, d, fused=True)
+    stepper = acgan.AcGANStep(cfg, g, d, opt_g, opt_d)
+    before = {k: v.clone() for k, v in d.state_dict().items()}
+    real = torch.rand(4, 3, 32, 32) * 2 - 1
+    real[0, 0, 0, 0] = float("nan")
+    read_back = []
+    for name, value in (("__bool__", True), ("__int__", 0), ("__float__", 0.0), ("item", 0)):
+        monkeypatch.setattr(torch.Tensor, name, lambda t, _v=value, _n=name: read_back.append(_n) or _v, raising=False)
+    # value checks off, as on a GPU (they run only on CPU tensors in eager mode)
+    with attngan.set_value_checks(False):
+        metrics = stepper(real, torch.tensor([0, 1, 2, 3]), 0)
+    monkeypatch.undo()
+    assert not read_back, f"the step read a tensor back to the host: {read_back}"
+    assert float(metrics["d_skipped"]) == 1.0
+    for k, v in d.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert all(float(s["step"]) == 0 for s in opt_d.state.values())
