@@ -399,6 +399,36 @@ def low_precision(precision: str, device: torch.device) -> Optional[str]:
     return None if resolved == "fp32" else resolved
 
 
+def ablation_cases(ablation: Sequence[str], lowp: Optional[str]) -> List[str]:
+    """The ``ablation`` cases, without ``lowp`` when the precision is fp32."""
+    return [v for v in ablation if v != "lowp" or lowp is not None]
+
+
+def resolve_variants(parser: argparse.ArgumentParser, args: argparse.Namespace, cfg: Any, device: torch.device,
+                     features: Sequence[str], ablation: Sequence[str],
+                     always: Sequence[str] = ()) -> Tuple[Optional[str], Dict[str, List[str]]]:
+    """``(low precision, variants)`` of the flags; a bad combination exits through ``parser.error``.
+
+    With ``--compare`` / ``--variants`` the named cases (:func:`parse_variants`);
+    otherwise one case ``run``: the ``always`` features plus what the flags
+    ask for (channels_last, the low precision, compile).
+    """
+    try:
+        lowp = low_precision(args.precision, device)
+        if args.compare or args.variants:
+            spec = "plain,optimised" if args.compare else args.variants
+            variants = parse_variants(spec, features, lowp, args.compile, ablation_cases(ablation, lowp))
+        else:
+            feats = list(always) + (["channels_last"] if cfg.channels_last else []) + ([lowp] if lowp else [])
+            feats += ["compile"] if args.compile else []
+            variants = {"run": sorted(feats, key=list(features).index)}
+        if any("fp16" in f for f in variants.values()) and device.type != "cuda":
+            raise ValueError("fp16 autocast needs a GPU; on CPU use bf16 or fp32")
+    except ValueError as exc:
+        parser.error(str(exc))
+    return lowp, variants
+
+
 def parse_variants(spec: str, features: Sequence[str], lowp: Optional[str], compile_: bool,
                    ablation: Sequence[str]) -> Dict[str, List[str]]:
     """Variant names -> sorted feature lists.
@@ -472,6 +502,25 @@ def paired_speedups(timings: Mapping[str, Mapping[str, Any]], baseline: str) -> 
     return out
 
 
+def timing_fields(timing: Mapping[str, Any], device: torch.device, rss: Optional[int], *, items_per_repeat: int,
+                  iters: int, item: str, call: str) -> Dict[str, Any]:
+    """A case's rates, times per call and peak memory from its :func:`run_interleaved` timing.
+
+    ``item`` names what is counted (``"images"``: ``images_per_second``),
+    ``call`` one call (``"iteration"``: ``seconds_per_iteration``); ``rss``
+    is the process's peak RSS, reported as the memory on a CPU.
+    """
+    rate = rate_summary(timing["seconds"], items_per_repeat)
+    return {
+        f"{item}_per_second": rate["median"],
+        f"{item}_per_second_spread": rate,
+        f"seconds_per_{call}": summarize([x / iters for x in timing["seconds"]]),
+        f"host_seconds_per_{call}": summarize([x / iters for x in timing["host_seconds"]]),
+        "peak_memory_bytes": timing["peak_memory_bytes"] if device.type == "cuda" else rss,
+        "peak_memory_kind": memory_kind(device),
+    }
+
+
 def utilisation_fields(flops_per_item: float, model_flops_per_item: float, items_per_second: float,
                        device: torch.device, ctype: str, override: Optional[float]) -> Dict[str, Any]:
     peak, source = peak_tflops(device, ctype, override)
@@ -488,13 +537,28 @@ def utilisation_fields(flops_per_item: float, model_flops_per_item: float, items
     }
 
 
-def finish(out: Dict[str, Any], results: Dict[str, Any], timings: Any, rate_key: str, json_out: Optional[str]) -> int:
-    """Add the speed-ups against the ``plain`` case (when there is one), emit the JSON, return 0."""
+def report(script: str, argv: Sequence[str], args: argparse.Namespace, device: torch.device, *,
+           config: Dict[str, Any], method: Dict[str, Any], results: Dict[str, Any], timings: Any,
+           rate_key: str) -> int:
+    """Assemble a benchmark's JSON (schema in benchmarks/README.md), add the
+    speed-ups against the ``plain`` case (when there is one), emit it, return 0.
+
+    ``config`` and ``method`` are the benchmark's own entries; the seed, TF32
+    setting, timing protocol and metadata are added here.
+    """
+    out: Dict[str, Any] = {
+        "benchmark": os.path.splitext(os.path.basename(script))[0],
+        "command": command_line(script, argv),
+        "config": {**config, "seed": args.seed, "tf32": bool(args.tf32) if device.type == "cuda" else None},
+        "method": {**base_method(args, device, len(results)), **method},
+        "metadata": metadata(device),
+        "results": results,
+    }
     if "plain" in results and len(results) > 1:
         base = results["plain"][rate_key]
         out["speedup_vs_plain"] = {n: r[rate_key] / base for n, r in results.items() if n != "plain"}
         out["speedup_vs_plain_paired"] = paired_speedups(timings, "plain")
-    emit(out, json_out)
+    emit(out, args.json_out)
     return 0
 
 

@@ -81,20 +81,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     cfg = common.build_config(parser, args, batch_size=faces_per_call)
     device = config.resolve_device(cfg.device)
     common.setup_runtime(args, device)
-    try:
-        lowp = common.low_precision(args.precision, device)
-        if args.compare or args.variants:
-            spec = "plain,optimised" if args.compare else args.variants
-            ablation = [v for v in ABLATION if v != "lowp" or lowp is not None]
-            variants = common.parse_variants(spec, FEATURES, lowp, args.compile, ablation)
-        else:
-            feats = (["channels_last"] if cfg.channels_last else []) + ([lowp] if lowp else [])
-            feats += ["compile"] if args.compile else []
-            variants = {"run": sorted(feats, key=FEATURES.index)}
-        if any("fp16" in f for f in variants.values()) and device.type != "cuda":
-            raise ValueError("fp16 autocast needs a GPU; on CPU use bf16 or fp32")
-    except ValueError as exc:
-        parser.error(str(exc))
+    lowp, variants = common.resolve_variants(parser, args, cfg, device, FEATURES, ABLATION)
 
     torch.manual_seed(cfg.seed)
     source = "random weights of the preset"
@@ -125,48 +112,34 @@ def main(argv: Optional[List[str]] = None) -> int:
     results: Dict[str, Any] = {}
     for name, case in cases.items():
         s = case.settings
-        t = timings[name]
-        rate = common.rate_summary(t["seconds"], faces_per_call * args.iters_per_repeat)
+        timing = common.timing_fields(timings[name], device, rss, iters=args.iters_per_repeat, item="faces",
+                                      call="call", items_per_repeat=faces_per_call * args.iters_per_repeat)
         results[name] = {
             "features": variants[name],
             "settings": s,
-            "faces_per_second": rate["median"],
-            "images_per_second": rate["median"] * groups,
-            "faces_per_second_spread": rate,
-            "seconds_per_call": common.summarize([x / args.iters_per_repeat for x in t["seconds"]]),
-            "host_seconds_per_call": common.summarize([x / args.iters_per_repeat for x in t["host_seconds"]]),
+            **timing,
+            "images_per_second": timing["faces_per_second"] * groups,
             "flops_per_call": flops["total"],
             "flops_per_face": flops_per_face,
             "flops_per_image": flops_per_face / groups,
-            **common.utilisation_fields(flops_per_face, flops_per_face, rate["median"], device,
+            **common.utilisation_fields(flops_per_face, flops_per_face, timing["faces_per_second"], device,
                                         common.compute_type(s["precision"], device), args.peak_tflops),
-            "peak_memory_bytes": t["peak_memory_bytes"] if device.type == "cuda" else rss,
-            "peak_memory_kind": common.memory_kind(device),
             "flops_by_op": flops["by_op"],
             "calls_run": case.calls,
         }
 
-    out: Dict[str, Any] = {
-        "benchmark": "inference",
-        "command": common.command_line(__file__, argv),
-        "config": {
-            "preset": cfg.preset, "image_size": cfg.image_size, "faces_per_call": faces_per_call,
-            "images_per_call": faces_per_call * groups, "device": str(device), "precision_flag": args.precision,
-            "low_precision": lowp, "compile": args.compile, "g_channels": cfg.g_channels,
-            "g_res_blocks": cfg.g_res_blocks, "g_downsamples": cfg.g_downsamples,
-            "generator_mode": cfg.generator_mode, "generator": source,
-            "generator_parameters": sum(p.numel() for p in g0.parameters()),
-            "seed": cfg.seed, "tf32": bool(args.tf32) if device.type == "cuda" else None,
-        },
-        "method": {
-            **common.base_method(args, device, len(cases)),
-            "flops": "torch.utils.flop_counter.FlopCounterMode over one eager fp32 call of age_all_groups",
-            "inputs": "random faces in [-1, 1], made before timing; outputs converted to float32 (part of the call)",
-        },
-        "metadata": common.metadata(device),
-        "results": results,
-    }
-    return common.finish(out, results, timings, "faces_per_second", args.json_out)
+    return common.report(__file__, argv, args, device, results=results, timings=timings, rate_key="faces_per_second",
+                         config={
+        "preset": cfg.preset, "image_size": cfg.image_size, "faces_per_call": faces_per_call,
+        "images_per_call": faces_per_call * groups, "device": str(device), "precision_flag": args.precision,
+        "low_precision": lowp, "compile": args.compile, "g_channels": cfg.g_channels,
+        "g_res_blocks": cfg.g_res_blocks, "g_downsamples": cfg.g_downsamples,
+        "generator_mode": cfg.generator_mode, "generator": source,
+        "generator_parameters": sum(p.numel() for p in g0.parameters()),
+    }, method={
+        "flops": "torch.utils.flop_counter.FlopCounterMode over one eager fp32 call of age_all_groups",
+        "inputs": "random faces in [-1, 1], made before timing; outputs converted to float32 (part of the call)",
+    })
 
 
 if __name__ == "__main__":

@@ -56,7 +56,7 @@ ABLATION = ("plain", "channels_last", "lowp", "fused_adam", "joint_gp", "fused_c
 
 
 def ablation_list(lowp: Optional[str]) -> List[str]:
-    return [v for v in ABLATION if v != "lowp" or lowp is not None]
+    return common.ablation_cases(ABLATION, lowp)
 
 
 def describe(features: Sequence[str]) -> Dict[str, Any]:
@@ -127,21 +127,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     cfg = common.build_config(parser, args)
     device = config.resolve_device(cfg.device)
     common.setup_runtime(args, device)
-    try:
-        lowp = common.low_precision(args.precision, device)
-        if args.compare or args.variants:
-            spec = "plain,optimised" if args.compare else args.variants
-            variants = common.parse_variants(spec, FEATURES, lowp, args.compile, ablation_list(lowp))
-        else:
-            feats = ["fused_adam", "joint_gp", "fused_critic", "reuse_fake"]
-            feats += ["channels_last"] if cfg.channels_last else []
-            feats += [lowp] if lowp else []
-            feats += ["compile"] if args.compile else []
-            variants = {"run": sorted(feats, key=FEATURES.index)}
-        if any("fp16" in f for f in variants.values()) and device.type != "cuda":
-            raise ValueError("fp16 autocast needs a GPU; on CPU use bf16 or fp32")
-    except ValueError as exc:
-        parser.error(str(exc))
+    # the one case without --compare / --variants: the form train.py trains with
+    lowp, variants = common.resolve_variants(parser, args, cfg, device, FEATURES, ABLATION,
+                                             always=("fused_adam", "joint_gp", "fused_critic", "reuse_fake"))
 
     b = cfg.batch_size
     torch.manual_seed(cfg.seed)
@@ -169,52 +157,36 @@ def main(argv: Optional[List[str]] = None) -> int:
     for name, case in cases.items():
         s = case.settings
         fl = flops_of(s["reuse_fake"], s["gp_mode"])
-        t = timings[name]
-        per_repeat = b * args.iters_per_repeat
-        rate = common.rate_summary(t["seconds"], per_repeat)
-        sec = common.summarize([x / args.iters_per_repeat for x in t["seconds"]])
+        timing = common.timing_fields(timings[name], device, rss, items_per_repeat=b * args.iters_per_repeat,
+                                      iters=args.iters_per_repeat, item="images", call="iteration")
         results[name] = {
             "features": variants[name],
             "settings": s,
-            "images_per_second": rate["median"],
-            "images_per_second_spread": rate,
-            "seconds_per_iteration": sec,
-            "host_seconds_per_iteration": common.summarize([x / args.iters_per_repeat for x in t["host_seconds"]]),
+            **timing,
             "flops_per_iteration": fl["total"],
             "flops_per_image": fl["total"] / b,
             "model_flops_per_image": model_flops["total"] / b,
-            **common.utilisation_fields(fl["total"] / b, model_flops["total"] / b, rate["median"], device,
-                                        common.compute_type(s["precision"], device), args.peak_tflops),
-            "peak_memory_bytes": t["peak_memory_bytes"] if device.type == "cuda" else rss,
-            "peak_memory_kind": common.memory_kind(device),
+            **common.utilisation_fields(fl["total"] / b, model_flops["total"] / b, timing["images_per_second"],
+                                        device, common.compute_type(s["precision"], device), args.peak_tflops),
             "flops_by_op": fl["by_op"],
             "iterations_run": case.k,
         }
 
-    out: Dict[str, Any] = {
-        "benchmark": "train_step",
-        "command": common.command_line(__file__, argv),
-        "config": {
-            "preset": cfg.preset, "image_size": cfg.image_size, "batch_size": b, "device": str(device),
-            "precision_flag": args.precision, "low_precision": lowp, "compile": args.compile,
-            "g_channels": cfg.g_channels, "g_res_blocks": cfg.g_res_blocks, "g_downsamples": cfg.g_downsamples,
-            "d_channels": cfg.d_channels, "d_max_channels": cfg.d_max_channels, "n_critic": cfg.n_critic,
-            "generator_parameters": sum(p.numel() for p in g0.parameters()),
-            "critic_parameters": sum(p.numel() for p in d0.parameters()),
-            "seed": cfg.seed, "tf32": bool(args.tf32) if device.type == "cuda" else None,
-        },
-        "method": {
-            **common.base_method(args, device, len(cases)),
-            "flops": "torch.utils.flop_counter.FlopCounterMode over one eager fp32 iteration "
-                     "(matmuls and convolutions incl. backward and double backward)",
-            "model_flops": "FLOPs of the minimal iteration (one generator forward, penalty in the critic loss); "
-                           "model_utilisation uses it for every case",
-            "inputs": "random images in [-1, 1] and random age groups, made before timing",
-        },
-        "metadata": common.metadata(device),
-        "results": results,
-    }
-    return common.finish(out, results, timings, "images_per_second", args.json_out)
+    return common.report(__file__, argv, args, device, results=results, timings=timings, rate_key="images_per_second",
+                         config={
+        "preset": cfg.preset, "image_size": cfg.image_size, "batch_size": b, "device": str(device),
+        "precision_flag": args.precision, "low_precision": lowp, "compile": args.compile,
+        "g_channels": cfg.g_channels, "g_res_blocks": cfg.g_res_blocks, "g_downsamples": cfg.g_downsamples,
+        "d_channels": cfg.d_channels, "d_max_channels": cfg.d_max_channels, "n_critic": cfg.n_critic,
+        "generator_parameters": sum(p.numel() for p in g0.parameters()),
+        "critic_parameters": sum(p.numel() for p in d0.parameters()),
+    }, method={
+        "flops": "torch.utils.flop_counter.FlopCounterMode over one eager fp32 iteration "
+                 "(matmuls and convolutions incl. backward and double backward)",
+        "model_flops": "FLOPs of the minimal iteration (one generator forward, penalty in the critic loss); "
+                       "model_utilisation uses it for every case",
+        "inputs": "random images in [-1, 1] and random age groups, made before timing",
+    })
 
 
 if __name__ == "__main__":

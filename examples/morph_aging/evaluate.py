@@ -86,7 +86,7 @@ import estimators
 import files
 import pictures
 from ages import GROUP_CENTRES, GROUP_NAMES as GROUPS, NUM_GROUPS
-from cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from cli import EXIT_FAILED, EXIT_OK
 from config import TrainConfig
 from data import build_datasets
 from pictures import dequantize, quantize
