@@ -40,11 +40,12 @@ sys.path.insert(0, os.path.join(ROOT, "examples", "morph_aging"))
 sys.path.insert(0, ROOT)
 
 import attngan  # noqa: E402
-from synthetic_faces import NUM_GROUPS, SyntheticFaces  # noqa: E402
+from ages import GROUP_NAMES, NUM_GROUPS  # noqa: E402
+from pictures import render_grid, to_uint8  # noqa: E402
+from synthetic_faces import SyntheticFaces  # noqa: E402
 
 #: Size limit of the pictures committed to docs/_static (kilobytes).
 MAX_KB = 300
-GROUP_NAMES = ("10-20", "21-30", "31-40", "41-50", "51+")
 HEADERS = (
     "input x_s",
     "attention A (white = keep)",
@@ -84,48 +85,18 @@ def trained_panels(g: torch.nn.Module, ds: SyntheticFaces, indices: Sequence[int
     return x, out.attention.float(), out.color.float(), out.image.float()
 
 
-def to_pixels(t: torch.Tensor, *, mask: bool = False) -> np.ndarray:
-    """(C, H, W) in [-1, 1], or a (1, H, W) mask in [0, 1], to (H, W, 3) uint8."""
-    t = t.detach().float().cpu()
-    if mask:
-        t = t * 2 - 1
-    if t.shape[0] == 1:
-        t = t.expand(3, -1, -1)
-    return ((t.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
+def draw_figure(panels, title: str, tile: int, pad: int = 6) -> "PIL.Image.Image":
+    """Grid with one row per face and one column per quantity, with headers and a title."""
+    from PIL import Image
 
-
-def draw_figure(panels, title: str, tile: int, pad: int = 6, header: int = 24) -> "PIL.Image.Image":
-    """Grid with one row per face and one column per quantity, with headers."""
-    from PIL import Image, ImageDraw, ImageFont
+    def pixels(t: torch.Tensor) -> np.ndarray:
+        img = Image.fromarray(to_uint8(t))
+        return np.asarray(img if img.size == (tile, tile) else img.resize((tile, tile), Image.LANCZOS))
 
     x, attention, color, output = panels
-    n = x.shape[0]
-    cols = len(HEADERS)
-    width = cols * (tile + pad) + pad
-    height = header + 22 + n * (tile + pad)
-    canvas = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(canvas)
-    try:
-        font = ImageFont.load_default(size=13)
-        small = ImageFont.load_default(size=12)
-    except TypeError:  # Pillow < 10.1 has a single bitmap font
-        font = small = ImageFont.load_default()
-    draw.text((pad, 4), title, fill=(60, 60, 60), font=small)
-    for c, text in enumerate(HEADERS):
-        x0 = pad + c * (tile + pad)
-        w = draw.textlength(text, font=font)
-        draw.text((x0 + (tile - w) / 2, 24), text, fill="black", font=font)
-    for r in range(n):
-        y0 = header + 22 + r * (tile + pad)
-        row = (to_pixels(x[r]), to_pixels(attention[r], mask=True), to_pixels(color[r]), to_pixels(output[r]))
-        for c, pic in enumerate(row):
-            img = Image.fromarray(pic)
-            if img.size != (tile, tile):
-                img = img.resize((tile, tile), Image.LANCZOS)
-            x0 = pad + c * (tile + pad)
-            canvas.paste(img, (x0, y0))
-            draw.rectangle((x0 - 1, y0 - 1, x0 + tile, y0 + tile), outline=(170, 170, 170))
-    return canvas
+    rows = [("", [pixels(x[r]), pixels(attention[r] * 2 - 1), pixels(color[r]), pixels(output[r])])
+            for r in range(x.shape[0])]
+    return Image.fromarray(render_grid(rows, HEADERS, title=title, pad=pad))
 
 
 def save_small(image: "PIL.Image.Image", path: str, max_kb: int) -> None:
