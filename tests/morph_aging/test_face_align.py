@@ -21,11 +21,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import face_align
-
-try:  # the example's one tensor-to-picture conversion, moving from acgan to pictures
-    from pictures import to_uint8
-except ImportError:
-    from acgan import to_uint8
+from pictures import to_uint8
 
 
 def _has_face_extra() -> bool:
