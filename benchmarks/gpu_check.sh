@@ -83,6 +83,8 @@ run_part() {
 
 if [ "$SMOKE" = 1 ]; then
   echo "[gpu_check] CPU smoke run: tiny sizes, no GPU figure" >&2
+  # one thread: tiny kernels on a shared machine only spin with more
+  export OMP_NUM_THREADS=1
   DEV=(--device cpu --threads 1)
   NET=(--preset cpu-demo --image-size 32 --batch-size 2 --g-channels 8 --g-res-blocks 1 --d-channels 8)
   STEP_ARGS=("${DEV[@]}" "${NET[@]}" --precision bf16 --warmup 1 --repeats 1)

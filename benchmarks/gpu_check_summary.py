@@ -161,10 +161,14 @@ def build(folder: str, smoke: bool, after: int, low: float, high: float) -> Tupl
         check("CUDA tests", ran_ok, f"{tests.get('passed', 0)} passed, {tests.get('failed', 0)} failed, "
                                     f"{tests.get('errors', 0)} errors, {tests.get('skipped', 0)} skipped")
 
-    steps = [row for row in (train_step_row("bf16 eager", read_json(os.path.join(folder, "train_step_bf16.json"))),
-                             train_step_row("bf16 + torch.compile",
-                                            read_json(os.path.join(folder, "train_step_bf16_compile.json"))))
-             if row is not None]
+    steps = []
+    for file in ("train_step_bf16.json", "train_step_bf16_compile.json"):
+        data = read_json(os.path.join(folder, file))
+        compiled = bool(data and data.get("config", {}).get("compile"))
+        row = train_step_row(f"{data['config'].get('low_precision') or 'fp32'}{' + torch.compile' if compiled else ' eager'}"
+                             if data and data.get("config") else file, data)
+        if row is not None:
+            steps.append(row)
     inference = read_json(os.path.join(folder, "inference.json"))
     loader = read_json(os.path.join(folder, "loader.json"))
 

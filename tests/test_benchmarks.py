@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import os
 import subprocess
 import sys
@@ -244,3 +245,193 @@ def test_parse_variants():
     for bad in ("nope", "bf16+fp16", "lowp", ""):
         with pytest.raises(ValueError):
             parse(bad, train.FEATURES, None, False, [])
+
+
+# --------------------------------------------------------------------------- #
+# loader.py
+# --------------------------------------------------------------------------- #
+
+LOADER_TINY = ["--workers", "0,1", "--image-size", "64", "--batch-size", "4", "--batches", "2", "--repeats", "2",
+               "--warmup-batches", "1", "--jpeg-count", "10", "--jpeg-sizes", "160", "--single-core-images", "2"]
+
+
+@pytest.fixture(scope="module")
+def loader_run(tmp_path_factory):
+    json_out = str(tmp_path_factory.mktemp("loader") / "loader.json")
+    cmd = [sys.executable, os.path.join(BENCH, "loader.py"), *LOADER_TINY, "--json-out", json_out]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    with open(json_out) as fh:
+        assert json.load(fh) == out
+    return out, res.stderr
+
+
+def test_loader_reports_rates(loader_run):
+    out, table = loader_run
+    assert out["benchmark"] == "loader" and "loader.py" in out["command"]
+    for key in META:
+        assert key in out["metadata"], key
+    assert out["method"]["repeats"] == 2 and "median" in out["method"]["statistic"]
+    assert set(out["results"]) == {"synthetic", "jpeg160"}
+    one = out["results"]["jpeg160"]["one_core"]
+    assert {"decode_full", "decode_draft", "pil_full_decode_pil_resize", "load_image", "load_image_no_draft"} <= set(one)
+    assert out["results"]["synthetic"]["one_core"]["render"]["images_per_second"] > 0
+    assert out["results"]["jpeg160"]["files"] == {"count": 10, "side": 160, "first_file_size": [160, 160],
+                                                   "quality": 90, "mean_bytes": pytest.approx(
+                                                       out["results"]["jpeg160"]["files"]["mean_bytes"])}
+    for name, r in out["results"].items():
+        assert set(r["dataloader"]) == {"default", "retain"}
+        for runs in r["dataloader"].values():
+            assert set(runs) == {"0", "1"}
+            for w, s in runs.items():
+                assert s["images_per_second"] > 0 and s["batch_shape"] == [4, 3, 64, 64]
+                assert s["batch_dtype"] == "float32" and s["first_batch_seconds"] > 0
+                assert s["images_per_second_per_worker"] == pytest.approx(s["images_per_second"] / max(int(w), 1))
+                assert s["seconds_per_batch"]["n"] == 2
+        sm = r["summary"]
+        assert sm["extrapolated_images_per_second_16_cores"] == pytest.approx(15 * sm["images_per_second_per_core"])
+        assert sm["workers_for_gpu_target"] == math.ceil(1300 / sm["images_per_second_per_core"])
+        assert "not measured" in sm["extrapolation"]
+    assert "16 cores (extrapolation)" in table and "DataLoader, 1 workers, malloc retain" in table
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--workers", "one"], "--workers"),
+    (["--malloc", "retain,default"], "--malloc"),
+    (["--malloc", "jemalloc"], "--malloc"),
+    (["--image-size", "300"], "--image-size"),
+    (["--repeats", "0"], "--repeats"),
+    (["--sources", "video"], "--sources"),
+])
+def test_loader_bad_flags_exit_with_a_message(flags, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        load("loader").main(flags)
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_loader_jpeg_folder_reads_like_training(tmp_path):
+    loader = load("loader")
+    import face_datasets
+    from PIL import Image
+
+    paths = loader.make_jpeg_folder(str(tmp_path), 7, 100, quality=80, seed=3)
+    assert len(paths) == 7 and all(p.endswith(".JPG") for p in paths)
+    with Image.open(paths[0]) as im:
+        assert im.format == "JPEG" and im.size == (100, 100)
+    records = face_datasets.scan_dataset(str(tmp_path))  # the MORPH convention, found by "auto"
+    assert len(records) == 7 and len({r.subject for r in records}) == 2
+    ds = face_datasets.FaceImageDataset(records, 64)
+    assert ds[0]["image"].shape == (3, 64, 64)
+    before = [os.path.getmtime(p) for p in paths]
+    assert loader.make_jpeg_folder(str(tmp_path), 7, 100, seed=3) == paths  # existing files are kept
+    assert [os.path.getmtime(p) for p in paths] == before
+
+
+def test_loader_random_batches_cover_each_epoch():
+    loader = load("loader")
+    batches = loader.random_batches(10, 3, 7, seed=1)
+    assert len(batches) == 7 and all(len(b) == 3 for b in batches)
+    first_epoch = [i for b in batches[:3] for i in b]
+    assert len(set(first_epoch)) == 9  # 3 full batches per epoch, no repeat within an epoch
+    assert batches == loader.random_batches(10, 3, 7, seed=1)
+    with pytest.raises(ValueError, match="fewer than one batch"):
+        loader.random_batches(2, 3, 1, seed=0)
+
+
+def test_retain_freed_memory_in_a_fresh_process():
+    code = f"import sys; sys.path.insert(0, {BENCH!r}); import loader; print(loader.retain_freed_memory())"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == ("True" if sys.platform.startswith("linux") else res.stdout.strip())
+
+
+# --------------------------------------------------------------------------- #
+# gpu_check.sh and its summary
+# --------------------------------------------------------------------------- #
+
+GPU_CHECK = os.path.join(BENCH, "gpu_check.sh")
+
+
+def test_gpu_check_script_parses():
+    res = subprocess.run(["bash", "-n", GPU_CHECK], capture_output=True, text=True, timeout=30)
+    assert res.returncode == 0, res.stderr
+    res = subprocess.run(["bash", GPU_CHECK, "--help"], capture_output=True, text=True, timeout=30)
+    assert res.returncode == 0 and "--dry-run" in res.stdout
+    res = subprocess.run(["bash", GPU_CHECK, "--frobnicate"], capture_output=True, text=True, timeout=30)
+    assert res.returncode == 2 and "unknown option" in res.stderr
+
+
+def _check_folder(folder, *, attention, skipped=0, tests=(3, 0, 0), steps=300):
+    """A folder as gpu_check.sh leaves it: parts, CUDA test report, metrics."""
+    (folder / "run").mkdir(parents=True)
+    (folder / "parts.tsv").write_text("part\trc\tseconds\tstatus\tcommand\ncuda_tests\t0\t12\tok\tpytest\n"
+                                      "train_run\t0\t130\tok\ttrain.py\n")
+    passed, failed, skip = tests
+    (folder / "cuda_tests.xml").write_text(
+        f'<testsuites><testsuite name="pytest" tests="{passed + failed + skip}" failures="{failed}" errors="0" '
+        f'skipped="{skip}"></testsuite></testsuites>')
+    with open(folder / "run" / "metrics.jsonl", "w") as fh:
+        for step in range(10, steps + 1, 10):
+            fh.write(json.dumps({"step": step, "attention_mean": attention(step), "skipped_steps": skipped,
+                                 "images_per_second": 900.0, "d_loss": 1.0}) + "\n")
+    return folder
+
+
+@pytest.mark.parametrize("attention, skipped, tests, smoke, passed, detail", [
+    (lambda s: 0.5, 0, (3, 0, 0), False, True, None),
+    (lambda s: 0.01 if s < 100 else 0.4, 0, (3, 0, 0), False, True, None),  # before iteration 100: not checked
+    (lambda s: 0.5 if s < 200 else 0.02, 0, (3, 0, 0), False, False, "attention_mean left"),
+    (lambda s: 0.99, 0, (3, 0, 0), False, False, "step 110: 0.990"),
+    (lambda s: 0.5, 2, (3, 0, 0), False, False, "skipped_steps = 2"),
+    (lambda s: 0.5, 0, (2, 1, 0), False, False, "1 failed"),
+    (lambda s: 0.5, 0, (0, 0, 8), False, False, "8 skipped"),  # on a GPU the CUDA tests must run
+    (lambda s: 0.5, 0, (0, 0, 8), True, True, None),  # in the CPU smoke run they skip
+])
+def test_gpu_check_summary_checks(tmp_path, attention, skipped, tests, smoke, passed, detail):
+    summary = load("gpu_check_summary")
+    folder = _check_folder(tmp_path / "out", attention=attention, skipped=skipped, tests=tests)
+    result, text = summary.build(str(folder), smoke, 100, 0.05, 0.98)
+    assert result["passed"] is passed, result["checks"]
+    assert ("PASSED" if passed else "FAILED") in text.splitlines()[0]
+    if detail:
+        assert detail in text
+    args = [str(folder)] + (["--smoke"] if smoke else [])
+    assert summary.main(args) == (0 if passed else 1)
+    assert (folder / "summary.md").read_text() == text
+    assert json.loads((folder / "summary.json").read_text())["passed"] is passed
+
+
+def test_gpu_check_summary_figures(tmp_path):
+    summary = load("gpu_check_summary")
+    folder = _check_folder(tmp_path / "out", attention=lambda s: 0.5, steps=90)
+    result, text = summary.build(str(folder), False, 100, 0.05, 0.98)
+    assert not result["passed"] and "no record with attention_mean after iteration 100" in text
+    # 100 epochs of 49,472 images (773 batches of 64) at 1,375 images/s: 1.0 hour
+    assert summary.morph_epoch_hours(1374.2) == pytest.approx(1.0, rel=1e-3)
+    row = summary.train_step_row("bf16", {
+        "config": {"batch_size": 64, "image_size": 224}, "metadata": {"device_name": "NVIDIA H100 80GB HBM3"},
+        "results": {"run": {"images_per_second": 1300.0, "flops_per_image": 3.0e11, "achieved_tflops": 390.0,
+                            "utilisation": 390 / 989, "peak_source": "H100 SXM bf16 dense (datasheet)",
+                            "peak_memory_bytes": 40 * 1024**3}}})
+    assert row["utilisation_of_989"] == pytest.approx(390 / 989) and row["peak_memory_gib"] == 40.0
+    assert row["morph_100_epochs_hours"] == pytest.approx(summary.morph_epoch_hours(1300.0))
+
+
+@pytest.mark.slow
+def test_gpu_check_cpu_smoke_run(tmp_path):
+    """The whole script at tiny sizes on the CPU (about 20 s on an idle 2-core machine)."""
+    out = tmp_path / "check"
+    env = {**os.environ, "PYTHON": sys.executable, "CPU_SMOKE": "1"}
+    res = subprocess.run(["bash", GPU_CHECK, str(out)], capture_output=True, text=True, timeout=600, cwd=REPO,
+                         env=env)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    text = (out / "summary.md").read_text()
+    assert text.startswith("# GPU check: PASSED (CPU smoke run")
+    for name in ("train_step_bf16.json", "train_step_bf16_compile.json", "inference.json", "loader.json",
+                 "cuda_tests.xml", "env.txt", "run/metrics.jsonl"):
+        assert (out / name).exists(), name
+    parts = (out / "parts.tsv").read_text()
+    for part in ("cuda_tests", "train_step", "inference", "loader", "train_run", "train_compile"):
+        assert f"\n{part}\t0\t" in parts, parts
