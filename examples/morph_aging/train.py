@@ -29,6 +29,7 @@ import torch
 import torch.distributed as dist
 
 import acgan
+import cli
 import config
 import files
 import pictures
@@ -366,8 +367,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         return train(cfg)
     except (acgan.CheckpointError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return cli.fail("train.py", exc)
     finally:
         teardown_distributed()
 
