@@ -80,7 +80,8 @@ def age_to_group(ages: ArrayLike, *, clip_young: bool = False) -> np.ndarray:
     bad = ~np.isfinite(values)
     if bad.any():
         where = tuple(int(k) for k in np.argwhere(bad)[0])
-        raise ValueError(f"ages must be finite, got {values[bad].flat[0]!r}" + (f" at position {where}" if where else ""))
+        pos = f" at position {where}" if where else ""
+        raise ValueError(f"ages must be finite, got {values[bad].flat[0]!r}{pos}")
     low = MIN_AGE if not clip_young else 0
     bad = values < low
     if bad.any():

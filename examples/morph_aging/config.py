@@ -74,12 +74,12 @@ class TrainConfig:
     num_subjects: Optional[int] = _opt(None, "data", "synthetic faces: number of subjects", minimum=1)
     images_per_subject: int = _opt(5, "data", "synthetic faces: images per subject", minimum=1)
     test_fraction: float = _opt(0.1, "data", "held-out fraction (split by subject when subjects are known)")
-    workers: Optional[int] = _opt(None, "run", "DataLoader worker processes (default: 0 for cached data, else 4 per GPU)",
-                                  minimum=0)
+    workers: Optional[int] = _opt(None, "run", "DataLoader worker processes (default: 0 for cached data, "
+                                  "else 4 per GPU)", minimum=0)
     # run
     out: str = _opt("runs/acgan", "run", "output folder")
-    preset: str = _opt("auto", "training", "paper (224 px, full networks), cpu-demo (64 px, narrow, ~12 min on 2 cores); "
-                       "auto picks by device", choices=PRESETS)
+    preset: str = _opt("auto", "training", "paper (224 px, full networks), cpu-demo (64 px, narrow, ~12 min "
+                       "on 2 cores); auto picks by device", choices=PRESETS)
     image_size: Optional[int] = _opt(None, "model", "training resolution (multiple of 4)")
     batch_size: Optional[int] = _opt(None, "training", "global batch size (split across processes)", minimum=1)
     epochs: Optional[int] = _opt(None, "run", "number of epochs", minimum=1)
@@ -116,18 +116,21 @@ class TrainConfig:
     attention_form: Optional[str] = _opt(None, "training", "paper (squared TV + RMS of A, resolution independent), "
                                          "euclidean (squared TV + ||A||_2 over all pixels, grows with image size) or "
                                          "released (absolute TV + mean A)", choices=("paper", "euclidean", "released"))
-    gp_mode: str = _opt("joint", "training", "joint (penalty in the critic loss, paper) or separate (own backward+step, "
-                        "released code)", choices=("joint", "separate"))
-    gp_weighting: str = _opt("absolute", "training", "absolute (lambda_gp * GP, as WGAN-GP and the released code) or "
-                             "nested (lambda_adv * lambda_gp * GP, Eq. 5 read literally)", choices=("absolute", "nested"))
-    n_critic: int = _opt(1, "training", "critic iterations per generator update (paper: 1; released code: 2)", minimum=1)
+    gp_mode: str = _opt("joint", "training", "joint (penalty in the critic loss, paper) or separate (own "
+                        "backward+step, released code)", choices=("joint", "separate"))
+    gp_weighting: str = _opt("absolute", "training", "absolute (lambda_gp * GP, as WGAN-GP and the released code) "
+                             "or nested (lambda_adv * lambda_gp * GP, Eq. 5 read literally)",
+                             choices=("absolute", "nested"))
+    n_critic: int = _opt(1, "training", "critic iterations per generator update (paper: 1; released code: 2)",
+                         minimum=1)
     critic_warmup: Optional[int] = _opt(None, "training", "first iterations that train only the critic (paper: 0)",
                                         minimum=0)
     # optimiser
     lr: float = _opt(1e-4, "training", "Adam learning rate (both networks)")
     beta1: float = _opt(0.5, "training", "Adam beta1")
     beta2: float = _opt(0.999, "training", "Adam beta2")
-    lr_decay: float = _opt(1.0, "training", "multiply the lr by this every --lr-decay-every epochs (released: 0.9 every 10)")
+    lr_decay: float = _opt(1.0, "training", "multiply the lr by this every --lr-decay-every epochs (released: 0.9 "
+                           "every 10)")
     lr_decay_every: int = _opt(10, "training", "epochs between lr decays", minimum=1)
     # logging and safety
     log_every: int = _opt(10, "run", "iterations between metric lines", minimum=1)
