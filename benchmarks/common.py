@@ -364,8 +364,8 @@ def add_common_args(parser: argparse.ArgumentParser, *, batch_help: str) -> None
                       help="allow TF32 for fp32 convolutions and matmuls on CUDA (as train.py does)")
     p.add_argument("--threads", type=cli.positive_int, default=None,
                    help="torch.set_num_threads (default: torch's choice)")
-    p.add_argument("--compare", action="store_true",
-                   help="time the plain and the optimised form alternately in this process and print their ratio")
+    cli.add_bool_flag(p, "--compare", default=False,
+                      help="time the plain and the optimised form alternately in this process and print their ratio")
     p.add_argument("--variants", default=None,
                    help="comma-separated cases, each 'plain', 'optimised' or features joined by '+'; "
                         "'ablation' for plain, each optimisation alone, and all of them")

@@ -116,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"comma-separated subset of {','.join(VARIANTS)}")
     parser.add_argument("--l1", type=float, default=DEFAULT_L1, metavar="WEIGHT",
                         help="--lambda-l1 of the no-attention-l1 variant")
-    parser.add_argument("--retrain", action="store_true", help="train variants again even when finished")
+    cli.add_bool_flag(parser, "--retrain", default=False, help="train variants again even when finished")
     parser.add_argument("--num-faces", type=cli.positive_int, default=200, metavar="N", help="evaluate.py --num-faces")
     parser.add_argument("--num-examples", type=cli.int_at_least(0), default=4, metavar="K",
                         help="inputs shown in ablation.png")
