@@ -65,6 +65,7 @@ if sys.path[0] != common.EXAMPLE:
 
 import face_datasets  # noqa: E402
 import synthetic_faces  # noqa: E402
+from pictures import dequantize, to_uint8  # noqa: E402
 from PIL import Image  # noqa: E402
 
 #: Images per second an H100 consumes at the design's goal (224 px, 40% of the
@@ -103,7 +104,7 @@ def make_jpeg_folder(folder: str, count: int, side: int, *, quality: int = 90, s
         paths.append(path)
         if os.path.exists(path):
             continue
-        arr = ((ds.render(i) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+        arr = to_uint8(ds.render(i))
         im = Image.fromarray(arr).resize((side, side), Image.Resampling.BICUBIC)
         noisy = np.asarray(im, dtype=np.float32) + rng.normal(0.0, 3.0, (side, side, 3))
         Image.fromarray(np.clip(noisy, 0, 255).round().astype(np.uint8)).save(path, quality=quality)
@@ -145,9 +146,7 @@ def _simplejpeg_loader(simplejpeg) -> Callable[[str, int], torch.Tensor]:
             data = fh.read()
         arr = simplejpeg.decode_jpeg(data, colorspace="RGB", min_height=size, min_width=size)
         x = face_datasets._square_resize(Image.fromarray(arr), size)
-        out = torch.empty(x.shape, dtype=torch.float32)
-        out.copy_(x)
-        return out.div_(127.5).sub_(1.0)
+        return dequantize(x)
 
     return load
 
