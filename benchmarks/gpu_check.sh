@@ -100,7 +100,7 @@ else
   STEP_ARGS=(--device cuda --preset paper --image-size 224 --batch-size 64 --precision bf16 --warmup 3 --repeats 5)
   COMPILE_FLAG=(--compile)
   INFER_ARGS=(--device cuda --preset paper --image-size 224 --batch-size 1 --compare --warmup 3 --repeats 5)
-  LOADER_ARGS=(--workers 8,16 --image-size 224 --batch-size 64 --batches 8 --repeats 3 --warmup-batches 2)
+  LOADER_ARGS=(--workers 8,16 --image-size 224 --batch-size 64 --batches 16 --repeats 3 --warmup-batches 2)
   # 400 subjects: 1,800 training images rendered in a few seconds before the clock starts
   TRAIN_ARGS=(--preset paper --device cuda --num-subjects 400 --max-minutes 2 --log-every 10)
   T_TESTS=150; T_STEP=120; T_INFER=90; T_LOADER=120; T_TRAIN=230; T_COMPILE=240
