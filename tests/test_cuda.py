@@ -192,7 +192,7 @@ def check_channels_last(device: torch.device) -> None:
     g_cl = copy.deepcopy(g0).to(memory_format=torch.channels_last)
     d_cl = copy.deepcopy(d0).to(memory_format=torch.channels_last)
     x_cl = real.contiguous(memory_format=torch.channels_last)
-    codes = acgan.codes_of(labels)
+    codes = attngan.one_hot(labels, acgan.NUM_GROUPS)
     with torch.no_grad():
         a, b = g0(real, codes), g_cl(x_cl, codes)
         assert (a.image - b.image).abs().max() < 1e-4
