@@ -126,7 +126,7 @@ run_part train_step "$T_STEP" "$PY" benchmarks/train_step.py "${STEP_ARGS[@]}" -
 run_part inference "$T_INFER" "$PY" benchmarks/inference.py "${INFER_ARGS[@]}" --json-out "$OUT/inference.json"
 run_part loader "$T_LOADER" "$PY" benchmarks/loader.py "${LOADER_ARGS[@]}" --json-out "$OUT/loader.json"
 rm -rf "$OUT/run"
-run_part train_run "$T_TRAIN" "$PY" examples/morph_aging/train.py "${TRAIN_ARGS[@]}" --progress false \
+run_part train_run "$T_TRAIN" "$PY" examples/morph_aging/train.py "${TRAIN_ARGS[@]}" --no-progress \
   --out "$OUT/run"
 run_part train_compile "$T_COMPILE" "$PY" benchmarks/train_step.py "${STEP_ARGS[@]}" "${COMPILE_FLAG[@]}" \
   --json-out "$OUT/train_step_bf16_compile.json"

@@ -69,7 +69,7 @@ class AgeCase:
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="inference.py", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                     formatter_class=common.cli.HelpFormatter)
     common.add_common_args(parser, batch_help="faces per call (each aged to the 5 groups)")
     parser.add_argument("--checkpoint", default=None,
                         help="a train.py checkpoint (.pt) or exported .safetensors; sets the generator and, unless --image-size is given, the image size")

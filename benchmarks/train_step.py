@@ -118,7 +118,7 @@ def count_iteration_flops(acgan, cfg, g0, d0, real, labels, *, reuse_fake: bool,
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="train_step.py", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                     formatter_class=common.cli.HelpFormatter)
     common.add_common_args(parser, batch_help="images per iteration (default: the preset's)")
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)

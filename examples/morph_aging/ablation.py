@@ -179,7 +179,7 @@ def train_variant(name: str, out: str, budget: List[str], passthrough: List[str]
         _say(f"{name}: --retrain: removing {run_dir}")
         shutil.rmtree(run_dir)
     cmd = [sys.executable, TRAIN, "--out", run_dir, *budget, *variant_flags(name, args.l1), *resume,
-           "--progress", _bool_text(args.progress), *passthrough]
+           "--progress" if args.progress else "--no-progress", *passthrough]
     code = run(cmd)
     if code != 0:
         return False, f"train.py exited with status {code}"
@@ -191,7 +191,7 @@ def evaluate_variant(name: str, out: str, args) -> Tuple[bool, str]:
     cmd = [sys.executable, EVALUATE, "--checkpoint", os.path.join(run_dir, "checkpoints", "last.pt"),
            "--out", os.path.join(run_dir, "eval"), "--num-faces", str(args.num_faces),
            "--num-examples", str(args.num_examples), "--estimator", args.estimator, "--device", args.device,
-           "--estimator-cache", os.path.join(out, "age_classifier.pt"), "--progress", _bool_text(args.progress)]
+           "--estimator-cache", os.path.join(out, "age_classifier.pt"), "--progress" if args.progress else "--no-progress"]
     if args.classifier_steps is not None:
         cmd += ["--classifier-steps", str(args.classifier_steps)]
     if args.classifier_subjects is not None:
@@ -200,10 +200,6 @@ def evaluate_variant(name: str, out: str, args) -> Tuple[bool, str]:
     if code not in (0, 1):
         return False, f"evaluate.py exited with status {code}"
     return True, "evaluated" + (" (some faces unreadable)" if code == 1 else "")
-
-
-def _bool_text(value: bool) -> str:
-    return "true" if value else "false"
 
 
 def _fmt(value: Any, fmt: str) -> str:

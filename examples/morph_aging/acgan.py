@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 import attngan
+import cli
 from ages import NUM_GROUPS
 from config import MODEL_FIELDS, TrainConfig
 from files import atomic_file
@@ -379,7 +380,8 @@ def _load_export(path: str, map_location: Any) -> Dict[str, Any]:
         from safetensors import safe_open
         from safetensors.torch import load_file
     except ImportError:
-        raise CheckpointError("reading .safetensors needs the 'export' extra: pip install 'attngan[export]'") from None
+        raise CheckpointError("reading .safetensors needs the 'export' extra: "
+                              + cli.install_hint("export")) from None
     try:
         with safe_open(path, framework="pt") as fh:
             meta = fh.metadata() or {}
@@ -434,7 +436,7 @@ def export_safetensors(checkpoint: str, out: str) -> None:
     try:
         from safetensors.torch import save_file
     except ImportError:
-        raise CheckpointError("exporting needs the 'export' extra: pip install 'attngan[export]'") from None
+        raise CheckpointError("exporting needs the 'export' extra: " + cli.install_hint("export")) from None
     g, cfg = generator_from_checkpoint(checkpoint)
     tensors = {k: v.contiguous() for k, v in g.state_dict().items()}
     save_file(tensors, out, metadata={"config": json.dumps(cfg.to_dict()), "format": EXPORT_FORMAT})

@@ -15,7 +15,7 @@ Photos of any size and mode (RGB, grey, alpha, palette, 16-bit) are read,
 turned upright by their EXIF orientation, and the centred square is resized
 to the model's resolution. With ``--align`` the face is instead detected and
 aligned on 5 landmarks with a 10% margin, as the paper prepares its data
-(needs the ``face`` extra: ``pip install 'attngan[face]'``).
+(needs the ``face`` extra: ``pip install -e ".[face]"`` in the checkout).
 
 ``--checkpoint`` takes a training checkpoint (``.pt``) or a generator
 exported by ``export.py`` (``.safetensors``). A folder argument ages every
@@ -159,7 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
     cli.add_bool_flag(parser, "--masks", default=False, help="add rows with the attention and colour masks")
     cli.add_bool_flag(parser, "--align", default=False,
-                      help="detect and align the face on 5 landmarks first (needs: pip install 'attngan[face]')")
+                      help="detect and align the face on 5 landmarks first (needs the face extra: "
+                           + cli.install_hint("face") + ")")
     parser.add_argument("--device", default="auto", choices=config.DEVICES, help="where the generator runs")
     return parser
 

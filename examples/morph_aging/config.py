@@ -45,7 +45,7 @@ import cli
 
 __all__ = ["DEVICES", "GROUPS", "MODEL_FIELDS", "PRECISIONS", "PRESETS", "PRESET_VALUES", "RUN_FIELDS",
            "TrainConfig", "add_config_arguments", "autocast_dtype", "config_from_args", "cpu_has_fast_bf16",
-           "fields_in", "resolve_device", "resolve_precision", "validate_config"]
+           "fields_in", "preset_defaults", "resolve_device", "resolve_precision", "validate_config"]
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
@@ -78,17 +78,18 @@ class TrainConfig:
                                   "else 4 per GPU)", minimum=0)
     # run
     out: str = _opt("runs/acgan", "run", "output folder")
-    preset: str = _opt("auto", "training", "paper (224 px, full networks), cpu-demo (64 px, narrow, ~12 min "
-                       "on 2 cores); auto picks by device", choices=PRESETS)
+    preset: str = _opt("auto", "training", "paper (224 px, full networks), cpu-demo (64 px, narrow, a "
+                       "12-minute budget); auto picks by device", choices=PRESETS)
     image_size: Optional[int] = _opt(None, "model", "training resolution (multiple of 4)")
     batch_size: Optional[int] = _opt(None, "training", "global batch size (split across processes)", minimum=1)
     epochs: Optional[int] = _opt(None, "run", "number of epochs", minimum=1)
     max_steps: Optional[int] = _opt(None, "run", "stop after this many iterations (overrides --epochs)", minimum=0)
-    max_minutes: Optional[float] = _opt(None, "run", "stop (with checkpoint and samples) after this many minutes")
+    max_minutes: Optional[float] = _opt(None, "run", "stop (with checkpoint and samples) after this many minutes; "
+                                        "the budget of each run of train.py, so --resume starts a fresh one")
     seed: int = _opt(0, "training", "seed of data, split, initialisation and training randomness")
     device: str = _opt("auto", "run", "auto, cpu or cuda", choices=DEVICES)
     precision: str = _opt("auto", "training", "auto (bf16 where supported), fp32, bf16 or fp16", choices=PRECISIONS)
-    channels_last: Optional[bool] = _opt(None, "training", "channels_last memory format (default: on)")
+    channels_last: Optional[bool] = _opt(None, "training", "channels_last memory format")
     compile: bool = _opt(False, "run", "torch.compile the generator")
     resume: bool = _opt(False, "run", "continue from OUT/checkpoints/last.pt")
     # networks
@@ -315,10 +316,29 @@ def add_config_arguments(parser: argparse.ArgumentParser, names: Optional[Sequen
             continue
         flag, kind = "--" + f.name.replace("_", "-"), _flag_type(hints[f.name])
         text = (help or {}).get(f.name, f.metadata["help"])
+        if f.default is None and "(default" not in text and any(f.name in v for v in PRESET_VALUES.values()):
+            text += f" (default: {preset_defaults(f.name)})"
         if kind is bool:
             cli.add_bool_flag(parser, flag, default=f.default, help=text)
         else:
             parser.add_argument(flag, type=kind, default=f.default, help=text)
+
+
+def preset_defaults(name: str) -> str:
+    """What each preset gives a field, for ``--help``: ``"paper 224, cpu-demo 64"``.
+
+    >>> preset_defaults("image_size"), preset_defaults("max_minutes"), preset_defaults("channels_last")
+    ('paper 224, cpu-demo 64', 'paper none, cpu-demo 12', 'on in every preset')
+    """
+    def shown(value: Any) -> str:
+        if isinstance(value, bool):
+            return "on" if value else "off"
+        return "none" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+    values = {preset: shown(PRESET_VALUES[preset].get(name)) for preset in PRESET_VALUES}
+    if len(set(values.values())) == 1:
+        return f"{next(iter(values.values()))} in every preset"
+    return ", ".join(f"{preset} {value}" for preset, value in values.items())
 
 
 def config_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace, **overrides: Any) -> TrainConfig:

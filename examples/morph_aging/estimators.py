@@ -66,6 +66,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import cli
 from ages import GROUP_CENTRES, NUM_GROUPS, age_to_group
 from files import atomic_file
 from pictures import dequantize, quantize, to_uint8
@@ -86,7 +87,7 @@ __all__ = [
     "train_synthetic_age_classifier",
 ]
 
-INSTALL_HINT = "pip install 'attngan[face]'"
+INSTALL_HINT = cli.install_hint("face")
 
 #: Subject ids of the classifier's synthetic faces start here, far above any
 #: GAN training set, and they are drawn with their own seed.

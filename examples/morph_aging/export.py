@@ -8,7 +8,7 @@
 The file holds the generator weights only (no critic, no optimiser state),
 with the training config as metadata, so ``age.py --checkpoint
 generator.safetensors`` rebuilds the same network. Reading and writing it
-needs the ``export`` extra: ``pip install 'attngan[export]'``.
+needs the ``export`` extra: ``pip install -e ".[export]"``.
 
 Exit status: 0 on success, 2 for a usage error, a missing extra or an
 unusable checkpoint.
@@ -50,7 +50,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         import safetensors.torch  # noqa: F401
     except ImportError:
         return cli.fail(PROG, "exporting needs the 'export' extra (safetensors is missing): "
-                              "pip install 'attngan[export]'")
+                              + cli.install_hint("export"))
     try:
         with atomic_file(out) as tmp:
             acgan.export_safetensors(ckpt, tmp)

@@ -5,7 +5,7 @@ pixels of 10% more area, thus not only hair but also beard are all covered".
 A tight crop around the inner face cannot show greying hair, so the default
 crop covers the whole head.
 
-Needs the optional ``face`` extra (``pip install 'attngan[face]'``): dlib's
+Needs the optional ``face`` extra (``pip install -e ".[face]"`` in the checkout): dlib's
 HOG frontal-face detector (built into dlib) and its 5- and 68-point landmark
 models, which ship inside the ``face_recognition_models`` package. All run
 offline; nothing is downloaded.
@@ -79,10 +79,12 @@ from typing import Any, List, Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image, ImageFilter
 
+import cli
+
 __all__ = ["CROPS", "FaceAlignWarning", "FaceExtraMissing", "INSTALL_HINT", "NoFaceError", "align_face",
            "detect_faces", "head_quad", "load_models"]
 
-INSTALL_HINT = "pip install 'attngan[face]'"
+INSTALL_HINT = cli.install_hint("face")
 
 #: File name of dlib's 5-point landmark model inside ``face_recognition_models``.
 FIVE_POINT_MODEL = "shape_predictor_5_face_landmarks.dat"

@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     """One flag per :class:`config.TrainConfig` field."""
     parser = argparse.ArgumentParser(
         prog="train.py", description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=cli.HelpFormatter,
     )
     config.add_config_arguments(parser)
     return parser

@@ -57,7 +57,7 @@ def checkpoint(tmp_path_factory) -> str:
     out = tmp_path_factory.mktemp("agecli-train")
     code = train.main(["--out", str(out), "--max-steps", "2", "--image-size", str(TILE), "--batch-size", "4",
                        "--num-subjects", "10", "--g-channels", "8", "--g-res-blocks", "1", "--d-channels", "8",
-                       "--precision", "fp32", "--progress", "false", "--device", "cpu"])
+                       "--precision", "fp32", "--no-progress", "--device", "cpu"])
     assert code == 0
     path = out / "checkpoints" / "last.pt"
     assert path.is_file()
@@ -352,7 +352,7 @@ def test_export_usage_errors_and_missing_extra(checkpoint, tmp_path, capsys, mon
     code, _, err = run(export.main, ["--checkpoint", checkpoint, "--out", tmp_path / "g.safetensors"], capsys)
     assert code == 2
     assert_one_line_error(err)
-    assert "pip install 'attngan[export]'" in err
+    assert 'pip install -e ".[export]"' in err
     assert not (tmp_path / "g.safetensors").exists()
 
 
@@ -373,7 +373,7 @@ def test_align_without_the_face_extra_exits_2(missing, checkpoint, photos, tmp_p
         face_align.load_models.cache_clear()
     assert code == 2
     assert_one_line_error(err)
-    assert "--align" in err and "'face' extra" in err and "pip install 'attngan[face]'" in err
+    assert "--align" in err and "'face' extra" in err and 'pip install -e ".[face]"' in err
     assert not (tmp_path / "out").exists()
 
 

@@ -27,10 +27,10 @@ from ages import GROUP_CENTRES, GROUP_NAMES, age_to_group
 
 TINY_TRAIN = ["--max-steps", "2", "--image-size", "64", "--batch-size", "4", "--num-subjects", "20",
               "--g-channels", "8", "--g-res-blocks", "1", "--d-channels", "8", "--precision", "fp32",
-              "--progress", "false"]
-FAST_EVAL = ["--classifier-steps", "10", "--classifier-subjects", "10", "--progress", "false"]
+              "--no-progress"]
+FAST_EVAL = ["--classifier-steps", "10", "--classifier-subjects", "10", "--no-progress"]
 TARGETS = ["21-30", "31-40", "41-50", "51+"]
-INSTALL = "pip install 'attngan[face]'"
+INSTALL = 'pip install -e ".[face]"'
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -301,7 +301,7 @@ def test_real_photos_with_pluggable_estimators(tiny_checkpoint, tmp_path, monkey
         StubAge(), StubVerifier(), {"age": "stub", "verification": "stub", "threshold": 50.0}))
     out = tmp_path / "eval"
     rc = evaluate.main(["--checkpoint", tiny_checkpoint, "--out", str(out), "--data", str(folder), "--split", "all",
-                        "--progress", "false"])
+                        "--no-progress"])
     assert rc == 1  # one unreadable photo: reported, the evaluation still written
     assert "000099_1M16.png" in capsys.readouterr().err
     r = json.loads((out / "results.json").read_text())
@@ -317,7 +317,7 @@ def test_real_photos_with_pluggable_estimators(tiny_checkpoint, tmp_path, monkey
 def test_no_faces_of_the_youngest_group(tiny_checkpoint, tmp_path, capsys):
     folder = _photo_folder(tmp_path / "old", [30, 40, 55])
     rc = evaluate.main(["--checkpoint", tiny_checkpoint, "--out", str(tmp_path / "e"), "--data", str(folder),
-                        "--split", "all", "--progress", "false"])
+                        "--split", "all", "--no-progress"])
     err = capsys.readouterr().err
     assert rc == 2 and "no test faces of group 10-20" in err and "Traceback" not in err
 
@@ -340,7 +340,7 @@ def test_synthetic_estimator_refuses_real_photos(tiny_checkpoint, tmp_path, caps
 def test_missing_face_extra(tiny_checkpoint, tmp_path, monkeypatch, capsys, missing):
     monkeypatch.setitem(sys.modules, missing, None)  # makes `import <missing>` fail
     rc = evaluate.main(["--checkpoint", tiny_checkpoint, "--out", str(tmp_path / "e"), "--estimator", "dlib",
-                        "--progress", "false"])
+                        "--no-progress"])
     err = capsys.readouterr().err
     assert rc == 2 and INSTALL in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
@@ -425,7 +425,7 @@ def test_ablation_end_to_end(tmp_path, monkeypatch, capfd):
     out = tmp_path / "abl"
     tiny = [a for a in TINY_TRAIN if a not in ("--max-steps", "2")]
     argv = ["--out", str(out), "--max-steps", "1", "--variants", "attention,no-attention-l1", "--num-faces", "2",
-            "--classifier-steps", "5", "--classifier-subjects", "5", "--progress", "false", "--"] + tiny
+            "--classifier-steps", "5", "--classifier-subjects", "5", "--no-progress", "--"] + tiny
     assert ablation.main(argv) == 0
     summary = json.loads((out / "ablation.json").read_text())
     assert [v["name"] for v in summary["variants"]] == ["attention", "no-attention-l1"]

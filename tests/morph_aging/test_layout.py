@@ -45,8 +45,10 @@ def test_every_field_has_one_group_and_a_flag():
     flags = {a.dest: a for a in parser._actions if a.dest != "help"}
     assert set(flags) == {f.name for f in fields}
     assert flags["g_channels"].type is int and flags["lr"].type is float and flags["data"].type is str
-    args = parser.parse_args(["--compile", "--progress", "off", "--channels-last", "true", "--g-channels", "8"])
+    args = parser.parse_args(["--compile", "--no-progress", "--channels-last", "--g-channels", "8"])
     assert (args.compile, args.progress, args.channels_last, args.g_channels) == (True, False, True, 8)
+    assert parser.parse_args([]).channels_last is None  # the preset decides
+    assert parser.parse_args(["--no-channels-last"]).channels_last is False
 
 
 def test_benchmarks_take_their_config_flags_from_the_config():

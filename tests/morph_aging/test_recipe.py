@@ -17,7 +17,7 @@ import train
 pytestmark = pytest.mark.slow
 
 FLAGS = ["--image-size", "64", "--batch-size", "8", "--num-subjects", "40", "--g-channels", "16",
-         "--g-res-blocks", "1", "--d-channels", "16", "--precision", "fp32", "--progress", "false",
+         "--g-res-blocks", "1", "--d-channels", "16", "--precision", "fp32", "--no-progress",
          "--device", "cpu", "--log-every", "20", "--max-steps", "160", "--sample-every", "1000",
          "--checkpoint-every", "1000", "--preset", "cpu-demo"]
 

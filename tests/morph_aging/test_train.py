@@ -23,7 +23,7 @@ import train
 
 EXAMPLE = os.path.dirname(os.path.abspath(train.__file__))
 TINY = ["--image-size", "64", "--batch-size", "4", "--num-subjects", "10", "--g-channels", "8",
-        "--g-res-blocks", "1", "--d-channels", "8", "--precision", "fp32", "--progress", "false",
+        "--g-res-blocks", "1", "--d-channels", "8", "--precision", "fp32", "--no-progress",
         "--log-every", "1", "--device", "cpu", "--critic-warmup", "0"]
 
 
