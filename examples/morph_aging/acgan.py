@@ -24,8 +24,10 @@ torch.Size([1, 5, 3, 64, 64])
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import warnings
 import zipfile
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
@@ -36,7 +38,7 @@ from torch import nn
 import attngan
 import cli
 from ages import NUM_GROUPS
-from config import MODEL_FIELDS, TrainConfig
+from config import MODEL_FIELDS, TrainConfig, config_from_dict
 from files import atomic_file
 
 #: Reasons a run ends with, recorded in the last checkpoint's ``extra["reason"]``.
@@ -315,20 +317,85 @@ class AcGANStep:
 
 
 class CheckpointError(ValueError):
-    """A checkpoint is unreadable or does not fit the model."""
+    """A checkpoint is unreadable, damaged, holds non-finite weights, or does not fit the model."""
+
+
+class CheckpointWarning(UserWarning):
+    """A checkpoint is used, but something about it could not be verified."""
 
 
 #: ``format`` of a training checkpoint (``.pt``) and of an exported generator (``.safetensors``).
 CHECKPOINT_FORMAT, EXPORT_FORMAT = "attngan-acgan/1", "attngan-acgan-generator/1"
+#: The parts of a training checkpoint that hold tensors; the digest covers them all.
+TENSOR_PARTS = ("generator", "critic", "opt_g", "opt_d")
+#: Reason recorded in the checkpoint an unexpected error made train.py write.
+FAILED = "stopped by an error"
 
 
 def all_finite(module: nn.Module) -> bool:
     return all(bool(torch.isfinite(p).all()) for p in module.parameters())
 
 
+def _tensors(tree: Any, path: str = "") -> Any:
+    """``(path, tensor)`` of every tensor in nested dicts / lists, in a fixed order (dict keys sorted as text)."""
+    if isinstance(tree, torch.Tensor):
+        yield path, tree
+    elif isinstance(tree, dict):
+        for key in sorted(tree, key=str):
+            yield from _tensors(tree[key], f"{path}/{key}")
+    elif isinstance(tree, (list, tuple)):
+        for i, item in enumerate(tree):
+            yield from _tensors(item, f"{path}/{i}")
+
+
+def tensor_digest(tree: Any) -> str:
+    """SHA-256 over every tensor of ``tree`` (nested dicts and lists): its path, dtype, shape and bytes.
+
+    The integrity digest stored in checkpoints and exported generators: it
+    does not depend on the device or the memory layout, only on the values,
+    so a flipped byte anywhere in tensor data changes it.
+
+    >>> a = {"w": torch.ones(2, 2), "b": [torch.zeros(3)]}
+    >>> tensor_digest(a) == tensor_digest({"b": [torch.zeros(3)], "w": torch.ones(2, 2)})
+    True
+    >>> b = {"w": torch.ones(2, 2), "b": [torch.zeros(3)]}
+    >>> b["w"][0, 1] = 1.0000001
+    >>> tensor_digest(a) == tensor_digest(b)
+    False
+    """
+    h = hashlib.sha256()
+    for path, t in _tensors(tree):
+        h.update(f"{path}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.detach().contiguous().cpu().reshape(-1).view(torch.uint8).numpy())
+    return h.hexdigest()
+
+
+def _nonfinite(tree: Any) -> List[str]:
+    """Paths of the floating-point tensors of ``tree`` that hold NaN or infinity."""
+    return [path for path, t in _tensors(tree)
+            if (t.is_floating_point() or t.is_complex()) and not bool(torch.isfinite(t).all())]
+
+
+def _refuse_nonfinite(state: Dict[str, Any], parts: Any, what: str) -> None:
+    for part in parts:
+        bad = _nonfinite(state.get(part))
+        if bad:
+            more = f" and {len(bad) - 1} more tensor(s)" if len(bad) > 1 else ""
+            raise CheckpointError(f"{what}: the {_PART_NAMES.get(part, part)} has non-finite values (NaN or "
+                                  f"infinity) in {bad[0].lstrip('/')}{more}; these weights cannot be used")
+
+
+_PART_NAMES = {"generator": "generator", "critic": "critic", "opt_g": "generator's optimiser state",
+               "opt_d": "critic's optimiser state"}
+
+
 def save_checkpoint(path: str, cfg: TrainConfig, g: nn.Module, d: nn.Module, opt_g: torch.optim.Optimizer,
                     opt_d: torch.optim.Optimizer, step: int, extra: Optional[Dict[str, Any]] = None) -> None:
-    """Save a training checkpoint atomically; refuse to save non-finite weights."""
+    """Save a training checkpoint atomically, with the integrity digest of its tensors
+    (``state["digest"]``); refuse to save non-finite weights (FloatingPointError).
+
+    A failed write raises :class:`files.WriteError` and leaves the previous file at ``path`` as it was.
+    """
     g, d = unwrap(g), unwrap(d)
     for name, net in (("generator", g), ("critic", d)):
         if not all_finite(net):
@@ -343,23 +410,32 @@ def save_checkpoint(path: str, cfg: TrainConfig, g: nn.Module, d: nn.Module, opt
         "opt_d": opt_d.state_dict(),
         "extra": extra or {},
     }
+    state["digest"] = {"sha256": tensor_digest({k: state[k] for k in TENSOR_PARTS}), "covers": list(TENSOR_PARTS)}
     with atomic_file(path) as tmp:
         torch.save(state, tmp)
 
 
 def load_checkpoint(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
-    """Read a training checkpoint (``.pt``) or an exported generator (``.safetensors``) as data.
+    """Read and verify a training checkpoint (``.pt``) or an exported generator (``.safetensors``).
 
     The one reader of both formats, with clear errors (:class:`CheckpointError`).
     Either gives a dict with ``"format"``, ``"config"`` (the training
-    config as a dict), ``"step"`` (None for an export), ``"extra"`` (with the
-    ``"reason"`` the run ended for; empty for an export) and ``"generator"``
-    (its state dict); a training checkpoint also holds ``"critic"``,
-    ``"opt_g"`` and ``"opt_d"``. ``.pt`` files are loaded with
-    ``weights_only=True``.
+    config as a dict; :func:`config_of` checks it), ``"step"`` (None for an
+    export), ``"extra"`` (with the ``"reason"`` the run ended for; empty for
+    an export) and ``"generator"`` (its state dict); a training checkpoint
+    also holds ``"critic"``, ``"opt_g"`` and ``"opt_d"``. ``.pt`` files are
+    loaded with ``weights_only=True``.
+
+    Verified before anything uses them: the layout of the file; the
+    integrity digest of its tensors (a file damaged after it was written is
+    refused; a file from before digests were stored is read with a
+    :class:`CheckpointWarning`); and the finiteness of every tensor (NaN or
+    infinite weights are refused).
     """
-    if not os.path.isfile(path):
+    if not os.path.exists(path):
         raise CheckpointError(f"checkpoint not found: {path}")
+    if not os.path.isfile(path):
+        raise CheckpointError(f"checkpoint {path} is not a regular file")
     if path.endswith(".safetensors"):
         return _load_export(path, map_location)
     if not zipfile.is_zipfile(path):  # torch.save writes zip archives; say so before the unpickler does
@@ -372,7 +448,31 @@ def load_checkpoint(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
         raise CheckpointError(f"cannot read checkpoint {path}: {exc.__class__.__name__}: {exc}") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not an attngan AcGAN checkpoint")
+    for key, kind in (("config", dict), ("extra", dict), *((part, dict) for part in TENSOR_PARTS)):
+        if not isinstance(state.get(key), kind):
+            raise CheckpointError(f"checkpoint {path} is malformed: its {key!r} is "
+                                  f"{type(state.get(key)).__name__}, not a {kind.__name__}")
+    step = state.get("step")
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise CheckpointError(f"checkpoint {path} is malformed: its 'step' is {cli.one_line(repr(step), 60)}, "
+                              "not an integer >= 0")
+    _verify_digest(state.get("digest"), {k: state[k] for k in TENSOR_PARTS}, path)
+    _refuse_nonfinite(state, TENSOR_PARTS, f"checkpoint {path}")
     return state
+
+
+def _verify_digest(recorded: Any, tensors: Any, path: str) -> None:
+    if recorded is None:
+        warnings.warn(f"{path} carries no integrity digest (written by an older version): its weights are checked "
+                      "for NaN and infinity only", CheckpointWarning, stacklevel=3)
+        return
+    value = recorded.get("sha256") if isinstance(recorded, dict) else recorded
+    if not isinstance(value, str):
+        raise CheckpointError(f"checkpoint {path} is malformed: its integrity digest is not a sha256 hex string")
+    if tensor_digest(tensors) != value:
+        raise CheckpointError(f"checkpoint {path} is damaged: its tensors do not match the integrity digest written "
+                              "with them (the file changed after it was saved: a disk or copy error?); use another "
+                              "checkpoint")
 
 
 def _load_export(path: str, map_location: Any) -> Dict[str, Any]:
@@ -387,14 +487,32 @@ def _load_export(path: str, map_location: Any) -> Dict[str, Any]:
             meta = fh.metadata() or {}
         state_dict = load_file(path, device=str(map_location))
     except Exception as exc:  # noqa: BLE001
-        raise CheckpointError(f"cannot read {path}: {exc}") from None
+        raise CheckpointError(f"cannot read {path}: {cli.one_line(exc, 300)}") from None
     if "config" not in meta:
         raise CheckpointError(f"{path} carries no attngan config metadata")
+    if meta.get("format") != EXPORT_FORMAT:
+        raise CheckpointError(f"{path} is not an attngan exported generator (format {meta.get('format')!r})")
     try:
         config = json.loads(meta["config"])
+    except Exception as exc:  # noqa: BLE001 - ValueError, or RecursionError for absurd nesting
+        raise CheckpointError(f"cannot use checkpoint {path}: malformed config ({cli.one_line(exc, 200)})") from None
+    _verify_digest(meta.get("digest"), state_dict, path)
+    state = {"format": meta.get("format"), "config": config, "step": None, "extra": {}, "generator": state_dict}
+    _refuse_nonfinite(state, ("generator",), f"checkpoint {path}")
+    return state
+
+
+def config_of(state: Dict[str, Any], path: str) -> TrainConfig:
+    """The checked training config of a checkpoint read by :func:`load_checkpoint`.
+
+    Every value is checked for its field's type and range
+    (:func:`config.config_from_dict`); a bad one is a :class:`CheckpointError`
+    naming the file and the field.
+    """
+    try:
+        return config_from_dict(state.get("config"))
     except ValueError as exc:
-        raise CheckpointError(f"cannot use checkpoint {path}: malformed config ({exc})") from None
-    return {"format": meta.get("format"), "config": config, "step": None, "extra": {}, "generator": state_dict}
+        raise CheckpointError(f"checkpoint {path} has an unusable config: {exc}") from None
 
 
 def check_compatible(saved: Dict[str, Any], cfg: TrainConfig, path: str) -> None:
@@ -411,13 +529,12 @@ def generator_of(state: Dict[str, Any], path: str) -> Tuple[nn.Module, TrainConf
     Any failure (malformed config, weights that do not fit) is raised as
     :class:`CheckpointError` with a one-line message naming ``path``.
     """
+    cfg = config_of(state, path)
     try:
-        cfg = TrainConfig(**state.get("config"))
         g = build_generator(cfg)
-    except Exception as exc:  # noqa: BLE001 - a malformed config can fail in many ways
-        raise CheckpointError(f"cannot use checkpoint {path}: malformed config ({type(exc).__name__}: {exc})") from None
-    if not isinstance(cfg.image_size, int) or cfg.image_size < 8:
-        raise CheckpointError(f"checkpoint {path} has no usable image_size ({cfg.image_size!r})")
+    except Exception as exc:  # noqa: BLE001 - a config can fail to build in many ways
+        raise CheckpointError(f"cannot use checkpoint {path}: its config builds no generator "
+                              f"({type(exc).__name__}: {cli.one_line(exc, 200)})") from None
     try:
         g.load_state_dict(state.get("generator"))
     except (RuntimeError, TypeError, AttributeError) as exc:
@@ -432,11 +549,13 @@ def generator_from_checkpoint(path: str, map_location: Any = "cpu") -> Tuple[nn.
 
 
 def export_safetensors(checkpoint: str, out: str) -> None:
-    """Write the generator of a checkpoint, with its config, as safetensors to ``out``."""
+    """Write the generator of a checkpoint, with its config and the integrity digest of its
+    tensors, as safetensors to ``out``."""
     try:
         from safetensors.torch import save_file
     except ImportError:
         raise CheckpointError("exporting needs the 'export' extra: " + cli.install_hint("export")) from None
     g, cfg = generator_from_checkpoint(checkpoint)
     tensors = {k: v.contiguous() for k, v in g.state_dict().items()}
-    save_file(tensors, out, metadata={"config": json.dumps(cfg.to_dict()), "format": EXPORT_FORMAT})
+    save_file(tensors, out, metadata={"config": json.dumps(cfg.to_dict()), "format": EXPORT_FORMAT,
+                                      "digest": tensor_digest(tensors)})

@@ -22,15 +22,19 @@ True
 from __future__ import annotations
 
 import argparse
+import math
+import os
+import subprocess
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "BoolFlag", "HelpFormatter", "add_bool_flag", "fail",
-           "install_hint", "int_at_least", "one_line", "positive_int"]
+           "INT_LIMIT", "finite_float", "install_hint", "int_at_least", "one_line", "positive_int"]
 
 #: Exit statuses of the scripts: done; done, but some inputs failed (each reported);
 #: usage error, unusable checkpoint or data, or a missing optional extra.
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
 
 class BoolFlag(argparse.Action):
     """A boolean flag ``--flag`` / ``--no-flag`` that takes no value.
@@ -79,8 +83,14 @@ def install_hint(extra: str) -> str:
     return f'pip install -e ".[{extra}]" (in the attngan checkout)'
 
 
-def int_at_least(low: int) -> Callable[[str], int]:
-    """argparse type of integers ``>= low``; the message says what was expected and what came."""
+#: The largest integer any integer flag takes unless it says otherwise (a C int):
+#: larger values overflow in torch and the OS before they mean anything.
+INT_LIMIT = 2**31 - 1
+
+
+def int_at_least(low: int, high: int = INT_LIMIT) -> Callable[[str], int]:
+    """argparse type of integers in ``[low, high]``; the message says what was expected and what came
+    (argparse puts the flag in front of it)."""
     expected = "a positive integer" if low == 1 else f"an integer >= {low}"
 
     def parse(text: str) -> int:
@@ -90,9 +100,44 @@ def int_at_least(low: int) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"must be {expected}, got {text!r}") from None
         if value < low:
             raise argparse.ArgumentTypeError(f"must be {expected}, got {value}")
+        if value > high:
+            raise argparse.ArgumentTypeError(f"must be at most {high}, got {value}")
         return value
 
     parse.__name__ = "positive_int" if low == 1 else f"int_at_least_{low}"
+    return parse
+
+
+def finite_float(low: Optional[float] = None, high: Optional[float] = None, *,
+                 low_open: bool = False) -> Callable[[str], float]:
+    """argparse type of finite numbers (no nan / inf) in ``[low, high]`` (``(low, high]`` with ``low_open``).
+
+    >>> parse = finite_float(0.0, low_open=True)
+    >>> parse("2.5")
+    2.5
+    >>> parse("nan")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: must be a finite number > 0, got 'nan'
+    """
+    bounds = []
+    if low is not None:
+        bounds.append(f"{'>' if low_open else '>='} {low:g}")
+    if high is not None:
+        bounds.append(f"<= {high:g}")
+    expected = "a finite number" + (" " + " and ".join(bounds) if bounds else "")
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {expected}, got {text!r}") from None
+        if (not math.isfinite(value) or (low is not None and (value <= low if low_open else value < low))
+                or (high is not None and value > high)):
+            raise argparse.ArgumentTypeError(f"must be {expected}, got {text!r}")
+        return value
+
+    parse.__name__ = "finite_float"
     return parse
 
 
@@ -110,3 +155,31 @@ def fail(prog: str, message: Any) -> int:
     """Report an error as one line ``PROG: error: MESSAGE`` on stderr; returns :data:`EXIT_USAGE`."""
     print(f"{prog}: error: {one_line(message)}", file=sys.stderr)
     return EXIT_USAGE
+
+
+def probability(text: str) -> float:
+    """argparse type: a number in (0, 1], for rates such as a false-accept rate."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}") from None
+    if not (math.isfinite(value) and 0 < value <= 1):
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}")
+    return value
+
+
+def git_commit() -> Optional[str]:
+    """The commit of the checkout holding the example (``+dirty`` when tracked files differ), None outside git.
+
+    Recorded beside results so that every figure names the code that made it.
+    """
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head.stdout.strip() + ("+dirty" if dirty else "")

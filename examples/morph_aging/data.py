@@ -30,10 +30,12 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from ages import GROUP_NAMES, NUM_GROUPS
 from config import TrainConfig
 from pictures import dequantize, quantize
 
-__all__ = ["SPLITS", "BatchSource", "EightBit", "build_datasets", "fixed_sample_inputs"]
+__all__ = ["SPLITS", "UNREADABLE", "BatchSource", "EightBit", "build_datasets", "check_groups", "fixed_sample_inputs",
+           "group_counts"]
 
 #: Dataset splits :func:`build_datasets` makes: the training subjects, the
 #: held-out subjects, and every image.
@@ -73,14 +75,37 @@ def build_datasets(cfg: TrainConfig, *, data: Optional[str] = None,
     import face_datasets
 
     kind = cfg.data_kind if os.path.abspath(data) == os.path.abspath(cfg.data) else "auto"
-    parts["all"] = face_datasets.scan_dataset(data, kind=kind)
+    parts["all"] = face_datasets.scan_dataset(data, kind=kind, strict=not cfg.skip_bad_files)
     if split:
         if len(parts["all"]) < 2:
             raise face_datasets.DatasetError(
                 f"{data} holds {len(parts['all'])} image(s): too few to split into train and test subjects")
         parts["train"], parts["test"] = face_datasets.subject_split(parts["all"], test_fraction=cfg.test_fraction,
                                                                     seed=cfg.seed)
-    return tuple(face_datasets.FaceImageDataset(parts[s], cfg.image_size) for s in splits)
+    return tuple(face_datasets.FaceImageDataset(parts[s], cfg.image_size, clip_young=cfg.clip_young)
+                 for s in splits)
+
+
+def group_counts(dataset: Dataset) -> List[int]:
+    """Images per age group (10-20, ..., 51+) of a dataset, from its labels (no image is loaded)."""
+    return torch.bincount(dataset.labels(), minlength=NUM_GROUPS).tolist()
+
+
+def check_groups(counts: Sequence[int], allow_empty: bool) -> Optional[str]:
+    """The problem with a training set's per-group counts: a ValueError when a group is
+    empty, unless ``allow_empty`` (then the returned warning says which)."""
+    empty = [GROUP_NAMES[k] for k, n in enumerate(counts) if n == 0]
+    if not empty:
+        return None
+    text = (f"the training set has no images of age group(s) {', '.join(empty)}: the generator cannot learn to "
+            f"age faces to {'it' if len(empty) == 1 else 'them'}")
+    if not allow_empty:
+        raise ValueError(text + " (--allow-empty-groups trains anyway)")
+    return "warning: " + text
+
+
+#: Errors of an item that cannot be read (``face_datasets.DatasetError`` is a ValueError).
+UNREADABLE = (ValueError, OSError)
 
 
 class EightBit(Dataset):
@@ -91,7 +116,16 @@ class EightBit(Dataset):
     synthetic faces are drawn in float and become what they would be saved
     as PNG. Training reads every image through this view, so the cached and
     the streaming paths of :class:`BatchSource` see the same data.
+
+    An item that cannot be read (a truncated or corrupt file) does not stop
+    training: the next readable item (index + 1, + 2, ...) stands in for
+    it, and ``item["problem"]`` says what went wrong (``""`` for a good
+    item), for the loop to report. The stand-in depends on the index only, so
+    a resumed run sees the same batches. Only when :data:`MAX_STAND_INS`
+    items in a row are unreadable is a :class:`ValueError` raised.
     """
+
+    MAX_STAND_INS = 64
 
     def __init__(self, dataset: Dataset) -> None:
         self.dataset = dataset
@@ -99,10 +133,26 @@ class EightBit(Dataset):
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, index: int) -> Dict[str, torch.Tensor]:
-        item = dict(self.dataset[index])
+    def __getitem__(self, index: int) -> Dict[str, Any]:
+        problem = ""
+        try:
+            item = dict(self.dataset[index])
+        except UNREADABLE as exc:
+            problem = " ".join(str(exc).split()) or type(exc).__name__
+            item = self._stand_in(index, problem)
         item["image"] = quantize(item["image"])
+        item["problem"] = problem
         return item
+
+    def _stand_in(self, index: int, problem: str) -> Dict[str, Any]:
+        n = len(self.dataset)
+        for k in range(1, min(self.MAX_STAND_INS, n)):
+            try:
+                return dict(self.dataset[(index + k) % n])
+            except UNREADABLE:
+                continue
+        raise ValueError(f"{min(self.MAX_STAND_INS, n)} images in a row from index {index} are unreadable, the "
+                         f"first: {problem}")
 
 
 class BatchSource:
@@ -114,6 +164,11 @@ class BatchSource:
     Either way the images are 8-bit (:class:`EightBit`), turned into floats
     in [-1, 1] on the device, and ``epoch(e, start=k)`` yields exactly the
     batches an uninterrupted run would from its k-th batch on.
+
+    Unreadable images are replaced by readable ones (see :class:`EightBit`)
+    and collected in :attr:`unreadable` (dataset index -> what went wrong):
+    on the cached path all of them by :meth:`prepare`, before training; on
+    the streaming path as their batches arrive.
     """
 
     CACHE_LIMIT_BYTES = 2 * 1024**3
@@ -131,6 +186,7 @@ class BatchSource:
         self.cached = cfg.workers in (None, 0) and size <= self.CACHE_LIMIT_BYTES
         self.images: Optional[torch.Tensor] = None
         self.labels: Optional[torch.Tensor] = None
+        self.unreadable: Dict[int, str] = {}
 
     def prepare(self, progress: bool) -> None:
         """Fill the in-memory cache (cached path only; once)."""
@@ -148,6 +204,8 @@ class BatchSource:
             item = self.dataset[i]
             images[i] = item["image"]
             labels[i] = item["label"]
+            if item["problem"]:
+                self.unreadable[i] = item["problem"]
         self.images, self.labels = images, labels
 
     def _order(self, epoch: int) -> torch.Tensor:
@@ -171,7 +229,10 @@ class BatchSource:
         workers = self.cfg.workers if self.cfg.workers is not None else (4 if self.device.type == "cuda" else 2)
         loader = DataLoader(self.dataset, batch_sampler=batches, num_workers=workers,
                             pin_memory=self.device.type == "cuda", prefetch_factor=4 if workers else None)
-        for item in loader:
+        for indices, item in zip(batches, loader):
+            for i, problem in zip(indices, item["problem"]):
+                if problem:
+                    self.unreadable.setdefault(i, problem)
             yield item["image"], item["label"]
 
     def epoch(self, epoch: int, start: int = 0) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
@@ -183,16 +244,24 @@ class BatchSource:
 
 def fixed_sample_inputs(test_set: Dataset, n: int) -> torch.Tensor:
     """``n`` test images spread over the age groups: the first image of each
-    group (the youngest first), then the following images in order."""
+    group (the youngest first), then the following images in order.
+    Unreadable images are passed over (a ValueError when none can be read)."""
     labels = test_set.labels().tolist()
     firsts: Dict[int, int] = {}
     for i, label in enumerate(labels):
         firsts.setdefault(label, i)
-    chosen: List[int] = [firsts[g] for g in sorted(firsts)][:n]
-    taken = set(chosen)
-    for i in range(len(labels)):
-        if len(chosen) >= n:
+    order: List[int] = [firsts[g] for g in sorted(firsts)]
+    taken = set(order)
+    order += [i for i in range(len(labels)) if i not in taken]
+    images: List[torch.Tensor] = []
+    first_problem = ""
+    for i in order:
+        if len(images) >= n:
             break
-        if i not in taken:
-            chosen.append(i)
-    return torch.stack([test_set[i]["image"] for i in chosen])
+        try:
+            images.append(test_set[i]["image"])
+        except UNREADABLE as exc:
+            first_problem = first_problem or str(exc)
+    if not images:
+        raise ValueError(f"none of the {len(labels)} test images can be read, e.g. {first_problem}")
+    return torch.stack(images)

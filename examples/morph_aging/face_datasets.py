@@ -40,6 +40,7 @@ import csv
 import math
 import os
 import re
+import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -291,22 +292,48 @@ def _handle_bad(bad: Sequence[str], strict: bool, where: str, what: str) -> None
         listed = "\n  ".join(bad[:_MAX_LISTED])
         more = f"\n  ... and {len(bad) - _MAX_LISTED} more" if len(bad) > _MAX_LISTED else ""
         raise DatasetError(
-            f"{len(bad)} {what} in {where} could not be used (pass strict=False to skip them):\n  {listed}{more}"
+            f"{len(bad)} {what} in {where} could not be used (pass strict=False, on the command line "
+            f"--skip-bad-files, to skip them):\n  {listed}{more}"
         )
     warnings.warn(f"skipped {len(bad)} {what} in {where} that could not be used", DatasetWarning, stacklevel=3)
 
 
 def _list_images(root: Path) -> List[Path]:
-    """Image files under ``root``, recursively, sorted; hidden entries skipped."""
+    """Image files under ``root``, recursively, sorted; hidden entries skipped.
+
+    Regular files only (or links to them): a FIFO, socket or device named
+    like an image is passed over, never opened (opening a FIFO blocks).
+    Linked folders are not followed (as :func:`os.walk`).
+    """
     found: List[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for f in filenames:
-            if f.startswith("."):
+    pending = [str(root)]
+    while pending:
+        folder = pending.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = list(it)
+        except OSError:
+            continue  # an unreadable subfolder holds nothing usable
+        for entry in entries:
+            if entry.name.startswith("."):
                 continue
-            if os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS:
-                found.append(Path(dirpath) / f)
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(entry.path)
+                elif (os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS
+                      and entry.is_file(follow_symlinks=True)):  # S_ISREG of the file or its link's target
+                    found.append(Path(entry.path))
+            except OSError:
+                continue
     return sorted(found)
+
+
+def _is_regular_file(path: Any) -> bool:
+    """Whether ``path`` is a regular file (or a link to one), without opening it."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
 
 
 def _folder_csv(root: Path) -> Optional[Path]:
@@ -363,6 +390,8 @@ def scan_dataset(
     root_p = _as_path(root, "root")
     if not root_p.exists():
         raise DatasetError(f"dataset root {str(root_p)!r} does not exist")
+    if not root_p.is_dir() and not _is_regular_file(root_p):
+        raise DatasetError(f"dataset root {str(root_p)!r} is neither a folder nor a regular file")
 
     if root_p.is_file():
         if kind not in ("auto", "csv") or root_p.suffix.lower() != ".csv":
@@ -404,7 +433,8 @@ def scan_dataset(
             examples = ", ".join(repr(f.name) for f in files[:3])
             raise DatasetError(
                 f"none of the {len(files)} images in {str(root_p)!r} follows a known file-name convention "
-                f"(tried {', '.join(_PARSERS)}; e.g. {examples}); use kind='csv' with a path,age[,subject] CSV"
+                f"(tried {', '.join(_PARSERS)}; e.g. {examples}); use kind='csv' (on the command line "
+                f"--data-kind csv) with a path,age[,subject] CSV"
             )
 
     parser = _PARSERS[kind]
@@ -540,6 +570,9 @@ def open_rgb(path: Path, *, draft: Optional[int] = None) -> Image.Image:
         times faster than decoding every pixel and then shrinking. Default:
         decode every pixel (other formats always are).
     """
+    if not _is_regular_file(path):  # a FIFO would block the open, a folder fail obscurely
+        what = "does not exist" if not os.path.lexists(path) else "is not a regular file"
+        raise DatasetError(f"cannot read image {str(path)!r}: it {what}")
     try:
         with Image.open(path, formats=_PIL_FORMATS) as im:
             if draft is not None:

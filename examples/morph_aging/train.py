@@ -11,11 +11,24 @@ the paper's loss weights and optimiser. Every setting is a flag; see
 Outputs in ``--out``: ``config.json``, ``metrics.jsonl``,
 ``checkpoints/last.pt`` (atomic) and ``samples/*.png`` (input, five ages,
 attention and colour masks, as the paper's Fig. 2).
+
+An ``--out`` holds one run (see ``run_folder.py``): a folder that holds one
+already is refused unless ``--resume`` continues it or ``--overwrite``
+starts afresh, and a second ``train.py`` cannot write into it while the
+first runs. Unreadable images are replaced by readable ones and reported; an
+unexpected error saves a last checkpoint (when the weights are finite),
+writes its traceback to ``OUT/train.log`` and ends with one line.
+
+Exit status: 0 finished (or reached --max-minutes); 1 stopped by an error
+(reported in one line, checkpoint saved where possible); 2 usage error, or
+an unusable --out, checkpoint or dataset; 3 diverged (non-finite losses);
+130 interrupted (SIGINT / SIGTERM; checkpoint saved).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import os
@@ -33,11 +46,13 @@ import cli
 import config
 import files
 import pictures
+import run_folder
 from acgan import DIVERGED, FINISHED, INTERRUPTED, TIME_BUDGET
+from ages import GROUP_NAMES
 from config import TrainConfig
-from data import BatchSource, build_datasets, fixed_sample_inputs
+from data import BatchSource, build_datasets, check_groups, fixed_sample_inputs, group_counts
 
-EXIT_INTERRUPTED = 130
+EXIT_ERROR, EXIT_DIVERGED, EXIT_INTERRUPTED = 1, 3, 130
 
 
 # --------------------------------------------------------------------------- #
@@ -50,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="train.py", description=__doc__.split("\n\n")[0],
         formatter_class=cli.HelpFormatter,
+        allow_abbrev=False,  # --generator-m must not pass for --generator-mode (ablation.py's reserved flags)
     )
     config.add_config_arguments(parser)
     return parser
@@ -198,7 +214,85 @@ def nonfinite_terms(metrics: Dict[str, Any]) -> List[str]:
     return [k for k, v in metrics.items() if isinstance(v, torch.Tensor) and not bool(torch.isfinite(v).all())]
 
 
-def train(cfg: TrainConfig) -> int:
+class RunGuard:
+    """What :func:`main` needs when :func:`train` fails: the run folder it holds (released when
+    ``stack`` closes), where to log, and how to save a last checkpoint (set once training started)."""
+
+    def __init__(self) -> None:
+        self.stack = contextlib.ExitStack()
+        self.out: Optional[str] = None
+        self.ckpt_path: Optional[str] = None
+        self.saved_step: Optional[int] = None  # the step of the checkpoint on disk, if any
+        self.save: Optional[Any] = None  # save(reason) -> step, once the loop runs (main process only)
+        self.step: Any = None  # () -> the current step
+
+    def log_traceback(self, exc: BaseException) -> Optional[str]:
+        """Append ``exc``'s traceback to ``OUT/train.log``; returns the log's path (None if not written)."""
+        if self.out is None:
+            return None
+        path = os.path.join(self.out, run_folder.LOG)
+        try:
+            with open(path, "a", encoding="utf-8") as fh:
+                fh.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} step {self.step() if self.step else '?'}\n")
+                fh.write("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+        except OSError:
+            return None
+        return path
+
+    def crashed(self, exc: BaseException) -> int:
+        """Report an unexpected error in one line, after saving a last checkpoint when the weights allow."""
+        log = self.log_traceback(exc)
+        step = self.step() if self.step else None
+        where = f" at step {step}" if step is not None else ""
+        reason = files.write_failure(exc, self.out)
+        if isinstance(exc, files.WriteError):
+            what = str(exc)
+        elif reason is not None:
+            what = f"a write failed: {reason}"
+        else:
+            what = f"{type(exc).__name__}: {_essence(exc)}"
+        if self.save is not None and reason is None:
+            try:
+                self.saved_step = self.save(acgan.FAILED)
+                ckpt = f"saved a checkpoint of step {self.saved_step} ({self.ckpt_path}); --resume continues from it"
+            except FloatingPointError:
+                ckpt = "no checkpoint saved (the weights are not finite)" + self._previous()
+            except Exception as again:  # noqa: BLE001 - the report must still come out
+                ckpt = f"no checkpoint saved ({cli.one_line(again, 200)})" + self._previous()
+        else:
+            ckpt = "no checkpoint saved" + self._previous()
+        details = f"; traceback in {log}" if log else ""
+        print(f"train.py: error{where}: {what}; {ckpt}{details}", file=sys.stderr)
+        return EXIT_ERROR
+
+    def _previous(self) -> str:
+        if self.saved_step is not None and self.ckpt_path and os.path.isfile(self.ckpt_path):
+            return f"; the last checkpoint, step {self.saved_step}, is intact: {self.ckpt_path}"
+        return ""
+
+
+def _essence(exc: BaseException) -> str:
+    """One line of an exception's message; for an error re-raised from a DataLoader worker, the
+    original error's line rather than "Caught ... in DataLoader worker process 0"."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if len(lines) > 1 and "Original Traceback" in str(exc):
+        return cli.one_line(lines[-1], 300)
+    return cli.one_line(lines[0] if lines else type(exc).__name__, 300)
+
+
+def _report_unreadable(source: BatchSource, reported: int, bar: Any) -> int:
+    """Print the unreadable images found since the last call; returns how many are reported now."""
+    for index, problem in list(source.unreadable.items())[reported:]:
+        text = f"warning: skipped an unreadable training image (a readable one stands in for it): {problem}"
+        if bar is not None:
+            bar.write(text, file=sys.stderr)
+        else:
+            print(text, file=sys.stderr)
+    return len(source.unreadable)
+
+
+def train(cfg: TrainConfig, guard: Optional[RunGuard] = None) -> int:
+    guard = guard if guard is not None else RunGuard()
     rank, world, device = setup_distributed(cfg)
     is_main = rank == 0
     precision = config.resolve_precision(cfg.precision, device)
@@ -208,6 +302,9 @@ def train(cfg: TrainConfig) -> int:
         torch.backends.cudnn.allow_tf32 = True
     out = cfg.out
     ckpt_path = os.path.join(out, "checkpoints", "last.pt")
+    if is_main:  # the folder is checked and locked before any work is spent
+        guard.stack.enter_context(run_folder.open_run(out, resume=cfg.resume, overwrite=cfg.overwrite))
+        guard.out, guard.ckpt_path = out, ckpt_path
 
     torch.manual_seed(cfg.seed)
     g, d = acgan.build_generator(cfg).to(device), acgan.build_critic(cfg).to(device)
@@ -217,9 +314,11 @@ def train(cfg: TrainConfig) -> int:
     start_step = 0
     if cfg.resume:
         if not os.path.isfile(ckpt_path):
-            raise acgan.CheckpointError(f"--resume: no checkpoint at {ckpt_path}")
+            held = run_folder.holds_run(out)
+            raise acgan.CheckpointError(f"--resume: no checkpoint at {ckpt_path}" + (
+                " (the folder holds a run that never wrote one: --overwrite starts it afresh)" if held else ""))
         state = acgan.load_checkpoint(ckpt_path, map_location=device)
-        saved = state["config"]
+        saved = acgan.config_of(state, ckpt_path).to_dict()
         acgan.check_compatible(saved, cfg, ckpt_path)
         changed = [k for k in saved if k not in config.RUN_FIELDS and saved[k] != getattr(cfg, k, None)]
         if changed and is_main:
@@ -229,9 +328,22 @@ def train(cfg: TrainConfig) -> int:
         d.load_state_dict(state["critic"])
         opt_g.load_state_dict(state["opt_g"])
         opt_d.load_state_dict(state["opt_d"])
-        start_step = int(state["step"])
+        start_step = guard.saved_step = int(state["step"])
+        del state
+        if is_main:
+            dropped = run_folder.truncate_metrics(os.path.join(out, run_folder.METRICS), start_step)
+            if dropped:
+                print(f"resuming at step {start_step}: dropped {dropped} line(s) of metrics.jsonl logged after "
+                      "that checkpoint", file=sys.stderr)
 
     train_set, test_set = build_datasets(cfg)
+    group_sizes = group_counts(train_set)
+    groups_warning = check_groups(group_sizes, cfg.allow_empty_groups)  # raises for an empty group
+    if is_main:
+        print("training images per age group: " + ", ".join(f"{name} {n}" for name, n in zip(GROUP_NAMES, group_sizes)),
+              file=sys.stderr)
+        if groups_warning:
+            print(groups_warning, file=sys.stderr)
     source = BatchSource(train_set, cfg, device, rank, world)
     total_steps = cfg.epochs * source.steps_per_epoch  # a validated config always has epochs
     if cfg.max_steps is not None:
@@ -243,6 +355,7 @@ def train(cfg: TrainConfig) -> int:
         files.write_text(os.path.join(out, "config.json"), json.dumps({**cfg.to_dict(), "resolved": {
             "device": str(device), "precision": precision, "world_size": world,
             "train_images": len(train_set), "test_images": len(test_set),
+            "train_images_per_group": dict(zip(GROUP_NAMES, group_sizes)),
             "steps_per_epoch": source.steps_per_epoch, "total_steps": total_steps}}, indent=2))
 
     g_train, d_train = g, d
@@ -260,6 +373,7 @@ def train(cfg: TrainConfig) -> int:
                               rank=rank, world=world, scaler=scaler)
 
     source.prepare(progress=is_main and cfg.progress)
+    unreadable_reported = _report_unreadable(source, 0, None)  # the cached path knows them all now
     bar = None
     if is_main and cfg.progress:
         from tqdm import tqdm
@@ -270,6 +384,7 @@ def train(cfg: TrainConfig) -> int:
         if not is_main:
             return
         acgan.save_checkpoint(ckpt_path, cfg, g, d, opt_g, opt_d, step, extra={"reason": reason})
+        guard.saved_step = step
         g.eval()
         with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
             aged = acgan.age_all_groups(g, sample_inputs)
@@ -278,7 +393,7 @@ def train(cfg: TrainConfig) -> int:
         pictures.save_png(grid, os.path.join(out, "samples", f"step_{step:06d}.png"))
         pictures.save_png(grid, os.path.join(out, "samples", "latest.png"))
 
-    metrics_file = open(os.path.join(out, "metrics.jsonl"), "a") if is_main else None
+    metrics_file = run_folder.MetricsLog(os.path.join(out, run_folder.METRICS)) if is_main else None
     sums: Dict[str, Any] = {}
     counts: Dict[str, int] = {}
     skipped_total = consecutive_skipped = torch.zeros((), device=device)
@@ -287,6 +402,12 @@ def train(cfg: TrainConfig) -> int:
     images_since_log = 0
     step = start_step
     status, exit_code = FINISHED, 0
+    guard.step = lambda: step
+    if is_main:
+        def save_now(reason: str) -> int:
+            acgan.save_checkpoint(ckpt_path, cfg, g, d, opt_g, opt_d, step, extra={"reason": reason})
+            return step
+        guard.save = save_now
     with Interrupt() as interrupt:
         while step < total_steps and status == FINISHED:
             epoch, first = divmod(step, source.steps_per_epoch)
@@ -295,6 +416,8 @@ def train(cfg: TrainConfig) -> int:
                 for group in opt.param_groups:
                     group["lr"] = lr
             for images, labels in source.epoch(epoch, first):
+                if len(source.unreadable) > unreadable_reported:
+                    unreadable_reported = _report_unreadable(source, unreadable_reported, bar)
                 metrics = stepper(images, labels, step)
                 step += 1
                 images_since_log += images.shape[0] * world
@@ -307,7 +430,7 @@ def train(cfg: TrainConfig) -> int:
                         bad = nonfinite_terms(metrics) or ["a gradient"]
                         print(f"error: {int(consecutive_skipped)} consecutive steps had non-finite values "
                               f"({', '.join(bad)}); stopping. Try a lower --lr or --precision fp32.", file=sys.stderr)
-                        status, exit_code = DIVERGED, 3
+                        status, exit_code = DIVERGED, EXIT_DIVERGED
                         break
                 for k, v in metrics.items():
                     sums[k] = sums[k] + v if k in sums else v
@@ -323,8 +446,7 @@ def train(cfg: TrainConfig) -> int:
                               "images_per_second": images_since_log / max(now - t_log, 1e-9),
                               "lr": lr, "skipped_steps": int(skipped_total), "elapsed_s": now - t_start}
                     if metrics_file is not None:
-                        metrics_file.write(json.dumps(record) + "\n")
-                        metrics_file.flush()
+                        metrics_file.write(record)
                     if is_main and cfg.generator_mode == "attention" and step >= cfg.critic_warmup + 100:
                         side = mask_saturation(record)
                         if side is not None and side not in warned_saturation:
@@ -353,8 +475,15 @@ def train(cfg: TrainConfig) -> int:
     if metrics_file is not None:
         metrics_file.close()
     if is_main:
-        print(f"{status} at step {step}/{total_steps}: samples in {os.path.join(out, 'samples')}, "
-              f"checkpoint {ckpt_path}", file=sys.stderr)
+        if guard.saved_step is None:
+            where = "no checkpoint was written"
+        elif guard.saved_step == step:
+            where = f"checkpoint {ckpt_path}"
+        else:  # diverged: the last checkpoint is an earlier one
+            where = f"last checkpoint {ckpt_path} (step {guard.saved_step})"
+        print(f"{status} at step {step}/{total_steps}: samples in {os.path.join(out, 'samples')}, {where}"
+              + (f"; {len(source.unreadable)} unreadable image(s) skipped (listed above)" if source.unreadable else ""),
+              file=sys.stderr)
     if world > 1:
         # Every rank has run its last collective; the ranks leave together.
         # main() destroys the process group (teardown_distributed).
@@ -364,10 +493,22 @@ def train(cfg: TrainConfig) -> int:
 
 def main(argv: Optional[List[str]] = None) -> int:
     cfg = parse_config(argv)
+    guard = RunGuard()
     try:
-        return train(cfg)
-    except (acgan.CheckpointError, ValueError) as exc:
-        return cli.fail("train.py", exc)
+        with guard.stack:  # holds the run folder's lock until train() is done
+            return train(cfg, guard)
+    except KeyboardInterrupt:  # a second SIGINT: abort at once
+        print(f"train.py: aborted{guard._previous()}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - every error ends in one line
+        if guard.save is not None:  # training had started
+            return guard.crashed(exc)
+        if isinstance(exc, (acgan.CheckpointError, ValueError, OSError)):  # usage, data, folder, checkpoint
+            return cli.fail("train.py", exc)
+        log = guard.log_traceback(exc)
+        print(f"train.py: error: {type(exc).__name__}: {_essence(exc)}" + (f" (traceback in {log})" if log else ""),
+              file=sys.stderr)
+        return EXIT_ERROR
     finally:
         teardown_distributed()
 

@@ -39,7 +39,8 @@ def test_every_field_has_one_group_and_a_flag():
     assert config.MODEL_FIELDS == ("image_size", "g_channels", "g_res_blocks", "g_downsamples", "g_upsample",
                                    "d_channels", "d_max_channels", "generator_mode")
     assert set(config.RUN_FIELDS) == {"epochs", "max_steps", "max_minutes", "resume", "progress", "log_every",
-                                      "sample_every", "checkpoint_every", "workers", "out", "compile", "device"}
+                                      "sample_every", "checkpoint_every", "workers", "out", "compile", "device",
+                                      "overwrite"}
     parser = argparse.ArgumentParser()
     config.add_config_arguments(parser)
     flags = {a.dest: a for a in parser._actions if a.dest != "help"}
