@@ -351,3 +351,90 @@ def test_every_parameter_gets_a_finite_gradient_in_a_training_step(norm, upsampl
     loss_g.backward()
     assert torch.isfinite(loss_g)
     _assert_all_grads_finite(g, "generator")
+
+
+# ----------------------------------------------------------------------------- faster forms, same results
+
+
+def test_generator_heads_in_one_convolution_equal_the_two_heads():
+    """The forward runs both heads as one convolution; it equals calling each head."""
+    torch.manual_seed(0)
+    g = AttentionGenerator(base_channels=8, num_residual_blocks=1).double()
+    x, labels = _images(2, 3, 16, 16, 7).double(), torch.tensor([2, 0])
+    out = g(x, labels)
+    features = g.forward_features(x, labels)
+    color, attention = torch.tanh(g.color_head(features)), torch.sigmoid(g.attention_head(features))
+    torch.testing.assert_close(out.color, color, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(out.attention, attention, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(out.image, compose(attention, color, x), rtol=1e-12, atol=1e-12)
+    # gradients reach both heads' weights and biases through the joint convolution
+    out.image.sum().backward()
+    for head in (g.color_head, g.attention_head):
+        assert head.weight.grad is not None and head.bias.grad is not None
+        assert head.weight.grad.abs().sum() > 0
+
+
+def test_generator_heads_with_hooks_are_called_one_by_one():
+    torch.manual_seed(0)
+    g = AttentionGenerator(base_channels=8, num_residual_blocks=1)
+    x, labels = _images(2, 3, 16, 16, 7), torch.tensor([2, 0])
+    ref = g(x, labels)
+    seen = []
+    handle = g.attention_head.register_forward_hook(lambda m, i, o: seen.append(o.shape))
+    try:
+        out = g(x, labels)
+    finally:
+        handle.remove()
+    assert seen == [torch.Size([2, 1, 16, 16])]
+    for got, want in zip(out, ref):
+        torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("size, stride, padding", [(8, 2, 1), (7, 2, 1), (4, 1, 1), (5, 2, 0)])
+def test_patch_convolution_equals_conv2d(channels_last, size, stride, padding):
+    """The critic's deep layers multiply patches by weights on the CPU: values,
+    gradients and second derivatives (the penalty's double backward) of
+    ``nn.Conv2d``, in either memory format, for an empty batch too."""
+    from attngan.critic import _PatchConv2d
+
+    torch.manual_seed(0)
+    conv = _PatchConv2d(6, 5, 4 if stride == 2 else 3, stride=stride, padding=padding).double()
+    x = torch.randn(3, 6, size, size, dtype=torch.float64)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    conv = conv.to(memory_format=fmt)
+    x = x.contiguous(memory_format=fmt).requires_grad_(True)
+    ref = nn.Conv2d.forward(conv, x)
+    out = conv(x)
+    assert out.shape == ref.shape and out.is_contiguous(memory_format=fmt)
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+    assert torch.autograd.gradcheck(conv, (x,))
+    assert torch.autograd.gradgradcheck(conv, (x,))
+    (gx,) = torch.autograd.grad(out.square().sum(), x, create_graph=True)
+    (gx_ref,) = torch.autograd.grad(ref.square().sum(), x, create_graph=True)
+    torch.testing.assert_close(gx, gx_ref)
+    gw = torch.autograd.grad(gx.square().sum(), conv.weight)[0]
+    gw_ref = torch.autograd.grad(gx_ref.square().sum(), conv.weight)[0]
+    torch.testing.assert_close(gw, gw_ref)
+    assert conv(x[:0]).shape == (0, *ref.shape[1:])
+
+
+@pytest.mark.parametrize(
+    "size, patch_layers", [(32, [2]), (64, [3]), (128, [4]), (224, [5]), (96, [4]), ((8, 64), [])]
+)
+def test_critic_uses_patch_convolutions_only_for_tiny_output_maps(size, patch_layers):
+    """Layers with at most 16 output pixels (4x4 at 64 and 128 px, 3x3 at 224)."""
+    from attngan.critic import _PatchConv2d
+
+    torch.manual_seed(0)
+    d = MultiHeadCritic(size, base_channels=4, max_channels=16)
+    convs = _trunk_convs(d)
+    assert [i for i, m in enumerate(convs) if isinstance(m, _PatchConv2d)] == patch_layers
+    x = _images(2, 3, *d.image_size, 0)
+    out = d(x)
+    # the same critic with ordinary convolutions
+    for m in convs:
+        m.__class__ = nn.Conv2d
+    ref = d(x)
+    torch.testing.assert_close(out.realness, ref.realness, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(out.logits, ref.logits, rtol=1e-5, atol=1e-6)
