@@ -1,44 +1,51 @@
-"""Ablation of the attention mechanism: train and evaluate variants with an equal budget.
+"""Ablation of the attention mechanism: variants x seeds, equal budgets, mean and spread.
 
 ::
 
-    python examples/morph_aging/ablation.py --out runs/ablation --max-minutes 12 \\
-        [--variants attention,no-attention,no-attention-l1] [--l1 10] [--retrain] \\
-        [-- TRAIN.PY FLAGS]
+    python examples/morph_aging/ablation.py --out runs/ablation --max-steps 1500 \\
+        [--variants attention,no-attention,no-attention-l1] [--l1 100,1000] \\
+        [--seeds 0,1,2] [--retrain] [-- TRAIN.PY FLAGS]
 
-Variants (each trained by ``train.py`` into ``OUT/<variant>``):
+Variants (each trained by ``train.py`` into ``OUT/<variant>/seed<k>``):
 
 * ``attention`` -- AcGANs as configured (the defaults);
 * ``no-attention`` -- ``--generator-mode no-attention``: the same networks,
   the output is the colour head alone (no attention composition);
 * ``no-attention-l1`` -- ``--generator-mode no-attention --lambda-l1 W``:
   the usual fix for a generator without attention, an L1 pixel loss to the
-  input. ``W`` (``--l1``) defaults to 10, the weight StarGAN gives its
-  pixel (reconstruction) loss; against this example's generator weights
-  (lambda_adv 10, lambda_cls 100) it keeps the output close to the input
-  without dominating the age classification term.
+  input, for every weight ``W`` of the sweep ``--l1`` (default 100 and
+  1000). The loss is a per-pixel mean (about 0.1-0.3 at the start), so
+  StarGAN's weight 10 is tiny next to ``lambda_adv = 10`` and
+  ``lambda_cls = 100``; 100 and 1000 are where it binds. Each weight is its
+  own variant, ``no-attention-l1-<W>``.
 
-Every variant gets the same budget: ``--max-steps N`` iterations or
-``--max-minutes M`` of wall time each (with neither, train.py's preset
-decides, equally for all; note that with ``--max-minutes`` the preset's
-step cap still applies, e.g. 3000 iterations for cpu-demo). Flags after ``--`` go to every train.py run
-(e.g. ``-- --image-size 64 --num-subjects 200``); the flags the ablation
-sets itself (``--out``, ``--generator-mode``, ``--lambda-l1``,
+Equal starts: for one seed every variant builds the same networks from the
+same initial weights (the no-attention generator wraps the attention
+generator; only its output differs), draws the same batches and the same
+per-iteration randomness. Every variant gets the same budget: ``--max-steps
+N`` iterations or ``--max-minutes M`` of wall time each (with neither,
+train.py's preset decides). Flags after ``--`` go to every train.py run (e.g.
+``-- --image-size 64 --num-subjects 200``); the flags the ablation sets
+itself (``--out``, ``--generator-mode``, ``--lambda-l1``, ``--seed``,
 ``--max-steps``, ``--max-minutes``, ``--resume``) are refused there.
 
 The runs are sequential subprocesses whose progress streams to this
-terminal. A variant whose checkpoint says it finished (or reached its time
+terminal. A run whose checkpoint says it finished (or reached its time
 budget) is not trained again unless ``--retrain``; one that was interrupted
 is resumed (``--resume``), so a killed ablation continues where it stopped.
-Then ``evaluate.py`` runs on every variant (sharing one cached age
-classifier, ``OUT/age_classifier.pt``), and the results are collected in
+Then ``evaluate.py`` runs on every run (sharing one cached age classifier,
+``OUT/age_classifier.pt``; an evaluation newer than its checkpoint is
+reused), and the results are collected in
 
-* ``OUT/ablation.md`` and ``OUT/ablation.json`` -- a side-by-side table:
-  age-group accuracy, mean absolute estimated-age difference, face L1 to the
-  ground truth, identification rate, verification confidence, background
-  MAE and PSNR, sharpness ratio;
+* ``OUT/ablation.md`` and ``OUT/ablation.json`` -- a side-by-side table of
+  mean and standard deviation over the seeds: age-group accuracy, mean
+  absolute estimated-age difference, face L1 to the ground truth,
+  identification rate, verification confidence, background MAE and PSNR,
+  sharpness ratio; with a "copy input" row, the do-nothing baseline (the
+  input itself scored against the ground truth). The JSON records the
+  command, the git commit and every run's full resolved configuration;
 * ``OUT/ablation.png`` -- a figure like the paper's Fig. 3: for a few
-  inputs of the 10-20 group, one row per variant with the faces generated
+  inputs of the 10-20 group (first seed), one row per variant with the faces generated
   at 21-30, 31-40, 41-50 and 51+, and (synthetic data) the ground truth row.
 
 Exit status: 0 every variant trained and evaluated; 1 some failed (the others
@@ -48,6 +55,7 @@ are still reported); 2 usage error.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -56,7 +64,7 @@ import shutil
 import subprocess
 import sys
 import time
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -65,6 +73,7 @@ import cli
 import config
 import files
 import pictures
+import run_folder
 from ages import GROUP_NAMES
 from cli import EXIT_FAILED, EXIT_OK
 
@@ -73,10 +82,12 @@ TRAIN = os.path.join(HERE, "train.py")
 EVALUATE = os.path.join(HERE, "evaluate.py")
 PROG = "ablation.py"
 
-DEFAULT_L1 = 10.0
+DEFAULT_L1 = (100.0, 1000.0)
+DEFAULT_SEEDS = (0, 1, 2)
 VARIANTS = ("attention", "no-attention", "no-attention-l1")
 #: Flags the ablation sets itself; refused after ``--``.
-RESERVED = ("--out", "--generator-mode", "--lambda-l1", "--max-steps", "--max-minutes", "--resume")
+RESERVED = ("--out", "--generator-mode", "--lambda-l1", "--seed", "--max-steps", "--max-minutes", "--resume",
+            "--overwrite")
 #: Checkpoint reasons of a run that needs no more training.
 DONE_REASONS = (acgan.FINISHED, acgan.TIME_BUDGET)
 #: Columns of the side-by-side table: (summary key, header, format).
@@ -92,14 +103,52 @@ COLUMNS = (
 )
 
 
-def variant_flags(name: str, l1: float) -> List[str]:
-    if name == "attention":
-        return []
-    if name == "no-attention":
-        return ["--generator-mode", "no-attention"]
-    if name == "no-attention-l1":
-        return ["--generator-mode", "no-attention", "--lambda-l1", repr(float(l1))]
-    raise ValueError(f"unknown variant {name!r}; choose from {', '.join(VARIANTS)}")
+def expand_variants(names: Sequence[str], l1_weights: Sequence[float]) -> List[Tuple[str, List[str]]]:
+    """(run name, train.py flags) of every variant; ``no-attention-l1`` once per L1 weight.
+
+    >>> [name for name, _ in expand_variants(["attention", "no-attention-l1"], [100.0, 1000.0])]
+    ['attention', 'no-attention-l1-100', 'no-attention-l1-1000']
+    """
+    out: List[Tuple[str, List[str]]] = []
+    for name in names:
+        if name == "attention":
+            out.append((name, []))
+        elif name == "no-attention":
+            out.append((name, ["--generator-mode", "no-attention"]))
+        elif name == "no-attention-l1":
+            out += [(f"{name}-{w:g}", ["--generator-mode", "no-attention", "--lambda-l1", repr(float(w))])
+                    for w in l1_weights]
+        else:
+            raise ValueError(f"unknown variant {name!r}; choose from {', '.join(VARIANTS)}")
+    return out
+
+
+def parse_list(text: str, kind: Callable[[str], Any], flag: str) -> List[Any]:
+    """Comma-separated values, each converted by ``kind``; an argparse error names ``flag``."""
+    try:
+        values = [kind(v.strip()) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list of numbers, got {text!r}") from None
+    if not values:
+        raise argparse.ArgumentTypeError(f"{flag} needs at least one value")
+    if len(set(values)) != len(values):
+        raise argparse.ArgumentTypeError(f"{flag} lists a value twice: {text!r}")
+    return values
+
+
+def _l1_weights(text: str) -> List[float]:
+    weights = parse_list(text, float, "--l1")
+    bad = [w for w in weights if not (math.isfinite(w) and w > 0)]
+    if bad:
+        raise argparse.ArgumentTypeError(f"weights must be finite numbers > 0, got {bad[0]}")
+    return weights
+
+
+def _seeds(text: str) -> List[int]:
+    seeds = parse_list(text, int, "--seeds")
+    if any(k < 0 for k in seeds):
+        raise argparse.ArgumentTypeError(f"seeds must be >= 0, got {text!r}")
+    return seeds
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -107,15 +156,20 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG, description=__doc__.split("\n\n")[0],
         usage="%(prog)s --out DIR [--max-minutes M | --max-steps N] [options] [-- TRAIN.PY FLAGS]",
         epilog="Exit status: 0 all variants done, 1 some failed (reported), 2 usage error.",
+        allow_abbrev=False,
     )
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder; variant runs go in DIR/<variant>")
     budget = parser.add_mutually_exclusive_group()
-    budget.add_argument("--max-steps", type=int, default=None, metavar="N", help="training iterations per variant")
-    budget.add_argument("--max-minutes", type=float, default=None, metavar="M", help="training minutes per variant")
+    budget.add_argument("--max-steps", type=cli.positive_int, default=None, metavar="N",
+                        help="training iterations per variant")
+    budget.add_argument("--max-minutes", type=cli.finite_float(0.0, low_open=True), default=None, metavar="M",
+                        help="training minutes per variant")
     parser.add_argument("--variants", default=",".join(VARIANTS),
                         help=f"comma-separated subset of {','.join(VARIANTS)}")
-    parser.add_argument("--l1", type=float, default=DEFAULT_L1, metavar="WEIGHT",
-                        help="--lambda-l1 of the no-attention-l1 variant")
+    parser.add_argument("--l1", type=_l1_weights, default=list(DEFAULT_L1), metavar="W[,W...]",
+                        help="--lambda-l1 weights of the no-attention-l1 variants (default: 100,1000)")
+    parser.add_argument("--seeds", type=_seeds, default=list(DEFAULT_SEEDS), metavar="K[,K...]",
+                        help="train.py --seed of the runs of every variant (default: 0,1,2)")
     cli.add_bool_flag(parser, "--retrain", default=False, help="train variants again even when finished")
     parser.add_argument("--num-faces", type=cli.positive_int, default=200, metavar="N", help="evaluate.py --num-faces")
     parser.add_argument("--num-examples", type=cli.int_at_least(0), default=4, metavar="K",
@@ -129,6 +183,51 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", choices=config.DEVICES, help="for evaluate.py")
     cli.add_bool_flag(parser, "--progress", default=True, help="progress bars in train.py and evaluate.py")
     return parser
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "<unset>"
+
+
+_UNSET = _Unset()
+
+
+def _train_parser() -> argparse.ArgumentParser:
+    """train.py's flags as train.py parses them (no abbreviations), every default unset."""
+    parser = argparse.ArgumentParser(prog=f"{PROG}: train.py flags after '--'", allow_abbrev=False)
+    config.add_config_arguments(parser)
+    parser.set_defaults(**{f.name: _UNSET for f in dataclasses.fields(config.TrainConfig)})
+    return parser
+
+
+def reserved_flags(passthrough: Sequence[str]) -> List[str]:
+    """The flags after ``--`` that set what the ablation sets itself (:data:`RESERVED`, and the
+    ``--no-`` forms); an abbreviation is no way around it: train.py refuses abbreviations, and so
+    does this check (an unknown flag is left for :func:`check_train_flags` to report).
+
+    >>> reserved_flags(["--image-size", "64", "--generator-mode=no-attention", "--no-resume"])
+    ['--generator-mode=no-attention', '--no-resume']
+    """
+    reserved = {name for flag in RESERVED for name in (flag, "--no-" + flag[2:])}
+    return [f for f in passthrough if f.startswith("--") and f.split("=", 1)[0] in reserved]
+
+
+def check_train_flags(train_argv: Sequence[str]) -> Optional[str]:
+    """The problem with a train.py command line (unknown or abbreviated flag, bad value), or None."""
+    parser = _train_parser()
+
+    def error(message: str) -> None:
+        raise ValueError(message)
+
+    parser.error = error  # type: ignore[method-assign]
+    try:
+        ns = parser.parse_args(list(train_argv))
+        values = {k: v for k, v in vars(ns).items() if v is not _UNSET}
+        config.validate_config(config.TrainConfig(**values))
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 def split_argv(argv: Sequence[str]) -> Tuple[List[str], List[str]]:
@@ -163,35 +262,48 @@ def run(cmd: List[str]) -> int:
         return 127
 
 
-def train_variant(name: str, out: str, budget: List[str], passthrough: List[str], args) -> Tuple[bool, str]:
-    run_dir = os.path.join(out, name)
+def run_dir_of(out: str, name: str, seed: int) -> str:
+    return os.path.join(out, name, f"seed{seed}")
+
+
+def train_variant(name: str, flags: List[str], seed: int, out: str, budget: List[str], passthrough: List[str],
+                  args) -> Tuple[bool, str]:
+    run_dir = run_dir_of(out, name, seed)
     ckpt = os.path.join(run_dir, "checkpoints", "last.pt")
     resume: List[str] = []
     if os.path.isfile(ckpt) and not args.retrain:
         reason = checkpoint_reason(ckpt)
         if reason in DONE_REASONS:
-            _say(f"{name}: checkpoint {ckpt} exists ({reason}); not training again (--retrain to do so)")
+            _say(f"{name} seed {seed}: checkpoint {ckpt} exists ({reason}); not training again (--retrain to do so)")
             return True, "skipped"
         if reason is not None:
-            _say(f"{name}: checkpoint {ckpt} is from an unfinished run ({reason}); resuming")
+            _say(f"{name} seed {seed}: checkpoint {ckpt} is from an unfinished run ({reason}); resuming")
             resume = ["--resume"]
     elif os.path.isdir(run_dir) and args.retrain:
         _say(f"{name}: --retrain: removing {run_dir}")
         shutil.rmtree(run_dir)
-    cmd = [sys.executable, TRAIN, "--out", run_dir, *budget, *variant_flags(name, args.l1), *resume,
+    if not resume and os.path.isdir(run_dir) and run_folder.holds_run(run_dir):
+        _say(f"{name} seed {seed}: {run_dir} holds a run without a usable checkpoint; starting it afresh")
+        resume = ["--overwrite"]
+    cmd = [sys.executable, TRAIN, "--out", run_dir, *budget, *flags, "--seed", str(seed), *resume,
            "--progress" if args.progress else "--no-progress", *passthrough]
     code = run(cmd)
     if code != 0:
         return False, f"train.py exited with status {code}"
-    return True, "resumed" if resume else "trained"
+    return True, "resumed" if resume == ["--resume"] else "trained"
 
 
-def evaluate_variant(name: str, out: str, args) -> Tuple[bool, str]:
-    run_dir = os.path.join(out, name)
-    cmd = [sys.executable, EVALUATE, "--checkpoint", os.path.join(run_dir, "checkpoints", "last.pt"),
+def evaluate_variant(run_dir: str, out: str, args) -> Tuple[bool, str]:
+    ckpt = os.path.join(run_dir, "checkpoints", "last.pt")
+    results = os.path.join(run_dir, "eval", "results.json")
+    if (not args.retrain and os.path.isfile(results) and os.path.isfile(ckpt)
+            and os.path.getmtime(results) >= os.path.getmtime(ckpt)):
+        return True, "evaluation reused"
+    cmd = [sys.executable, EVALUATE, "--checkpoint", ckpt,
            "--out", os.path.join(run_dir, "eval"), "--num-faces", str(args.num_faces),
            "--num-examples", str(args.num_examples), "--estimator", args.estimator, "--device", args.device,
-           "--estimator-cache", os.path.join(out, "age_classifier.pt"), "--progress" if args.progress else "--no-progress"]
+           "--estimator-cache", os.path.join(out, "age_classifier.pt"),
+           "--progress" if args.progress else "--no-progress"]
     if args.classifier_steps is not None:
         cmd += ["--classifier-steps", str(args.classifier_steps)]
     if args.classifier_subjects is not None:
@@ -210,38 +322,85 @@ def _fmt(value: Any, fmt: str) -> str:
     return fmt.format(value)
 
 
+#: The copy-input baseline's values of the table's columns, from evaluate.py's summaries.
+COPY_INPUT = {"face_l1": "copy_input_face_l1", "identification_rate": "copy_input_identification_rate",
+              "verification_confidence": "copy_input_confidence"}
+
+
+def mean_and_spread(values: Sequence[Optional[float]]) -> Optional[Dict[str, Any]]:
+    """Mean, sample standard deviation (0 for one value), min, max and count of the non-missing values.
+
+    >>> mean_and_spread([1.0, 2.0, 3.0])
+    {'mean': 2.0, 'std': 1.0, 'min': 1.0, 'max': 3.0, 'n': 3}
+    >>> mean_and_spread([None]) is None
+    True
+    """
+    xs = [float(v) for v in values if v is not None]
+    if not xs:
+        return None
+    std = float(np.std(xs, ddof=1)) if len(xs) > 1 else 0.0
+    return {"mean": float(np.mean(xs)), "std": std, "min": min(xs), "max": max(xs), "n": len(xs)}
+
+
+def aggregate(runs: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
+    """Per variant, mean and spread of every table column over its evaluated seeds, plus the copy-input row."""
+    table: Dict[str, Dict[str, Any]] = {}
+    for name in dict.fromkeys(r["name"] for r in runs):
+        done = [r for r in runs if r["name"] == name and r.get("summary")]
+        table[name] = {key: mean_and_spread([r["summary"].get(key) for r in done]) for key, _, _ in COLUMNS}
+        table[name]["seeds"] = [r["seed"] for r in done]
+    done = [r for r in runs if r.get("summary")]
+    if done:
+        row: Dict[str, Any] = {key: None for key, _, _ in COLUMNS}
+        row.update({key: mean_and_spread([r["summary"].get(src) for r in done]) for key, src in COPY_INPUT.items()})
+        row["background_mae"] = {"mean": 0.0, "std": 0.0, "min": 0.0, "max": 0.0, "n": len(done)}
+        row["seeds"] = sorted({r["seed"] for r in done})
+        table["copy input"] = row
+    return table
+
+
+def _fmt_stat(stat: Optional[Dict[str, Any]], fmt: str) -> str:
+    if stat is None:
+        return "-"
+    if stat["n"] == 1:
+        return _fmt(stat["mean"], fmt)
+    return f"{_fmt(stat['mean'], fmt)} ± {_fmt(stat['std'], fmt)}"
+
+
 def render_markdown(summary: Dict[str, Any]) -> str:
     lines = ["# Attention ablation", "", "```", summary["command"], "```", "",
-             f"Budget per variant: {summary['budget']}. Flags to every train.py run: "
+             f"Git commit: `{summary.get('git_commit') or 'unknown'}`. Budget per run: {summary['budget']}. "
+             f"Seeds: {', '.join(map(str, summary['seeds']))}. Flags to every train.py run: "
              f"`{' '.join(summary['train_flags']) or '(none)'}`. Evaluation: evaluate.py on the 10-20 test faces "
-             f"(see each variant's `eval/report.md` for the full tables).", ""]
-    header = ["Variant", "Steps"] + [h for _, h, _ in COLUMNS]
+             f"(see each run's `eval/report.md` for the full tables). Cells: mean ± sample standard deviation "
+             f"over the seeds.", ""]
+    header = ["Variant", "Seeds"] + [h for _, h, _ in COLUMNS]
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|" + "|".join("---" for _ in header) + "|")
-    for v in summary["variants"]:
-        s = v.get("summary") or {}
-        cells = [f"{v['name']}", str(v.get("step") if v.get("step") is not None else "-")]
-        cells += [_fmt(s.get(key), fmt) for key, _, fmt in COLUMNS]
+    for name, row in summary["table"].items():
+        cells = [name, str(len(row["seeds"]))] + [_fmt_stat(row.get(key), fmt) for key, _, fmt in COLUMNS]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
+    lines += ["Copy input: the do-nothing baseline, the 10-20 input itself scored against the ground truth of "
+              "each older target (background error 0 by definition; age accuracy not measured).", ""]
     lines += ["Age accuracy: fraction of generated faces whose estimated group is the target; age difference: "
               "|mean estimated age of generated faces - mean of real faces of the group|, averaged over the four "
               "targets; face L1, identification and confidence: against the synthetic ground truth (the same "
               "subject rendered at the target age) inside the face region; background: outside it; sharpness: "
               "Laplacian variance of generated over real faces.", ""]
-    failed = [v for v in summary["variants"] if not v["ok"]]
+    failed = [v for v in summary["runs"] if not v["ok"]]
     if failed:
-        lines += ["## Failures", ""] + [f"* {v['name']}: {v['status']}" for v in failed] + [""]
+        lines += ["## Failures", ""] + [f"* {v['name']} seed {v['seed']}: {v['status']}" for v in failed] + [""]
     if summary.get("figure"):
         lines += [f"![ablation]({summary['figure']})", ""]
     return "\n".join(lines)
 
 
-def ablation_figure(out: str, names: Sequence[str], k: int) -> Optional[np.ndarray]:
-    """Fig. 3-like grid from the variants' ``eval/examples.npz``."""
+def ablation_figure(run_dirs: Dict[str, str], k: int) -> Optional[np.ndarray]:
+    """Fig. 3-like grid from the ``eval/examples.npz`` of one run per variant."""
     loaded = {}
-    for name in names:
-        path = os.path.join(out, name, "eval", "examples.npz")
+    for name, run_dir in run_dirs.items():
+        path = os.path.join(run_dir, "eval", "examples.npz")
         if os.path.isfile(path):
             with np.load(path) as z:
                 loaded[name] = {key: z[key] for key in z.files}
@@ -275,18 +434,20 @@ def main(argv: Optional[List[str]] = None) -> int:
                               f"choose from {', '.join(VARIANTS)}")
     if len(set(names)) != len(names):
         return cli.fail(PROG, "--variants: a variant is listed twice")
-    clash = [f for f in passthrough if f.split("=", 1)[0] in RESERVED]
+    clash = reserved_flags(passthrough)
     if clash:
         return cli.fail(PROG, f"{', '.join(clash)} after '--': the ablation sets these itself (use its own --out, "
-                              "--max-steps, --max-minutes, --l1)")
+                              "--max-steps, --max-minutes, --l1, --seeds)")
+    try:
+        config.resolve_device(args.device)
+    except ValueError as exc:
+        return cli.fail(PROG, f"--device: {exc}")
     if args.max_steps is not None and args.max_steps < 1:
         return cli.fail(PROG, f"--max-steps must be >= 1, got {args.max_steps}")
-    if args.max_minutes is not None and not args.max_minutes > 0:
-        return cli.fail(PROG, f"--max-minutes must be > 0, got {args.max_minutes}")
-    if not (math.isfinite(args.l1) and args.l1 >= 0):
-        return cli.fail(PROG, f"--l1 must be a finite number >= 0, got {args.l1}")
+    if args.max_minutes is not None and not (math.isfinite(args.max_minutes) and args.max_minutes > 0):
+        return cli.fail(PROG, f"--max-minutes must be a finite number > 0, got {args.max_minutes}")
     budget: List[str] = []
-    budget_text = "train.py's preset (equal for all variants)"
+    budget_text = "train.py's preset (equal for all runs)"
     if args.max_steps is not None:
         budget, budget_text = ["--max-steps", str(args.max_steps)], f"{args.max_steps} iteration(s)"
     elif args.max_minutes is not None:
@@ -295,20 +456,27 @@ def main(argv: Optional[List[str]] = None) -> int:
         os.makedirs(args.out, exist_ok=True)
     except OSError as exc:
         return cli.fail(PROG, f"cannot create {args.out}: {exc}")
-
     command = "python examples/morph_aging/ablation.py " + " ".join(shlex.quote(a) for a in argv)
+    variants = expand_variants(names, args.l1)
+    for seed in args.seeds:  # every run's train.py flags are checked before the first run starts
+        for name, flags in variants:
+            problem = check_train_flags(["--out", run_dir_of(args.out, name, seed), *budget, *flags,
+                                         "--seed", str(seed), *passthrough])
+            if problem:
+                return cli.fail(PROG, f"train.py flags of {name} seed {seed}: {problem}")
     records: List[Dict[str, Any]] = []
     t0 = time.perf_counter()
-    for name in names:
-        _say(f"=== {name}: training ({budget_text}) ===")
-        ok, status = train_variant(name, args.out, budget, passthrough, args)
-        records.append({"name": name, "ok": ok, "status": status, "flags": variant_flags(name, args.l1),
-                        "run_dir": os.path.join(args.out, name)})
+    for seed in args.seeds:
+        for name, flags in variants:
+            _say(f"=== {name}, seed {seed}: training ({budget_text}) ===")
+            ok, status = train_variant(name, flags, seed, args.out, budget, passthrough, args)
+            records.append({"name": name, "seed": seed, "ok": ok, "status": status, "flags": flags,
+                            "run_dir": run_dir_of(args.out, name, seed)})
     for rec in records:
         if not rec["ok"]:
             continue
-        _say(f"=== {rec['name']}: evaluating ===")
-        ok, status = evaluate_variant(rec["name"], args.out, args)
+        _say(f"=== {rec['name']}, seed {rec['seed']}: evaluating ===")
+        ok, status = evaluate_variant(rec["run_dir"], args.out, args)
         rec["ok"], rec["status"] = ok, f"{rec['status']}, {status}"
         results_path = os.path.join(rec["run_dir"], "eval", "results.json")
         if ok and os.path.isfile(results_path):
@@ -316,16 +484,23 @@ def main(argv: Optional[List[str]] = None) -> int:
                 res = json.load(fh)
             rec.update(step=res.get("step"), summary=res.get("summary"), results=results_path,
                        report=os.path.join(rec["run_dir"], "eval", "report.md"))
-    figure = ablation_figure(args.out, [r["name"] for r in records if r["ok"]], args.num_examples)
-    summary = {"format": "attngan-acgan-ablation/1", "command": command, "budget": budget_text,
-               "train_flags": passthrough, "l1": args.l1, "variants": records,
+        config_path = os.path.join(rec["run_dir"], "config.json")
+        if os.path.isfile(config_path):
+            with open(config_path) as fh:
+                rec["config"] = json.load(fh)
+    first_seed = {r["name"]: r["run_dir"] for r in reversed(records) if r["ok"]}
+    figure = ablation_figure({name: first_seed[name] for name, _ in variants if name in first_seed},
+                             args.num_examples)
+    summary = {"format": "attngan-acgan-ablation/2", "command": command, "git_commit": cli.git_commit(),
+               "budget": budget_text, "seeds": args.seeds, "l1": args.l1, "train_flags": passthrough,
+               "table": aggregate(records), "runs": records,
                "figure": "ablation.png" if figure is not None else None,
                "seconds": round(time.perf_counter() - t0, 1)}
     if figure is not None:
         pictures.save_png(figure, os.path.join(args.out, "ablation.png"))
     files.write_text(os.path.join(args.out, "ablation.json"), json.dumps(summary, indent=2))
     files.write_text(os.path.join(args.out, "ablation.md"), render_markdown(summary))
-    failed = [r["name"] for r in records if not r["ok"]]
+    failed = [f"{r['name']} seed {r['seed']}" for r in records if not r["ok"]]
     _say(f"done in {summary['seconds']:.0f} s: {os.path.join(args.out, 'ablation.md')}"
          + (f"; failed: {', '.join(failed)}" if failed else ""))
     return EXIT_FAILED if failed else EXIT_OK

@@ -66,6 +66,7 @@ checkpoint or data, or a missing optional extra.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -240,10 +241,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--classifier-subjects", type=cli.positive_int, default=600, metavar="N",
                         help="synthetic subjects (5 images each) the classifier is trained on")
     parser.add_argument("--batch-size", type=cli.positive_int, default=32, metavar="B", help="generator batch size")
+    parser.add_argument("--far", type=cli.probability, default=1e-5, metavar="RATE",
+                        help="real photos: calibrate the verification threshold to accept this fraction of impostor "
+                             "pairs of the test faces (the paper's 1e-5)")
     parser.add_argument("--num-examples", type=cli.int_at_least(0), default=4, metavar="K",
                         help="faces shown in examples.png")
     parser.add_argument("--device", default="auto", choices=config.DEVICES, help="where the networks run")
     cli.add_bool_flag(parser, "--progress", default=True, help="show progress bars")
+    cli.add_bool_flag(parser, "--skip-bad-files", default=None,
+                      help="real data: skip files whose names do not parse and unusable CSV rows (default: as the "
+                           "checkpoint's run)")
+    cli.add_bool_flag(parser, "--clip-young", default=None,
+                      help="real data: put ages below 10 into the 10-20 group (default: as the checkpoint's run)")
     return parser
 
 
@@ -343,6 +352,48 @@ def _load_images(data: EvalData, indices: List[int], failures: List[str]) -> Tup
     return torch.stack(imgs), kept
 
 
+def calibrate_threshold(verifier: Any, embeddings: torch.Tensor, subjects: torch.Tensor, far: float,
+                        chunk: int = 512) -> Dict[str, Any]:
+    """The confidence threshold that accepts at most a fraction ``far`` of impostor pairs.
+
+    Impostor pairs are all pairs of ``embeddings`` (N, D) whose ``subjects``
+    (N,) differ (the paper calibrates at a false-accept rate of 1e-5). With
+    fewer than ``1 / far`` pairs the rate cannot be resolved: the threshold is
+    then just above the highest impostor confidence (no impostor accepted)
+    and ``achieved_far`` says 0 of ``pairs``.
+
+    >>> class Dot:
+    ...     def confidence(self, a, b): return (a * b).sum(1)
+    >>> emb = torch.tensor([[1.0], [2.0], [3.0], [4.0]])
+    >>> out = calibrate_threshold(Dot(), emb, torch.tensor([0, 1, 2, 2]), far=0.2)
+    >>> out["pairs"], out["threshold"], out["accepted"]    # impostor products 2, 3, 4, 6, 8 (3-4 is genuine)
+    (5, 8.0, 1)
+    """
+    n = embeddings.shape[0]
+    scores = []
+    for i0 in range(0, n, chunk):
+        i = torch.arange(i0, min(i0 + chunk, n))
+        for j0 in range(i0, n, chunk):
+            j = torch.arange(j0, min(j0 + chunk, n))
+            ii, jj = torch.meshgrid(i, j, indexing="ij")
+            keep = (ii < jj) & (subjects[ii] != subjects[jj])
+            a, b = ii[keep], jj[keep]
+            if a.numel():
+                scores.append(verifier.confidence(embeddings[a], embeddings[b]).float().cpu())
+    if not scores:
+        return {"far_target": far, "pairs": 0, "threshold": None, "accepted": 0, "achieved_far": None}
+    s = torch.cat(scores).sort(descending=True).values
+    allowed = int(math.floor(far * s.numel()))
+    up = torch.tensor(float("inf"))
+    threshold = s[allowed - 1] if allowed else torch.nextafter(s[0], up)
+    if int((s >= threshold).sum()) > allowed:  # ties at the threshold: accept fewer, never more
+        threshold = torch.nextafter(threshold, up)
+    threshold = float(threshold)
+    accepted = int((s >= threshold).sum())
+    return {"far_target": far, "pairs": int(s.numel()), "threshold": threshold, "accepted": accepted,
+            "achieved_far": accepted / s.numel()}
+
+
 def evaluate(args: argparse.Namespace, command: str) -> Tuple[Dict[str, Any], int]:
     t_start = time.perf_counter()
     try:
@@ -352,6 +403,8 @@ def evaluate(args: argparse.Namespace, command: str) -> Tuple[Dict[str, Any], in
     try:
         state = acgan.load_checkpoint(args.checkpoint)
         g, cfg = acgan.generator_of(state, args.checkpoint)
+        cfg = dataclasses.replace(cfg, **{k: getattr(args, k) for k in ("skip_bad_files", "clip_young")
+                                          if getattr(args, k) is not None})
     except acgan.CheckpointError as exc:
         raise EvalError(str(exc)) from None
     step, reason = state["step"], state["extra"].get("reason")
@@ -368,7 +421,7 @@ def evaluate(args: argparse.Namespace, command: str) -> Tuple[Dict[str, Any], in
     failures: List[str] = []
     notes: List[str] = list(data.notes)
 
-    sources = [SOURCE_GROUP] + ([1, 2, 3] if synthetic else [])
+    sources = [SOURCE_GROUP, 1, 2, 3]  # Table 2 covers every source group, as the paper's does
     # ---- inputs and real reference faces per group ---------------------- #
     real: Dict[int, torch.Tensor] = {}
     real_idx: Dict[int, List[int]] = {}
@@ -437,25 +490,32 @@ def evaluate(args: argparse.Namespace, command: str) -> Tuple[Dict[str, Any], in
 
     # ---- Table 2 and identity ----------------------------------------- #
     confidence: Dict[str, Dict[str, Optional[float]]] = {}
-    verification_rate: Dict[str, Optional[float]] = {}
+    verification_rate: Dict[str, Dict[str, Optional[float]]] = {}
     identification_rate: Dict[str, Optional[float]] = {}
     identity_rows: List[Dict[str, Any]] = []
+    calibration: Optional[Dict[str, Any]] = None
     if est.verifier is not None:
         v = est.verifier
-        bar = _bar(args.progress, sum(real[s].shape[0] for s in sources if s in real)
-                   + sum(generated[p].shape[0] for p in pairs), "verifying")
-        emb_in = {}
-        for s in sources:
-            if s in real:
-                emb_in[s] = v.embed(real[s])
-                bar.update(real[s].shape[0])
+        bar = _bar(args.progress, sum(real[g].shape[0] for g in real) + sum(generated[p].shape[0] for p in pairs),
+                   "verifying")
+        emb_real = {}
+        for grp in real:
+            emb_real[grp] = v.embed(real[grp])
+            bar.update(real[grp].shape[0])
+        # the threshold that accepts a fraction --far of impostor pairs among the real test faces
+        all_emb = torch.cat([emb_real[g] for g in sorted(real)])
+        all_subj = torch.cat([data.subjects[real_idx[g]] for g in sorted(real)])
+        calibration = calibrate_threshold(v, all_emb, all_subj, args.far)
+        threshold = calibration["threshold"] if calibration["threshold"] is not None else v.threshold
+        if calibration["threshold"] is None:
+            notes.append(f"fewer than two test subjects: no impostor pairs to calibrate the verification "
+                         f"threshold on; the verifier's own threshold {v.threshold:g} was used")
         for s, t in pairs:
             emb = v.embed(dequantize(generated[(s, t)]))
             bar.update(emb.shape[0])
-            conf = v.confidence(emb_in[s], emb)
+            conf = v.confidence(emb_real[s], emb)
             confidence.setdefault(GROUPS[s], {})[GROUPS[t]] = _tmean(conf)
-            if s == SOURCE_GROUP:
-                verification_rate[GROUPS[t]] = float((conf >= v.threshold).float().mean())
+            verification_rate.setdefault(GROUPS[s], {})[GROUPS[t]] = float((conf >= threshold).float().mean())
         bar.close()
         if getattr(v, "fallbacks", 0):
             notes.append(f"dlib found no face in {v.fallbacks} image(s); the whole image was used as the face box")
@@ -465,8 +525,7 @@ def evaluate(args: argparse.Namespace, command: str) -> Tuple[Dict[str, Any], in
             m = identity_metrics_for(generated[(s, t)], truth[(s, t)], masks[s], subj[real_idx[s]])
             if est.verifier is None:
                 confidence.setdefault(GROUPS[s], {})[GROUPS[t]] = _tmean(m["confidence"])
-                if s == SOURCE_GROUP:
-                    verification_rate[GROUPS[t]] = _tmean(m["verified"])
+                verification_rate.setdefault(GROUPS[s], {})[GROUPS[t]] = _tmean(m["verified"])
             if s == SOURCE_GROUP:
                 identification_rate[GROUPS[t]] = _tmean(m["identified"])
                 base = identity_metrics_for(quantize(real[s]), truth[(s, t)], masks[s], subj[real_idx[s]])
@@ -515,9 +574,13 @@ def evaluate(args: argparse.Namespace, command: str) -> Tuple[Dict[str, Any], in
         "mean_abs_age_difference": _mean([r["abs_difference"] for r in table1]),
         "generated_mean_ages": [r["generated_mean_age"] for r in table1],
         "verification_confidence": _mean(list(confidence.get(GROUPS[SOURCE_GROUP], {}).values())),
-        "verification_rate": _mean(list(verification_rate.values())),
+        "verification_rate": _mean(list(verification_rate.get(GROUPS[SOURCE_GROUP], {}).values())),
         "identification_rate": _mean(list(identification_rate.values())) if identification_rate else None,
         "face_l1": _mean([r["face_l1"] for r in identity_rows]) if identity_rows else None,
+        "copy_input_face_l1": _mean([r["copy_input_face_l1"] for r in identity_rows]) if identity_rows else None,
+        "copy_input_identification_rate": (_mean([r["copy_input_identification_rate"] for r in identity_rows])
+                                           if identity_rows else None),
+        "copy_input_confidence": _mean([r["copy_input_confidence"] for r in identity_rows]) if identity_rows else None,
         "background_mae": _mean([r["mae"] for r in background]),
         "background_psnr": _mean([r["psnr"] for r in background]),
         "sharpness_ratio": _mean([r["ratio"] for r in sharpness]),
@@ -528,6 +591,7 @@ def evaluate(args: argparse.Namespace, command: str) -> Tuple[Dict[str, Any], in
         "checkpoint": os.path.abspath(args.checkpoint),
         "step": step,
         "checkpoint_reason": reason,
+        "git_commit": cli.git_commit(),
         "config": {k: v for k, v in cfg.to_dict().items() if k not in config.RUN_FIELDS},
         "data": {"source": data_arg, "split": args.split, "description": data.description, "synthetic": synthetic,
                  "num_inputs": {GROUPS[s]: len(real_idx[s]) for s in sources if s in real},
@@ -537,7 +601,9 @@ def evaluate(args: argparse.Namespace, command: str) -> Tuple[Dict[str, Any], in
         "table1": {"targets": table1, "generic": generic},
         "table2": {"confidence": confidence, "verification_rate": verification_rate,
                    "identification_rate": identification_rate or None,
-                   "threshold": est.description["threshold"],
+                   "threshold": (calibration["threshold"] if calibration and calibration["threshold"] is not None
+                                 else est.description["threshold"]),
+                   "calibration": calibration,
                    "definition": (
                        "synthetic: 100 * (1 - d_own / mean impostor distance), RMS distances in 8-bit levels inside "
                        "the face mask between the generated face and the ground truth of its own subject (d_own) "
@@ -631,12 +697,24 @@ def render_report(r: Dict[str, Any]) -> str:
         if src not in t2["confidence"]:
             continue
         rows.append([src] + [_f(t2["confidence"][src].get(tg)) for tg in targets])
-    rows.append([f"Verification rate (10-20, confidence >= {_f(t2['threshold'], '{:.1f}')})"]
-                + [_pct(t2["verification_rate"].get(tg)) for tg in targets])
+    for src in r["groups"][:-1]:
+        if src in t2["verification_rate"]:
+            rows.append([f"Verification rate ({src}, confidence >= {_f(t2['threshold'], '{:.1f}')})"]
+                        + [_pct(t2["verification_rate"][src].get(tg)) for tg in targets])
     if t2.get("identification_rate"):
         rows.append(["Identification rate (rank 1, 10-20)"] + [_pct(t2["identification_rate"].get(tg)) for tg in targets])
     out.append(_table(["Source \\ target"] + targets, rows))
     out.append("")
+    cal = t2.get("calibration")
+    if cal:
+        if cal["threshold"] is None:
+            out += ["Threshold: no impostor pairs among the test faces to calibrate on; the verifier's own.", ""]
+        else:
+            out += [f"Threshold {cal['threshold']:.2f}: calibrated on {cal['pairs']} impostor pairs of the real test "
+                    f"faces (different subjects) to a false-accept rate of at most {cal['far_target']:g}; "
+                    f"{cal['accepted']} accepted (achieved {cal['achieved_far']:.2g})"
+                    + (" -- too few pairs to resolve the target rate, so no impostor is accepted"
+                       if cal["accepted"] == 0 and cal["far_target"] * cal["pairs"] < 1 else "") + ".", ""]
 
     if r["identity"]:
         out += ["## Identity against the ground truth (synthetic, source 10-20)", "",
@@ -727,14 +805,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     command = "python examples/morph_aging/evaluate.py " + " ".join(shlex.quote(a) for a in argv)
     try:
+        files.check_writable_folder(args.out)  # before the work, not after
         bundle, code = evaluate(args, command)
-    except EvalError as exc:
+    except (EvalError, OSError) as exc:  # OSError: files.WriteError of an unusable --out
         return cli.fail("evaluate.py", exc)
     bundle["results"] = _sanitize(bundle["results"])
     try:
         write_outputs(args.out, bundle)
     except OSError as exc:
-        return cli.fail("evaluate.py", f"cannot write the results to {args.out}: {exc}")
+        return cli.fail("evaluate.py", exc if isinstance(exc, files.WriteError)
+                        else f"cannot write the results to {args.out}: {exc}")
     r = bundle["results"]
     for msg in r["failures"]:
         print(msg, file=sys.stderr)

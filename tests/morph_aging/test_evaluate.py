@@ -15,6 +15,8 @@ import sys
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 import ablation
@@ -89,7 +91,8 @@ def test_end_to_end_results_json(evaluated, tiny_checkpoint):
         "10-20": sorted(TARGETS), "21-30": sorted(TARGETS[1:]), "31-40": sorted(TARGETS[2:]), "41-50": ["51+"]}
     for row in t2["confidence"].values():
         assert all(0.0 <= c <= 100.0 for c in row.values())
-    assert sorted(t2["verification_rate"]) == sorted(TARGETS) == sorted(t2["identification_rate"])
+    assert sorted(t2["verification_rate"]["10-20"]) == sorted(TARGETS) == sorted(t2["identification_rate"])
+    assert sorted(t2["verification_rate"]) == ["10-20", "21-30", "31-40", "41-50"]  # every source group
 
     assert len(r["identity"]) == 4
     for row in r["identity"]:
@@ -305,8 +308,15 @@ def test_real_photos_with_pluggable_estimators(tiny_checkpoint, tmp_path, monkey
     assert rc == 1  # one unreadable photo: reported, the evaluation still written
     assert "000099_1M16.png" in capsys.readouterr().err
     r = json.loads((out / "results.json").read_text())
-    assert r["data"]["num_inputs"] == {"10-20": 3} and not r["data"]["synthetic"]
-    assert list(r["table2"]["confidence"]) == ["10-20"] and r["table2"]["identification_rate"] is None
+    # Table 2 covers every source group with faces, as the paper's does
+    assert r["data"]["num_inputs"] == {"10-20": 3, "21-30": 1, "31-40": 1, "41-50": 1} and not r["data"]["synthetic"]
+    assert list(r["table2"]["confidence"]) == ["10-20", "21-30", "31-40", "41-50"]
+    assert r["table2"]["identification_rate"] is None
+    assert sorted(r["table2"]["verification_rate"]["31-40"]) == ["41-50", "51+"]
+    # the threshold is calibrated on impostor pairs of the real faces, not the verifier's fixed one
+    cal = r["table2"]["calibration"]
+    assert cal["far_target"] == 1e-5 and cal["pairs"] > 0 and cal["accepted"] == 0
+    assert r["table2"]["threshold"] == cal["threshold"]
     assert r["identity"] is None and "ellipse" in r["background"]["region"]
     assert len(r["failures"]) == 1 and r["summary"]["verification_rate"] is not None
     assert r["table1"]["generic"][1]["n"] == 1 and r["table1"]["generic"][4]["n"] == 2
@@ -378,11 +388,21 @@ def test_dlib_models_when_installed():
     (["--", "--out", "x"], "--out after '--'"),
     (["--", "--lambda-l1=3"], "--lambda-l1=3 after '--'"),
     (["--max-steps", "0"], "--max-steps must be >= 1"),
-    (["--l1", "nan"], "--l1 must be"),
+    (["--l1", "nan"], "--l1"),
+    (["--l1", "100,100"], "--l1 lists a value twice"),
+    (["--l1", "0"], "weights must be finite numbers > 0"),
+    (["--seeds", "0,x"], "--seeds"),
+    (["--seeds", ""], "--seeds needs at least one value"),
+    (["--", "--seed", "3"], "--seed after '--'"),
 ])
 def test_ablation_usage_errors(tmp_path, capsys, argv, message):
-    assert ablation.main(["--out", str(tmp_path / "a")] + argv) == 2
+    try:
+        code = ablation.main(["--out", str(tmp_path / "a")] + argv)
+    except SystemExit as exc:  # argparse's own type errors
+        code = exc.code
+    assert code == 2
     assert message in capsys.readouterr().err
+    assert not (tmp_path / "a").exists()  # validated before any work
 
 
 def test_ablation_budget_flags_are_exclusive(tmp_path):
@@ -391,32 +411,52 @@ def test_ablation_budget_flags_are_exclusive(tmp_path):
     assert exc.value.code == 2
 
 
-def test_ablation_variant_flags():
-    assert ablation.variant_flags("attention", 10) == []
-    assert ablation.variant_flags("no-attention", 10) == ["--generator-mode", "no-attention"]
-    assert ablation.variant_flags("no-attention-l1", 10) == ["--generator-mode", "no-attention", "--lambda-l1", "10.0"]
-    assert ablation.DEFAULT_L1 == 10.0
+def test_ablation_variants_and_the_l1_sweep():
+    assert ablation.expand_variants(["attention", "no-attention", "no-attention-l1"], [100.0, 1000.0]) == [
+        ("attention", []), ("no-attention", ["--generator-mode", "no-attention"]),
+        ("no-attention-l1-100", ["--generator-mode", "no-attention", "--lambda-l1", "100.0"]),
+        ("no-attention-l1-1000", ["--generator-mode", "no-attention", "--lambda-l1", "1000.0"])]
+    assert ablation.DEFAULT_L1 == (100.0, 1000.0) and ablation.DEFAULT_SEEDS == (0, 1, 2)
+    args = ablation.build_parser().parse_args(["--out", "x"])
+    assert args.l1 == [100.0, 1000.0] and args.seeds == [0, 1, 2]
+
+
+def test_ablation_aggregates_mean_and_spread_with_a_copy_input_row():
+    runs = [{"name": "attention", "seed": k, "summary": {"age_accuracy": acc, "face_l1": 10.0 + k,
+                                                          "copy_input_face_l1": 30.0}}
+            for k, acc in enumerate((0.8, 0.9, 1.0))]
+    runs.append({"name": "no-attention", "seed": 0, "summary": None})
+    table = ablation.aggregate(runs)
+    acc = table["attention"]["age_accuracy"]
+    assert acc["n"] == 3 and acc["mean"] == pytest.approx(0.9) and acc["std"] == pytest.approx(0.1)
+    assert table["attention"]["face_l1"]["mean"] == pytest.approx(11.0)
+    assert table["no-attention"]["age_accuracy"] is None and table["no-attention"]["seeds"] == []
+    assert table["copy input"]["face_l1"]["mean"] == 30.0 and table["copy input"]["age_accuracy"] is None
+    md = ablation.render_markdown({"command": "c", "git_commit": "abc", "budget": "b", "seeds": [0, 1, 2],
+                                   "train_flags": [], "table": table, "runs": []})
+    assert "| attention | 3 | 90.0% ± 10.0% |" in md and "| copy input |" in md and "`abc`" in md
 
 
 def test_ablation_skips_finished_and_resumes_interrupted(tiny_checkpoint, tmp_path, monkeypatch):
     out = tmp_path / "abl"
     state = torch.load(tiny_checkpoint, map_location="cpu", weights_only=True)
     for name, reason in (("attention", "finished"), ("no-attention", "interrupted")):
-        ckpt = out / name / "checkpoints" / "last.pt"
+        ckpt = out / name / "seed0" / "checkpoints" / "last.pt"
         ckpt.parent.mkdir(parents=True)
         torch.save({**state, "extra": {"reason": reason}}, ckpt)
     calls = []
     monkeypatch.setattr(ablation, "run", lambda cmd: calls.append(cmd) or 0)
     args = ablation.build_parser().parse_args(["--out", str(out)])
-    assert ablation.train_variant("attention", str(out), [], [], args) == (True, "skipped")
-    assert ablation.train_variant("no-attention", str(out), ["--max-steps", "3"], ["--seed", "1"], args) == \
-        (True, "resumed")
+    assert ablation.train_variant("attention", [], 0, str(out), [], [], args) == (True, "skipped")
+    flags = ["--generator-mode", "no-attention"]
+    assert ablation.train_variant("no-attention", flags, 0, str(out), ["--max-steps", "3"], ["--num-subjects", "9"],
+                                  args) == (True, "resumed")
     cmd = calls[-1]
-    assert cmd[1] == ablation.TRAIN and "--resume" in cmd and cmd[-2:] == ["--seed", "1"]
-    assert cmd[cmd.index("--generator-mode") + 1] == "no-attention"
+    assert cmd[1] == ablation.TRAIN and "--resume" in cmd and cmd[-2:] == ["--num-subjects", "9"]
+    assert cmd[cmd.index("--generator-mode") + 1] == "no-attention" and cmd[cmd.index("--seed") + 1] == "0"
     args = ablation.build_parser().parse_args(["--out", str(out), "--retrain"])
-    assert ablation.train_variant("attention", str(out), [], [], args) == (True, "trained")
-    assert "--resume" not in calls[-1] and not (out / "attention").exists()  # old run removed
+    assert ablation.train_variant("attention", [], 0, str(out), [], [], args) == (True, "trained")
+    assert "--resume" not in calls[-1] and not (out / "attention" / "seed0").exists()  # old run removed
 
 
 @pytest.mark.slow
@@ -425,29 +465,61 @@ def test_ablation_end_to_end(tmp_path, monkeypatch, capfd):
     out = tmp_path / "abl"
     tiny = [a for a in TINY_TRAIN if a not in ("--max-steps", "2")]
     argv = ["--out", str(out), "--max-steps", "1", "--variants", "attention,no-attention-l1", "--num-faces", "2",
-            "--classifier-steps", "5", "--classifier-subjects", "5", "--no-progress", "--"] + tiny
+            "--l1", "100", "--seeds", "0,1", "--classifier-steps", "5", "--classifier-subjects", "5",
+            "--no-progress", "--"] + tiny
     assert ablation.main(argv) == 0
     summary = json.loads((out / "ablation.json").read_text())
-    assert [v["name"] for v in summary["variants"]] == ["attention", "no-attention-l1"]
-    for v in summary["variants"]:
+    assert [(v["name"], v["seed"]) for v in summary["runs"]] == [
+        ("attention", 0), ("no-attention-l1-100", 0), ("attention", 1), ("no-attention-l1-100", 1)]
+    for v in summary["runs"]:
         assert v["ok"] and v["step"] == 1
         assert set(v["summary"]) >= {key for key, _, _ in ablation.COLUMNS}
-    l1_flags = summary["variants"][1]["flags"]
-    assert l1_flags == ["--generator-mode", "no-attention", "--lambda-l1", "10.0"]
-    cfg = json.loads((out / "no-attention-l1" / "config.json").read_text())
-    assert cfg["generator_mode"] == "no-attention" and cfg["lambda_l1"] == 10.0 and cfg["max_steps"] == 1
+        assert v["config"]["seed"] == v["seed"]  # the full resolved configuration of every run
+    assert summary["runs"][1]["flags"] == ["--generator-mode", "no-attention", "--lambda-l1", "100.0"]
+    assert summary["table"]["attention"]["age_accuracy"]["n"] == 2 and "copy input" in summary["table"]
+    assert summary["git_commit"] is None or len(summary["git_commit"]) >= 40
+    cfg = json.loads((out / "no-attention-l1-100" / "seed1" / "config.json").read_text())
+    assert cfg["generator_mode"] == "no-attention" and cfg["lambda_l1"] == 100.0 and cfg["max_steps"] == 1
+    assert cfg["seed"] == 1
     md = (out / "ablation.md").read_text()
-    assert "| attention | 1 |" in md and "| no-attention-l1 | 1 |" in md and "Identification rate" in md
+    assert "| attention | 2 |" in md and "| no-attention-l1-100 | 2 |" in md and "Identification rate" in md
     with Image.open(out / "ablation.png") as im:
         # per input: 2 variant rows and the ground-truth row
         assert im.height > 2 * 3 * 64
     assert (out / "age_classifier.pt").is_file()
 
-    # run again: both variants finished, so only evaluation runs (recorded, not run: its results are there)
+    # run again: every run finished and evaluated, so nothing is trained or evaluated again
     capfd.readouterr()
     calls = []
     monkeypatch.setattr(ablation, "run", lambda cmd: calls.append(cmd) or 0)
     assert ablation.main(argv) == 0
-    assert [c[1] for c in calls] == [ablation.EVALUATE, ablation.EVALUATE]
+    assert calls == []
     assert "not training again" in capfd.readouterr().err
-    assert json.loads((out / "ablation.json").read_text())["variants"][0]["summary"] == summary["variants"][0]["summary"]
+    assert json.loads((out / "ablation.json").read_text())["runs"][0]["summary"] == summary["runs"][0]["summary"]
+
+
+class _Dot:
+    def confidence(self, a, b):
+        return (a * b).sum(1)
+
+
+@settings(max_examples=40, deadline=None, database=None)
+@given(n=st.integers(2, 30), k=st.integers(1, 6), far=st.floats(1e-3, 0.5), seed=st.integers(0, 2**31 - 1))
+def test_threshold_calibration_never_exceeds_the_false_accept_rate(n, k, far, seed):
+    g = torch.Generator().manual_seed(seed)
+    emb = torch.randint(-3, 4, (n, 2), generator=g).float()  # small integers: many ties
+    subjects = torch.randint(0, k, (n,), generator=g)
+    out = evaluate.calibrate_threshold(_Dot(), emb, subjects, far, chunk=7)
+    i, j = torch.triu_indices(n, n, 1)
+    impostor = subjects[i] != subjects[j]
+    scores = (emb[i] * emb[j]).sum(1)[impostor]
+    assert out["pairs"] == int(impostor.sum())
+    if out["pairs"] == 0:
+        assert out["threshold"] is None
+        return
+    accepted = int((scores >= out["threshold"]).sum())
+    assert accepted == out["accepted"] <= far * out["pairs"]
+    # the threshold is the lowest that keeps the rate: the next impostor score below it would exceed it
+    below = scores[scores < out["threshold"]]
+    if below.numel():
+        assert int((scores >= below.max()).sum()) > far * out["pairs"]
