@@ -137,11 +137,11 @@ def atomic_file(path: PathLike) -> Iterator[str]:
         os.close(fd)
     except OSError as exc:
         raise WriteError(path, write_failure(exc) or str(exc), exc.errno) from exc
-    _give_new_file_mode(tmp)
     try:
         yield tmp
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
+        _give_new_file_mode(tmp)  # after the writer: some (safetensors) replace the file with their own 0600 one
         os.replace(tmp, path)
     except BaseException as exc:
         try:

@@ -317,9 +317,14 @@ def test_exported_generator_ages_to_the_same_pixels(checkpoint, photos, tmp_path
 def test_export_default_name(checkpoint, tmp_path, capsys):
     ckpt = tmp_path / "run.pt"
     ckpt.write_bytes(Path(checkpoint).read_bytes())
-    code, _, err = run(export.main, ["--checkpoint", ckpt], capsys)
+    previous = os.umask(0o022)
+    try:
+        code, _, err = run(export.main, ["--checkpoint", ckpt], capsys)
+    finally:
+        os.umask(previous)
     assert code == 0, err
     assert (tmp_path / "run.safetensors").is_file()
+    assert (tmp_path / "run.safetensors").stat().st_mode & 0o777 == 0o644  # for sharing, as any new file
 
 
 @needs_export

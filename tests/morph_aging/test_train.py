@@ -75,6 +75,19 @@ def test_outputs_of_a_short_run(tmp_path):
     assert (out / "samples" / "step_000003.png").exists()
 
 
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600)])
+def test_outputs_get_the_mode_of_new_files(tmp_path, umask, mode):
+    """Checkpoints and pictures are meant for sharing: 0o666 less the umask, as any new file (not mkstemp's 0600)."""
+    out = tmp_path / "run"
+    previous = os.umask(umask)
+    try:
+        assert run_main(out, "--max-steps", "1") == 0
+    finally:
+        os.umask(previous)
+    for name in ("checkpoints/last.pt", "config.json", "samples/latest.png"):
+        assert (out / name).stat().st_mode & 0o777 == mode, name
+
+
 def test_same_seed_same_trajectory_and_resume_is_exact(tmp_path):
     straight, first = tmp_path / "straight", tmp_path / "resumed"
     assert run_main(straight, "--max-steps", "5") == 0
