@@ -140,6 +140,8 @@ class TrainConfig:
     gp_weighting: str = _opt("absolute", "training", "absolute (lambda_gp * GP, as WGAN-GP and the released code) "
                              "or nested (lambda_adv * lambda_gp * GP, Eq. 5 read literally)",
                              choices=("absolute", "nested"))
+    gp_every: int = _opt(1, "training", "lazy penalty: compute the gradient penalty on every K-th critic step only, "
+                         "weighted by K (as StyleGAN2 does for R1); 1 = every step (paper)", minimum=1)
     n_critic: int = _opt(1, "training", "critic iterations per generator update (paper: 1; released code: 2)",
                          minimum=1)
     critic_warmup: Optional[int] = _opt(None, "training", "first iterations that train only the critic (paper: 0)",

@@ -5,12 +5,15 @@ step indices, the optimised forms of ``acgan.AcGANStep`` give the plain
 form's losses and weights:
 
 * structure (fused critic call, reused fake, channels_last, fused Adam), each
-  alone and all together, in fp32: first-iteration losses within 1e-5
-  relative; after 3 iterations the critic's weights within 1e-5 and the
+  alone, all together, and the optimised form (all but the fused critic
+  call), in fp32: first-iteration losses within 1e-5 relative; after 3 iterations the critic's weights within 1e-5 and the
   generator's within ``2 * lr * 3`` (see ``test_weights_after_three_iterations``);
 * the penalty as its own backward and step (``gp_mode="separate"``, the
   released code) versus inside the critic loss (``"joint"``, the paper): the
   first iteration's losses computed before any update are equal;
+* the lazy penalty (``gp_every=K``): a penalty step (``step % K == 0``) is
+  the every-step iteration with ``K * lambda_gp``, any other the iteration
+  without the penalty, to 1e-6; ``K = 1`` (the default) is the paper's step;
 * bf16 autocast versus fp32: first-iteration losses within 5e-2 relative
   plus 1e-3 absolute. Measured here: 2.0e-3 relative on d_adv and 9e-4 on
   g_adv (differences of scores, the loosest), 1.6e-4 on gp, 1.3e-4 on g_att,
@@ -107,7 +110,9 @@ VARIANTS = {
     "reuse_fake": (dataclasses.replace(PLAIN, reuse_fake=True), False),
     "channels_last": (dataclasses.replace(PLAIN, channels_last=True), False),
     "fused_adam": (PLAIN, True),
-    "all": (acgan.StepOptions(fused_critic=True, reuse_fake=True, autocast=None, channels_last=True), True),
+    "all_fused_critic": (acgan.StepOptions(fused_critic=True, reuse_fake=True, autocast=None, channels_last=True), True),
+    # the optimised form train.py runs (fp32 here): the penalty's critic call apart from real+fake
+    "optimised": (acgan.StepOptions(reuse_fake=True, autocast=None, channels_last=True), True),
 }
 
 
@@ -142,7 +147,8 @@ def test_weights_after_three_iterations(setup, variant_runs, plain):
     assert max_weight_difference(d_ref, setup[2]) > cfg.lr
 
 
-@pytest.mark.parametrize("options", [PLAIN, VARIANTS["all"][0]], ids=["plain", "fused"])
+@pytest.mark.parametrize("options", [PLAIN, VARIANTS["all_fused_critic"][0], VARIANTS["optimised"][0]],
+                         ids=["plain", "fused", "optimised"])
 def test_separate_penalty_has_the_same_pre_update_losses(setup, plain, options):
     joint = plain if options is PLAIN else run(setup, options, fused_adam=True, steps=1)
     separate, _, _ = run(setup, options, fused_adam=options is not PLAIN, gp_mode="separate", steps=1)
@@ -151,8 +157,74 @@ def test_separate_penalty_has_the_same_pre_update_losses(setup, plain, options):
     assert separate[0]["g_adv"] != joint[0][0]["g_adv"]
 
 
-def test_bf16_autocast_losses_close_to_fp32(setup, plain):
-    options = acgan.StepOptions(fused_critic=True, reuse_fake=True, autocast=torch.bfloat16, channels_last=True)
+@pytest.mark.parametrize("fused_critic", [False, True])
+def test_bf16_autocast_losses_close_to_fp32(setup, plain, fused_critic):
+    options = acgan.StepOptions(fused_critic=fused_critic, reuse_fake=True, autocast=torch.bfloat16, channels_last=True)
     history, g, d = run(setup, options, fused_adam=True, steps=1)
     assert_losses_close(history[0], plain[0][0], LOSSES, rtol=5e-2, atol=1e-3)
     assert all(p.dtype == torch.float32 for p in [*g.parameters(), *d.parameters()])  # master weights stay fp32
+
+
+# ----------------------------------------------------------------------------- lazy penalty (--gp-every)
+
+
+def step_once(setup, g, d, *, step: int, options=None, **cfg_changes):
+    """One iteration at index ``step`` from the given networks (copied); returns metrics and the copies."""
+    cfg, _, _, real, labels = setup
+    cfg = dataclasses.replace(cfg, **cfg_changes)
+    g, d = copy.deepcopy(g), copy.deepcopy(d)
+    opt_g, opt_d = acgan.build_optimizers(cfg, g, d, fused=False)
+    metrics = acgan.AcGANStep(cfg, g, d, opt_g, opt_d, options or PLAIN)(real.clone(), labels.clone(), step)
+    return {k: float(v) for k, v in metrics.items()}, g, d
+
+
+def test_gp_every_one_is_the_paper_step(setup, plain):
+    """The default K = 1 is the every-step penalty: the plain runs above (default
+    config) log ``gp`` on every iteration and their critic loss holds it at weight lambda_gp."""
+    cfg = setup[0]
+    assert cfg.gp_every == 1
+    _, g0, d0, _, _ = setup
+    for k in range(3):
+        m, _, _ = step_once(setup, g0, d0, step=k)
+        assert m["d_loss"] == pytest.approx(10 * m["d_adv"] + 10 * m["gp"] + 100 * m["d_cls"], rel=1e-6)
+    explicit, g1, d1 = step_once(setup, g0, d0, step=2, gp_every=1)
+    default, g2, d2 = step_once(setup, g0, d0, step=2)
+    assert explicit == default
+    assert max_weight_difference(d1, d2) == 0 and max_weight_difference(g1, g2) == 0
+
+
+@pytest.mark.parametrize("options", [PLAIN, VARIANTS["optimised"][0], VARIANTS["all_fused_critic"][0]],
+                         ids=["plain", "optimised", "fused"])
+@pytest.mark.parametrize("gp_mode", ["joint", "separate"])
+def test_lazy_penalty_every_k_steps_weighted_by_k(setup, options, gp_mode):
+    """With K = 3 the penalty is computed on steps 0, 3, 6, ... only, weighted by 3:
+    such a step is the every-step iteration with lambda_gp * 3, any other the
+    iteration without a penalty (the joint loss with lambda_gp = 0: one
+    critic update, also in the separate mode, whose penalty step is skipped),
+    down to the updated weights."""
+    _, g0, d0, _, _ = setup
+    k = 3
+    for step in range(6):
+        lazy, g_l, d_l = step_once(setup, g0, d0, step=step, options=options, gp_mode=gp_mode, gp_every=k)
+        with_gp = step % k == 0
+        assert ("gp" in lazy) == with_gp, step
+        want, g_w, d_w = step_once(setup, g0, d0, step=step, options=options,
+                                   gp_mode=gp_mode if with_gp else "joint", lambda_gp=10.0 * k if with_gp else 0.0)
+        assert_losses_close(lazy, want, ["d_adv", "d_cls", "d_loss", "g_adv", "g_cls", "g_att"]
+                            + (["gp"] if with_gp else []), rtol=1e-6, atol=1e-7)
+        assert max_weight_difference(d_l, d_w) <= 1e-6, step
+        assert max_weight_difference(g_l, g_w) <= 1e-6, step
+        if with_gp and gp_mode == "joint":
+            assert lazy["d_loss"] == pytest.approx(10 * lazy["d_adv"] + 10 * k * lazy["gp"] + 100 * lazy["d_cls"],
+                                                   rel=1e-6)
+
+
+def test_gp_every_is_a_flag_with_a_minimum():
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    config.add_config_arguments(parser)
+    cfg = config.config_from_args(parser, parser.parse_args(["--gp-every", "4", "--device", "cpu"]))
+    assert cfg.gp_every == 4
+    with pytest.raises(ValueError, match="--gp-every"):
+        config.validate_config(config.TrainConfig(gp_every=0, device="cpu"))
