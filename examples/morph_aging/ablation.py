@@ -27,7 +27,9 @@ N`` iterations or ``--max-minutes M`` of wall time each (with neither,
 train.py's preset decides). Flags after ``--`` go to every train.py run (e.g.
 ``-- --image-size 64 --num-subjects 200``); the flags the ablation sets
 itself (``--out``, ``--generator-mode``, ``--lambda-l1``, ``--seed``,
-``--max-steps``, ``--max-minutes``, ``--resume``) are refused there.
+``--max-steps``, ``--max-minutes``, ``--resume``, ``--overwrite``) are refused
+there, abbreviated or not. Every run's train.py flags are checked before the
+first run starts.
 
 The runs are sequential subprocesses whose progress streams to this
 terminal. A run whose checkpoint says it finished (or reached its time
@@ -452,18 +454,18 @@ def main(argv: Optional[List[str]] = None) -> int:
         budget, budget_text = ["--max-steps", str(args.max_steps)], f"{args.max_steps} iteration(s)"
     elif args.max_minutes is not None:
         budget, budget_text = ["--max-minutes", repr(args.max_minutes)], f"{args.max_minutes:g} minutes"
-    try:
-        os.makedirs(args.out, exist_ok=True)
-    except OSError as exc:
-        return cli.fail(PROG, f"cannot create {args.out}: {exc}")
-    command = "python examples/morph_aging/ablation.py " + " ".join(shlex.quote(a) for a in argv)
-    variants = expand_variants(names, args.l1)
     for seed in args.seeds:  # every run's train.py flags are checked before the first run starts
-        for name, flags in variants:
+        for name, flags in expand_variants(names, args.l1):
             problem = check_train_flags(["--out", run_dir_of(args.out, name, seed), *budget, *flags,
                                          "--seed", str(seed), *passthrough])
             if problem:
                 return cli.fail(PROG, f"train.py flags of {name} seed {seed}: {problem}")
+    try:
+        files.check_writable_folder(args.out)
+    except OSError as exc:
+        return cli.fail(PROG, exc)
+    command = "python examples/morph_aging/ablation.py " + " ".join(shlex.quote(a) for a in argv)
+    variants = expand_variants(names, args.l1)
     records: List[Dict[str, Any]] = []
     t0 = time.perf_counter()
     for seed in args.seeds:

@@ -42,6 +42,7 @@ import acgan
 import cli
 import config
 import face_datasets
+import files
 import pictures
 from ages import GROUP_NAMES, NUM_GROUPS
 from cli import EXIT_FAILED, EXIT_OK
@@ -113,15 +114,47 @@ def collect_inputs(args: Sequence[str]) -> Tuple[List[Path], List[str]]:
     return paths, problems
 
 
-def _unique_stems(paths: Sequence[Path]) -> List[str]:
-    """Output stems; photos that share a name get ``-2``, ``-3``, ... appended."""
-    seen: Dict[str, int] = {}
+def output_names(stem: str) -> List[str]:
+    """The files one photo's results go to: ``<stem>_aged.png`` and ``<stem>_<group>.png`` per group."""
+    return [f"{stem}_aged.png"] + [group_filename(stem, k) for k in range(NUM_GROUPS)]
+
+
+def _unique_stems(paths: Sequence[Path], avoid: Sequence[str] = ()) -> List[str]:
+    """Output stems, one per photo, that never share a file (deterministic, in input order).
+
+    A photo's stem is its name without the extension; photos whose stems
+    coincide but whose names differ keep their extension (``a.png`` and
+    ``a.jpg`` give ``a.png`` and ``a.jpg``); a stem still taken -- by an
+    earlier photo (the same name in another folder), or by another photo's
+    natural stem -- gets ``-2``, ``-3``, ... Names are compared
+    case-insensitively (``A.png`` and ``a.png`` are one file on some
+    systems), and no output may take a name in ``avoid`` (the input photos
+    inside the output folder, which must never be overwritten). Since the
+    group names hold no ``_``, distinct stems never share an output file.
+
+    >>> _unique_stems([Path("a.png"), Path("a.jpg"), Path("a-2.png"), Path("x/a-2.png")])
+    ['a.png', 'a.jpg', 'a-2', 'a-2-2']
+    """
+    natural = [p.stem or "image" for p in paths]
+    names: Dict[str, set] = {}
+    for p, s in zip(paths, natural):
+        names.setdefault(s.casefold(), set()).add(p.name.casefold())
+    wanted = [p.name if len(names[s.casefold()]) > 1 else s for p, s in zip(paths, natural)]
+    reserved = {w.casefold() for w in wanted}
+    blocked = {a.casefold() for a in avoid}
+    used: set = set()
+
+    def free(stem: str) -> bool:
+        return stem.casefold() not in used and not any(n.casefold() in blocked for n in output_names(stem))
+
     stems = []
-    for p in paths:
-        stem = p.stem or "image"
-        n = seen.get(stem, 0) + 1
-        seen[stem] = n
-        stems.append(stem if n == 1 else f"{stem}-{n}")
+    for w in wanted:
+        stem, n = w, 1
+        while not free(stem) or (n > 1 and stem.casefold() in reserved):
+            n += 1
+            stem = f"{w}-{n}"
+        used.add(stem.casefold())
+        stems.append(stem)
     return stems
 
 
@@ -195,9 +228,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         return cli.fail("age.py", exc)
     g = g.to(device)
     try:
-        os.makedirs(args.out, exist_ok=True)
+        files.check_writable_folder(args.out)
     except OSError as exc:
-        return cli.fail("age.py", f"cannot create output folder {args.out}: {exc.strerror or exc}")
+        return cli.fail("age.py", exc)
 
     from tqdm import tqdm
 
@@ -206,7 +239,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(msg, file=sys.stderr)
     failed = len(problems)
     written = 0
-    bar = tqdm(list(zip(paths, _unique_stems(paths))), desc="aging", unit="photo", file=sys.stderr,
+    inputs_in_out = [p.name for p in paths if os.path.abspath(p.parent) == os.path.abspath(args.out)]
+    bar = tqdm(list(zip(paths, _unique_stems(paths, inputs_in_out))), desc="aging", unit="photo", file=sys.stderr,
                disable=len(paths) <= PROGRESS_ABOVE, dynamic_ncols=True)
     for path, stem in bar:
         notes: List[str] = []
@@ -235,7 +269,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         written += 1
     bar.close()
     total = len(paths) + len(problems)
-    print(f"aged {written} of {total} photo(s) into {args.out}" + (f"; {failed} failed" if failed else ""))
+    print(f"aged {written} of {total} photo(s) into {args.out} ({written * (NUM_GROUPS + 1)} files)"
+          + (f"; {failed} failed" if failed else ""))
     return EXIT_FAILED if failed else EXIT_OK
 
 

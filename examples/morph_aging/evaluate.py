@@ -409,6 +409,10 @@ def evaluate(args: argparse.Namespace, command: str) -> Tuple[Dict[str, Any], in
         raise EvalError(str(exc)) from None
     step, reason = state["step"], state["extra"].get("reason")
     del state
+    try:
+        files.check_writable_folder(args.out)  # before the work, not after
+    except OSError as exc:
+        raise EvalError(str(exc)) from None
     image_size = cfg.image_size
     g = g.to(device).eval()
     data_arg = args.data if args.data is not None else cfg.data
@@ -805,9 +809,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     command = "python examples/morph_aging/evaluate.py " + " ".join(shlex.quote(a) for a in argv)
     try:
-        files.check_writable_folder(args.out)  # before the work, not after
         bundle, code = evaluate(args, command)
-    except (EvalError, OSError) as exc:  # OSError: files.WriteError of an unusable --out
+    except EvalError as exc:
         return cli.fail("evaluate.py", exc)
     bundle["results"] = _sanitize(bundle["results"])
     try:

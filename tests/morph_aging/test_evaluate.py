@@ -387,7 +387,7 @@ def test_dlib_models_when_installed():
     (["--variants", "attention,attention"], "listed twice"),
     (["--", "--out", "x"], "--out after '--'"),
     (["--", "--lambda-l1=3"], "--lambda-l1=3 after '--'"),
-    (["--max-steps", "0"], "--max-steps must be >= 1"),
+    (["--max-steps", "0"], "--max-steps: must be a positive integer"),
     (["--l1", "nan"], "--l1"),
     (["--l1", "100,100"], "--l1 lists a value twice"),
     (["--l1", "0"], "weights must be finite numbers > 0"),
