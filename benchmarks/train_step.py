@@ -18,16 +18,33 @@ channels_last      networks and batch in channels_last memory format
 bf16 / fp16        autocast to that dtype (``lowp``: what --precision gives)
 fused_adam         ``torch.optim.Adam(fused=True)``
 joint_gp           the penalty inside the critic loss (one backward, paper)
-fused_critic       real, fake and interpolates in one critic forward
+fused_critic       real, fake and interpolates in one critic forward (the
+                   penalty's double backward then runs over all three:
+                   slower, not part of ``optimised``)
 reuse_fake         one generator forward serves both updates
 compile            ``torch.compile`` of the generator
-optimised          all of them (compile only with --compile, low precision
-                   only when --precision is not fp32)
+lazy_gp            the lazy penalty: every ``--lazy-gp-every`` K-th
+                   iteration, weight x K (not the paper's algorithm; not
+                   part of ``optimised``); time K iterations per repeat
+                   (``--iters-per-repeat K``)
+optimised          all but fused_critic and lazy_gp (compile only with
+                   --compile, low precision only when --precision is not
+                   fp32)
 =================  ========================================================
 
+One more case, ``authors``, is not a feature set: the training loop of the
+authors' released code (github.com/JensonZhu14/AcGAN, ``models/AcGANs.py``,
+``train``) on these networks: fp32, contiguous, ``torch.optim.Adam``
+defaults, the generator's forward kept with its graph for the critic step,
+``D(real)`` and ``D(fake.detach())`` as two critic calls and a critic step,
+then the penalty with its own critic call, backward and step, then the
+generator's forward again for its step; every loss read back to the host
+(``.item()``, as its loss logging does). With it in the list,
+``speedup_vs_authors_paired`` is added to each result.
+
 Without ``--compare`` / ``--variants`` one case is timed: the form
-``train.py`` trains with (joint penalty, fused critic, reused fake, fused
-Adam) with the precision, memory format and compilation of the flags.
+``train.py`` trains with (joint penalty, reused fake, fused Adam) with the
+precision, memory format and compilation of the flags.
 
 Prints JSON (schema in benchmarks/README.md). Examples::
 
@@ -51,15 +68,19 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import common  # noqa: E402
 
-FEATURES = ("channels_last", "bf16", "fp16", "fused_adam", "joint_gp", "fused_critic", "reuse_fake", "compile")
-ABLATION = ("plain", "channels_last", "lowp", "fused_adam", "joint_gp", "fused_critic+reuse_fake", "optimised")
+FEATURES = ("channels_last", "bf16", "fp16", "fused_adam", "joint_gp", "fused_critic", "reuse_fake", "compile",
+            "lazy_gp")
+#: features that ``optimised`` leaves out: slower (fused_critic) or another algorithm (lazy_gp)
+NOT_OPTIMISED = ("fused_critic", "lazy_gp")
+ABLATION = ("plain", "channels_last", "lowp", "fused_adam", "joint_gp", "reuse_fake", "optimised")
+AUTHORS = "authors"
 
 
 def ablation_list(lowp: Optional[str]) -> List[str]:
     return common.ablation_cases(ABLATION, lowp)
 
 
-def describe(features: Sequence[str]) -> Dict[str, Any]:
+def describe(features: Sequence[str], gp_every: int = 1) -> Dict[str, Any]:
     """The settings a feature set stands for."""
     f = set(features)
     lowp = "bf16" if "bf16" in f else "fp16" if "fp16" in f else None
@@ -71,7 +92,56 @@ def describe(features: Sequence[str]) -> Dict[str, Any]:
         "fused_critic": "fused_critic" in f,
         "reuse_fake": "reuse_fake" in f,
         "compile": "compile" in f,
+        "gp_every": gp_every if "lazy_gp" in f else 1,
     }
+
+
+AUTHORS_SETTINGS = {"precision": "fp32", "channels_last": False, "fused_adam": False, "gp_mode": "separate",
+                    "fused_critic": False, "reuse_fake": False, "compile": False, "gp_every": 1,
+                    "released_loop": True}
+
+
+class AuthorsStep:
+    """One iteration of the authors' released training loop on the given networks
+    (see the module docstring); the losses and weights are those of Eq. (5) with the
+    released code's separate penalty step."""
+
+    def __init__(self, acgan, cfg, g: torch.nn.Module, d: torch.nn.Module) -> None:
+        import attngan
+
+        self.attngan, self.acgan, self.cfg, self.g, self.d = attngan, acgan, cfg, g, d
+        kw = dict(lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+        self.opt_g, self.opt_d = torch.optim.Adam(g.parameters(), **kw), torch.optim.Adam(d.parameters(), **kw)
+        self.attention_loss = attngan.AttentionRegularizer(lambda_tv=cfg.lambda_tv, form=cfg.attention_form)
+
+    def __call__(self, real: torch.Tensor, labels: torch.Tensor, step: int) -> Dict[str, float]:
+        A, cfg = self.attngan, self.cfg
+        offsets, alpha = self.acgan.step_randomness(cfg.seed, step, 0, real.shape[0], real.device)
+        source, target = A.one_hot(labels, self.acgan.NUM_GROUPS), A.one_hot((labels + offsets) % 5, 5)
+        gp_weight = cfg.lambda_gp * (cfg.lambda_adv if cfg.gp_weighting == "nested" else 1.0)
+        fake = self.g(real, target).image  # forward_D: the generator's graph is built, not used
+        out_real, out_fake = self.d(real), self.d(fake.detach())
+        d_adv = A.wgan_critic_loss(out_real.realness, out_fake.realness)
+        d_cls = A.classification_loss(out_real.logits, source)
+        losses = {"d_adv": d_adv.item(), "d_cls": d_cls.item()}
+        self.opt_d.zero_grad()
+        (cfg.lambda_adv * d_adv + cfg.lambda_cls * d_cls).backward()
+        self.opt_d.step()
+        gp = A.gradient_penalty(self.d, real, fake.detach(), alpha=alpha)
+        losses["gp"] = gp.item()
+        self.opt_d.zero_grad()
+        (gp_weight * gp).backward()
+        self.opt_d.step()
+        gen = self.g(real, target)  # forward_G: the generator again
+        scored = self.d(gen.image)
+        g_adv = A.wgan_generator_loss(scored.realness)
+        g_cls = A.classification_loss(scored.logits, target)
+        g_att = self.attention_loss(gen.attention)
+        losses.update(g_adv=g_adv.item(), g_cls=g_cls.item(), g_att=g_att.item())
+        self.opt_g.zero_grad()
+        (cfg.lambda_adv * g_adv + cfg.lambda_att * g_att + cfg.lambda_cls * g_cls).backward()
+        self.opt_g.step()
+        return losses
 
 
 class TrainCase:
@@ -79,10 +149,19 @@ class TrainCase:
     and an ``AcGANStep`` called with increasing step indices."""
 
     def __init__(self, acgan, cfg, features: Sequence[str], g0: torch.nn.Module, d0: torch.nn.Module,
-                 real: torch.Tensor, labels: torch.Tensor) -> None:
-        s = describe(features)
+                 real: torch.Tensor, labels: torch.Tensor, gp_every: int = 1) -> None:
+        self.real, self.labels = real, labels
+        self.k = 0
+        if list(features) == [AUTHORS]:
+            self.settings = dict(AUTHORS_SETTINGS)
+            self.cfg = cfg
+            self.g, self.d = copy.deepcopy(g0), copy.deepcopy(d0)
+            self.step = AuthorsStep(acgan, cfg, self.g, self.d)
+            return
+        s = describe(features, gp_every)
         self.settings = s
-        self.cfg = dataclasses.replace(cfg, gp_mode=s["gp_mode"], channels_last=s["channels_last"])
+        self.cfg = dataclasses.replace(cfg, gp_mode=s["gp_mode"], channels_last=s["channels_last"],
+                                       gp_every=s["gp_every"])
         g, d = copy.deepcopy(g0), copy.deepcopy(d0)
         if s["channels_last"]:
             g, d = g.to(memory_format=torch.channels_last), d.to(memory_format=torch.channels_last)
@@ -94,8 +173,6 @@ class TrainCase:
         options = acgan.StepOptions(fused_critic=s["fused_critic"], reuse_fake=s["reuse_fake"],
                                     autocast=autocast, channels_last=s["channels_last"])
         self.step = acgan.AcGANStep(self.cfg, g_run, d, opt_g, opt_d, options, scaler=scaler)
-        self.real, self.labels = real, labels
-        self.k = 0
 
     def __call__(self) -> Dict[str, Any]:
         metrics = self.step(self.real, self.labels, self.k)
@@ -103,23 +180,68 @@ class TrainCase:
         return metrics
 
 
-def count_iteration_flops(acgan, cfg, g0, d0, real, labels, *, reuse_fake: bool, gp_mode: str) -> Dict[str, Any]:
+def count_iteration_flops(acgan, cfg, g0, d0, real, labels, *, reuse_fake: bool, gp_mode: str,
+                          fused_critic: bool, gp_every: int = 1, authors: bool = False) -> Dict[str, Any]:
     """FLOPs of one iteration, counted eagerly in fp32 on copies of the networks.
 
-    Memory format, precision, compilation, fused Adam and fusing the critic
-    calls do not change the count; reusing the fake and the penalty mode do.
+    Memory format, precision, compilation and fused Adam do not change the
+    count; reusing the fake, the penalty mode, fusing the critic calls (the
+    penalty's backward over 3B samples) and the lazy penalty do. With
+    ``gp_every=K`` the count is the mean over K iterations.
     """
-    c = dataclasses.replace(cfg, gp_mode=gp_mode)
     g, d = copy.deepcopy(g0), copy.deepcopy(d0)
-    opt_g, opt_d = acgan.build_optimizers(c, g, d, fused=False)
-    step = acgan.AcGANStep(c, g, d, opt_g, opt_d, acgan.StepOptions(fused_critic=True, reuse_fake=reuse_fake))
-    return common.count_flops(lambda: step(real, labels, 0))
+    if authors:
+        step = AuthorsStep(acgan, cfg, g, d)
+    else:
+        c = dataclasses.replace(cfg, gp_mode=gp_mode, gp_every=gp_every)
+        opt_g, opt_d = acgan.build_optimizers(c, g, d, fused=False)
+        step = acgan.AcGANStep(c, g, d, opt_g, opt_d,
+                               acgan.StepOptions(fused_critic=fused_critic, reuse_fake=reuse_fake))
+    counts = [common.count_flops(lambda k=k: step(real, labels, k)) for k in range(gp_every)]
+    by_op: Dict[str, float] = {}
+    for c_ in counts:
+        for op, n in c_["by_op"].items():
+            by_op[op] = by_op.get(op, 0) + n / gp_every
+    return {"total": sum(c_["total"] for c_ in counts) / gp_every, "by_op": by_op}
+
+
+def resolve_cases(parser: argparse.ArgumentParser, args: argparse.Namespace, cfg: Any,
+                  device: torch.device) -> Dict[str, List[str]]:
+    """Case name -> features, as :func:`common.resolve_variants` with three changes:
+    ``optimised`` leaves out :data:`NOT_OPTIMISED`, ``optimised+f`` adds features
+    to it (the case is named by its features), and ``authors`` (the
+    released loop, features ``["authors"]``, first in the case order) may be
+    named among the variants."""
+    names = [n.strip() for n in (args.variants or "").split(",") if n.strip()]
+    try:
+        lowp = common.low_precision(args.precision, device)
+    except ValueError as exc:
+        parser.error(str(exc))
+    optimised = [f for f in common.parse_variants("optimised", FEATURES, lowp, args.compile, ())["optimised"]
+                 if f not in NOT_OPTIMISED]
+    # "optimised+lazy_gp": the optimised form with more features
+    alias = {"+".join(optimised + n.split("+")[1:]): n for n in names
+             if n.split("+")[0] in ("optimised", "optimized") and "+" in n}
+    rest = [next((k for k, v in alias.items() if v == n), n) for n in names if n != AUTHORS]
+    if args.variants is not None and not rest:  # the released loop alone
+        return {AUTHORS: [AUTHORS]}
+    sub = argparse.Namespace(**{**vars(args), "variants": ",".join(rest) if args.variants is not None else None})
+    # the one case without --compare / --variants: the form train.py trains with
+    _, variants = common.resolve_variants(parser, sub, cfg, device, FEATURES, ABLATION,
+                                          always=("fused_adam", "joint_gp", "reuse_fake"))
+    for name, feats in variants.items():
+        if name.lstrip("+") in ("optimised", "optimized", "all"):
+            variants[name] = [f for f in feats if f not in NOT_OPTIMISED]
+    variants = {alias.get(name, name): feats for name, feats in variants.items()}
+    return {AUTHORS: [AUTHORS], **variants} if AUTHORS in names else variants
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="train_step.py", description=__doc__.split("\n\n")[0],
                                      formatter_class=common.cli.HelpFormatter)
     common.add_common_args(parser, batch_help="images per iteration (default: the preset's)")
+    parser.add_argument("--lazy-gp-every", type=common.cli.positive_int, default=4,
+                        help="K of the lazy_gp feature: the penalty every K-th iteration, weight x K")
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     common.check_common_args(parser, args)
@@ -127,9 +249,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     cfg = common.build_config(parser, args)
     device = config.resolve_device(cfg.device)
     common.setup_runtime(args, device)
-    # the one case without --compare / --variants: the form train.py trains with
-    lowp, variants = common.resolve_variants(parser, args, cfg, device, FEATURES, ABLATION,
-                                             always=("fused_adam", "joint_gp", "fused_critic", "reuse_fake"))
+    variants = resolve_cases(parser, args, cfg, device)
+    lowp = common.low_precision(args.precision, device)
 
     b = cfg.batch_size
     torch.manual_seed(cfg.seed)
@@ -140,23 +261,26 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     flops_cache: Dict[Any, Dict[str, Any]] = {}
 
-    def flops_of(reuse_fake: bool, gp_mode: str) -> Dict[str, Any]:
-        key = (reuse_fake, gp_mode)
+    def flops_of(s: Dict[str, Any]) -> Dict[str, Any]:
+        key = (s["reuse_fake"], s["gp_mode"], s["fused_critic"], s["gp_every"], s.get("released_loop", False))
         if key not in flops_cache:
-            flops_cache[key] = count_iteration_flops(acgan, cfg, g0, d0, real, labels,
-                                                     reuse_fake=reuse_fake, gp_mode=gp_mode)
+            flops_cache[key] = count_iteration_flops(acgan, cfg, g0, d0, real, labels, reuse_fake=key[0],
+                                                     gp_mode=key[1], fused_critic=key[2], gp_every=key[3],
+                                                     authors=key[4])
         return flops_cache[key]
 
-    model_flops = flops_of(True, "joint")
-    cases = {name: TrainCase(acgan, cfg, feats, g0, d0, real, labels) for name, feats in variants.items()}
+    model_flops = flops_of(describe(["joint_gp", "reuse_fake"]))
+    cases = {name: TrainCase(acgan, cfg, feats, g0, d0, real, labels, gp_every=args.lazy_gp_every)
+             for name, feats in variants.items()}
     timings = common.run_interleaved(cases, device, warmup=args.warmup, repeats=args.repeats,
                                      iters=args.iters_per_repeat)
     rss = common.max_rss_bytes()
+    vs_authors = common.paired_speedups(timings, AUTHORS) if AUTHORS in cases and len(cases) > 1 else {}
 
     results: Dict[str, Any] = {}
     for name, case in cases.items():
         s = case.settings
-        fl = flops_of(s["reuse_fake"], s["gp_mode"])
+        fl = flops_of(s)
         timing = common.timing_fields(timings[name], device, rss, items_per_repeat=b * args.iters_per_repeat,
                                       iters=args.iters_per_repeat, item="images", call="iteration")
         results[name] = {
@@ -171,6 +295,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             "flops_by_op": fl["by_op"],
             "iterations_run": case.k,
         }
+        if name in vs_authors:
+            results[name]["speedup_vs_authors_paired"] = vs_authors[name]
 
     return common.report(__file__, argv, args, device, results=results, timings=timings, rate_key="images_per_second",
                          config={
@@ -178,13 +304,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         "precision_flag": args.precision, "low_precision": lowp, "compile": args.compile,
         "g_channels": cfg.g_channels, "g_res_blocks": cfg.g_res_blocks, "g_downsamples": cfg.g_downsamples,
         "d_channels": cfg.d_channels, "d_max_channels": cfg.d_max_channels, "n_critic": cfg.n_critic,
+        "lazy_gp_every": args.lazy_gp_every,
         "generator_parameters": sum(p.numel() for p in g0.parameters()),
         "critic_parameters": sum(p.numel() for p in d0.parameters()),
     }, method={
         "flops": "torch.utils.flop_counter.FlopCounterMode over one eager fp32 iteration "
                  "(matmuls and convolutions incl. backward and double backward)",
-        "model_flops": "FLOPs of the minimal iteration (one generator forward, penalty in the critic loss); "
-                       "model_utilisation uses it for every case",
+        "model_flops": "FLOPs of the minimal iteration (one generator forward, penalty in the critic loss "
+                       "on its own critic call); model_utilisation uses it for every case",
         "inputs": "random images in [-1, 1] and random age groups, made before timing",
     })
 

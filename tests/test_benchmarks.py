@@ -93,8 +93,10 @@ def test_train_step_compare(train_runs):
     assert set(out["results"]) == {"plain", "optimised"}
     plain, fast = out["results"]["plain"], out["results"]["optimised"]
     assert plain["settings"] == {"precision": "fp32", "channels_last": False, "fused_adam": False,
-                                 "gp_mode": "separate", "fused_critic": False, "reuse_fake": False, "compile": False}
-    assert fast["settings"]["gp_mode"] == "joint" and fast["settings"]["fused_critic"] and fast["settings"]["reuse_fake"]
+                                 "gp_mode": "separate", "fused_critic": False, "reuse_fake": False, "compile": False,
+                                 "gp_every": 1}
+    assert fast["settings"]["gp_mode"] == "joint" and fast["settings"]["reuse_fake"]
+    assert not fast["settings"]["fused_critic"] and fast["settings"]["gp_every"] == 1  # slower / another algorithm
     assert fast["settings"]["channels_last"] and fast["settings"]["fused_adam"] and not fast["settings"]["compile"]
     assert out["speedup_vs_plain"]["optimised"] > 0 and out["speedup_vs_plain_paired"]["optimised"]["median"] > 0
     for r in (plain, fast):
@@ -111,7 +113,7 @@ def test_train_step_ablation_and_flop_scaling(train_runs):
     check_common(out, "train_step", "images_per_second")
     names = list(out["results"])
     assert names[0] == "plain" and names[-1] == "optimised"
-    assert {"channels_last", "fused_adam", "joint_gp", "fused_critic+reuse_fake"} <= set(names)
+    assert {"channels_last", "fused_adam", "joint_gp", "reuse_fake"} <= set(names)
     assert set(out["speedup_vs_plain"]) == set(names) - {"plain"}
     for name in names:
         assert out["results"][name]["iterations_run"] == 1
@@ -120,6 +122,26 @@ def test_train_step_ablation_and_flop_scaling(train_runs):
     for name in ("plain", "optimised"):
         ratio = large[name]["flops_per_image"] / small[name]["flops_per_image"]
         assert 0.9 * 4 <= ratio <= 1.1 * 4, (name, ratio)
+
+
+def test_train_step_authors_loop_and_lazy_penalty(tmp_path):
+    """``authors`` (the released loop) is timed first and every other case gets
+    its paired speed-up against it; ``optimised+lazy_gp`` adds the lazy penalty
+    (every 2nd iteration here), whose FLOPs are the mean over 2 iterations."""
+    out = bench("train_step.py", "--image-size", "32", "--variants", "plain,optimised+lazy_gp,authors",
+                "--lazy-gp-every", "2", "--iters-per-repeat", "2", "--warmup", "0", "--repeats", "1")
+    res = out["results"]
+    assert list(res) == ["authors", "plain", "optimised+lazy_gp"]
+    assert res["authors"]["features"] == ["authors"] and res["authors"]["settings"]["released_loop"]
+    assert res["optimised+lazy_gp"]["settings"]["gp_every"] == 2 and out["config"]["lazy_gp_every"] == 2
+    assert set(out["speedup_vs_plain_paired"]) == {"authors", "optimised+lazy_gp"}
+    assert "speedup_vs_authors_paired" not in res["authors"]
+    for name in ("plain", "optimised+lazy_gp"):
+        assert res[name]["speedup_vs_authors_paired"]["median"] > 0
+    # the released loop: no recomputed-penalty logging pass, but the generator forward twice
+    model = res["plain"]["model_flops_per_image"]
+    assert res["plain"]["flops_per_image"] > res["authors"]["flops_per_image"] > model
+    assert res["optimised+lazy_gp"]["flops_per_image"] < model
 
 
 def test_inference(inference_runs):
@@ -231,14 +253,15 @@ def test_parse_variants():
     train = load("train_step")
     parse = common.parse_variants
     v = parse("plain,optimised", train.FEATURES, "bf16", False, train.ablation_list("bf16"))
+    # every feature; train_step.py's resolve_cases then leaves out NOT_OPTIMISED (fused_critic, lazy_gp)
     assert v == {"plain": [], "optimised": ["channels_last", "bf16", "fused_adam", "joint_gp", "fused_critic",
-                                            "reuse_fake"]}
+                                            "reuse_fake", "lazy_gp"]}
+    assert train.NOT_OPTIMISED == ("fused_critic", "lazy_gp")
     v = parse("optimised", train.FEATURES, None, True, [])
     assert "compile" in v["optimised"] and "bf16" not in v["optimised"]
     v = parse("ablation", train.FEATURES, "bf16", False, train.ablation_list("bf16"))
-    assert list(v) == ["plain", "channels_last", "lowp", "fused_adam", "joint_gp", "fused_critic+reuse_fake",
-                       "optimised"]
-    assert v["lowp"] == ["bf16"] and v["fused_critic+reuse_fake"] == ["fused_critic", "reuse_fake"]
+    assert list(v) == ["plain", "channels_last", "lowp", "fused_adam", "joint_gp", "reuse_fake", "optimised"]
+    assert v["lowp"] == ["bf16"] and v["reuse_fake"] == ["reuse_fake"]
     assert "lowp" not in parse("ablation", train.FEATURES, None, False, train.ablation_list(None))
     assert parse("+reuse_fake+channels_last", train.FEATURES, None, False, []) == {
         "reuse_fake+channels_last": ["channels_last", "reuse_fake"]}
