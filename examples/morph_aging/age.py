@@ -209,6 +209,7 @@ def _reason(exc: Exception, path: Path) -> str:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    cli.one_line_warnings()
     try:
         device = config.resolve_device(args.device)
     except ValueError as exc:

@@ -26,10 +26,11 @@ import math
 import os
 import subprocess
 import sys
+import warnings
 from typing import Any, Callable, Optional
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "BoolFlag", "HelpFormatter", "add_bool_flag", "fail",
-           "INT_LIMIT", "finite_float", "install_hint", "int_at_least", "one_line", "positive_int"]
+           "INT_LIMIT", "finite_float", "install_hint", "int_at_least", "one_line", "one_line_warnings", "positive_int"]
 
 #: Exit statuses of the scripts: done; done, but some inputs failed (each reported);
 #: usage error, unusable checkpoint or data, or a missing optional extra.
@@ -149,6 +150,15 @@ def one_line(text: Any, limit: int = 500) -> str:
     """``text`` with its white space folded to single spaces, cut to ``limit`` characters."""
     text = " ".join(str(text).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def one_line_warnings() -> None:
+    """Show Python warnings (a dataset's skipped files, a checkpoint without a digest) as one line
+    ``warning: MESSAGE`` instead of two with the source line; the scripts call it first."""
+    def formatwarning(message: Any, category: Any, filename: str, lineno: int, line: Optional[str] = None) -> str:
+        return f"warning: {one_line(message)}\n"
+
+    warnings.formatwarning = formatwarning
 
 
 def fail(prog: str, message: Any) -> int:

@@ -807,6 +807,7 @@ def _sanitize(obj: Any) -> Any:
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    cli.one_line_warnings()
     command = "python examples/morph_aging/evaluate.py " + " ".join(shlex.quote(a) for a in argv)
     try:
         bundle, code = evaluate(args, command)

@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    cli.one_line_warnings()
     ckpt = args.checkpoint
     if ckpt.endswith(SUFFIX):
         return cli.fail(PROG, f"{ckpt} is already an exported {SUFFIX} generator")

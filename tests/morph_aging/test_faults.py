@@ -309,6 +309,34 @@ def test_an_error_with_nonfinite_weights_saves_nothing(tmp_path, capsys, monkeyp
     assert not (out / "checkpoints" / "last.pt").exists()
 
 
+def test_a_second_interrupt_aborts_in_one_line(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "run"
+    real = acgan.AcGANStep.__call__
+
+    def step(self, images, labels, at):
+        if at == 2:
+            raise KeyboardInterrupt  # what Interrupt raises on the second SIGINT
+        return real(self, images, labels, at)
+
+    monkeypatch.setattr(acgan.AcGANStep, "__call__", step)
+    assert run_main(out, "--max-steps", "5", "--checkpoint-every", "1") == train.EXIT_INTERRUPTED
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "train.py: aborted; the last checkpoint, step 2, is intact" in err
+
+
+def test_other_scripts_refuse_an_unusable_output_before_the_work(trained, tmp_path, capsys):
+    ckpt = trained / "checkpoints" / "last.pt"
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    code, err = _run_script(age.main, [_photo(tmp_path), "--checkpoint", ckpt, "--out", a_file], capsys)
+    assert code == 2 and "is a file, not a folder" in one_error_line(err)
+    code, err = _run_script(evaluate.main, ["--checkpoint", ckpt, "--out", a_file, "--no-progress"], capsys)
+    assert code == 2 and "is a file, not a folder" in one_error_line(err)
+    (tmp_path / "g.safetensors").mkdir()
+    code, err = _run_script(export.main, ["--checkpoint", ckpt, "--out", tmp_path / "g.safetensors"], capsys)
+    assert code == 2 and "g.safetensors: is a directory" in one_error_line(err)
+
+
 # --------------------------------------------------------------------------- #
 # 4. Weights verified before use
 # --------------------------------------------------------------------------- #
@@ -389,6 +417,11 @@ def test_a_checkpoint_without_a_digest_loads_with_a_warning(ckpt):
     torch.save(state, ckpt)
     with pytest.warns(acgan.CheckpointWarning, match="no integrity digest"):
         acgan.generator_from_checkpoint(str(ckpt))
+    code = subprocess.run([sys.executable, os.path.join(EXAMPLE, "export.py"), "--checkpoint", str(ckpt), "--out",
+                           str(ckpt.parent / "g.safetensors")], capture_output=True, text=True)
+    if code.returncode == 0:  # with the export extra: the warning is one line of the script's stderr
+        assert code.stderr.strip() == (f"warning: {ckpt} carries no integrity digest (written by an older version): "
+                                       "its weights are checked for NaN and infinity only")
 
 
 # --------------------------------------------------------------------------- #
