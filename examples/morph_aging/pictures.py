@@ -5,14 +5,18 @@
   layout; :func:`to_uint8` / :func:`from_uint8` convert one image between a
   (C, H, W) tensor and an (H, W, 3) array as image libraries hold it.
 * :func:`render_grid` draws every figure of the example: the training
-  samples, ``age.py``'s strips and ``evaluate.py``'s and ``ablation.py``'s
-  examples. Rows of equally sized tiles, optional column labels above, row
-  labels in a left margin, and text tiles (a ``str`` in place of a picture).
-  :func:`grid_layout` says where each tile lands.
-* :func:`aging_rows` lays out one face aged to every group (the paper's
-  Fig. 2): the input and its five ages, optionally with the attention masks
-  (white = input kept) and the colour masks below.
-* :func:`save_png` writes a picture atomically.
+  samples, ``age.py``'s strips and animation frames, ``evaluate.py``'s and
+  ``ablation.py``'s examples. Rows of equally sized tiles, optionally
+  enlarged (nearest neighbour, :func:`readable_scale`), column labels above,
+  row labels in a left margin, and text tiles (a ``str`` in place of a
+  picture). :func:`grid_layout` says where each tile lands.
+* :func:`aging_rows` lays out faces aged to every group (the paper's
+  Fig. 2): per face the input and its five ages, optionally with the
+  attention masks (white = input kept) and the colour masks below, the rows
+  labelled; :func:`aging_figure` draws them under the age-group columns
+  (:data:`AGING_COLUMNS`) at a readable size.
+* :func:`save_png` writes a picture atomically, :func:`save_animation` an
+  animated GIF.
 
 Examples
 --------
@@ -26,6 +30,8 @@ Examples
 (20, 56, 3)
 >>> render_grid([("a", [tile]), ("b", [tile])], ["x"]).shape[0] > 2 * 16
 True
+>>> render_grid([("", [tile])], scale=readable_scale(16)).shape   # 16 px tiles drawn at 128 px
+(132, 132, 3)
 """
 
 from __future__ import annotations
@@ -37,10 +43,17 @@ from typing import Any, List, Sequence, Tuple, Union
 import numpy as np
 import torch
 
+from ages import GROUP_NAMES
 from files import atomic_file
 
-__all__ = ["GridLayout", "aging_rows", "dequantize", "from_uint8", "grid_layout", "quantize", "render_grid",
+__all__ = ["AGING_COLUMNS", "GridLayout", "READABLE_TILE", "aging_figure", "aging_figure_layout", "aging_rows",
+           "dequantize", "from_uint8", "grid_layout", "quantize", "readable_scale", "render_grid", "save_animation",
            "save_png", "to_uint8"]
+
+#: Column labels of the aging figures: the input, then the five age groups.
+AGING_COLUMNS: Tuple[str, ...] = ("input",) + GROUP_NAMES
+#: Tiles smaller than this many pixels are enlarged (by a whole factor) in the figures.
+READABLE_TILE = 128
 
 #: A grid tile: an (H, W, 3) uint8 picture, a text drawn centred in the tile's place, or None (white).
 Tile = Union[np.ndarray, str, None]
@@ -96,7 +109,18 @@ def _font(size: int):
 
 
 def _font_for(tile: Tuple[int, int]):
-    return _font(max(10, min(tile) // 12))
+    return _font(max(10, min(tile) // 10))
+
+
+def readable_scale(size: int) -> int:
+    """The whole factor that enlarges ``size``-pixel tiles to at least :data:`READABLE_TILE` pixels.
+
+    >>> readable_scale(64), readable_scale(100), readable_scale(224)
+    (2, 2, 1)
+    """
+    if size < 1:
+        raise ValueError(f"size must be a positive number of pixels, got {size}")
+    return max(1, -(-READABLE_TILE // size))
 
 
 def _text_box(text: str, font) -> Tuple[int, int, int, int]:
@@ -147,7 +171,8 @@ def grid_layout(tile: Tuple[int, int], *, columns: Sequence[str] = (), row_label
     return GridLayout(tuple(tile), top, left, pad)
 
 
-def render_grid(rows: Sequence[Row], columns: Sequence[str] = (), *, title: str = "", pad: int = 2) -> np.ndarray:
+def render_grid(rows: Sequence[Row], columns: Sequence[str] = (), *, title: str = "", pad: int = 2,
+                scale: int = 1) -> np.ndarray:
     """A grid of equally sized tiles as an (H, W, 3) uint8 array.
 
     Parameters
@@ -162,13 +187,23 @@ def render_grid(rows: Sequence[Row], columns: Sequence[str] = (), *, title: str 
         A line of text above the column labels.
     pad : int
         Pixels of white between tiles and around the grid.
+    scale : int
+        Whole factor by which picture tiles are enlarged, each pixel a
+        ``scale`` x ``scale`` block (nearest neighbour: no new colours, no
+        blur); labels are sized for the enlarged tiles.
     """
     from PIL import Image, ImageDraw
 
+    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
+        raise ValueError(f"scale must be a positive whole number, got {scale!r}")
     pictures = [t for _, tiles in rows for t in tiles if isinstance(t, np.ndarray)]
     if not pictures:
         raise ValueError("render_grid needs at least one picture tile")
     h, w = pictures[0].shape[:2]
+    bad = [t.shape for t in pictures if t.shape[:2] != (h, w)]
+    if bad:
+        raise ValueError(f"render_grid needs tiles of one size, got {(h, w)} and {bad[0][:2]}")
+    h, w = h * scale, w * scale
     labels = [label for label, _ in rows]
     layout = grid_layout((h, w), columns=columns, row_labels=labels, title=title, pad=pad)
     cols = max(len(columns), max(len(tiles) for _, tiles in rows))
@@ -198,28 +233,80 @@ def render_grid(rows: Sequence[Row], columns: Sequence[str] = (), *, title: str 
             if isinstance(tile, str):
                 text(tile, (left + right) / 2, (top + bottom) / 2, (True, True))
             elif tile is not None:
+                if scale > 1:
+                    tile = tile.repeat(scale, axis=0).repeat(scale, axis=1)
                 canvas.paste(Image.fromarray(np.ascontiguousarray(tile)), (left, top))
     return np.asarray(canvas)
 
 
 def aging_rows(images: torch.Tensor, out: Any, *, masks: bool = True) -> List[Row]:
-    """The rows of faces aged to every group, for :func:`render_grid`.
+    """The rows of faces aged to every group, for :func:`render_grid` under :data:`AGING_COLUMNS`.
 
     ``images``: the inputs (N, 3, H, W) in [-1, 1]; ``out``: an
     ``attngan.GeneratorOutput`` with tensors (N, K, C, H, W), each face at
     each of the K groups (as ``acgan.age_all_groups`` returns it). Per face a
-    row with the input and its K ages; with ``masks`` a row of attention
-    masks (white = input pixel kept) and a row of colour masks, labelled in
-    the input's column.
+    row with the input and its K ages; with ``masks`` it is labelled
+    "output" and followed by a row of attention masks (white = input pixel
+    kept) and a row of colour masks, labelled "attention" and "colour", with
+    nothing in the input's column.
     """
     rows: List[Row] = []
     for i in range(images.shape[0]):
         groups = range(out.image.shape[1])
-        rows.append(("", [to_uint8(images[i])] + [to_uint8(out.image[i, k]) for k in groups]))
-        if masks:
-            rows.append(("", ["attention"] + [to_uint8(out.attention[i, k] * 2 - 1) for k in groups]))
-            rows.append(("", ["colour"] + [to_uint8(out.color[i, k]) for k in groups]))
+        faces = [to_uint8(images[i])] + [to_uint8(out.image[i, k]) for k in groups]
+        if not masks:
+            rows.append(("", faces))
+            continue
+        rows.append(("output", faces))
+        rows.append(("attention", [None] + [to_uint8(out.attention[i, k] * 2 - 1) for k in groups]))
+        rows.append(("colour", [None] + [to_uint8(out.color[i, k]) for k in groups]))
     return rows
+
+
+def aging_figure(images: torch.Tensor, out: Any, *, masks: bool = True, pad: int = 2) -> np.ndarray:
+    """Faces aged to every group (:func:`aging_rows`) under the labels :data:`AGING_COLUMNS`,
+    tiles enlarged to a readable size (:func:`readable_scale`); an (H, W, 3) uint8 array.
+
+    The figure of the training samples and of ``age.py``'s strips.
+    """
+    return render_grid(aging_rows(images, out, masks=masks), AGING_COLUMNS, pad=pad,
+                       scale=readable_scale(images.shape[-1]))
+
+
+def aging_figure_layout(size: int, *, masks: bool = True, pad: int = 2) -> GridLayout:
+    """Where the tiles of :func:`aging_figure` land for ``size``-pixel faces (row 0: the input
+    and its ages; with ``masks`` 1: attention, 2: colour, then the next face)."""
+    scaled = size * readable_scale(size)
+    return grid_layout((scaled, scaled), columns=AGING_COLUMNS,
+                       row_labels=("output", "attention", "colour") if masks else (), pad=pad)
+
+
+def save_animation(frames: Sequence[np.ndarray], path: str, *, durations_ms: Union[int, Sequence[int]] = 80,
+                   loop: bool = True) -> None:
+    """Write (H, W, 3) uint8 frames of one size as an animated GIF, atomically.
+
+    All frames share one 256-colour palette made from all of them, without
+    dithering, so that what does not change between frames does not
+    flicker. ``durations_ms``: one duration for every frame or one per frame.
+    """
+    from PIL import Image
+
+    if not frames:
+        raise ValueError("save_animation needs at least one frame")
+    shape = frames[0].shape
+    if any(f.shape != shape for f in frames) or len(shape) != 3 or shape[2] != 3:
+        raise ValueError(f"frames must be (H, W, 3) arrays of one size, got {sorted({f.shape for f in frames})}")
+    durations = [durations_ms] * len(frames) if isinstance(durations_ms, int) else list(durations_ms)
+    if len(durations) != len(frames):
+        raise ValueError(f"durations_ms needs one value per frame ({len(frames)}), got {len(durations)}")
+    # the palette of all frames side by side: colours that appear in any frame get an entry
+    sheet = Image.fromarray(np.ascontiguousarray(np.concatenate(list(frames), axis=0)))
+    palette = sheet.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    images = [Image.fromarray(np.ascontiguousarray(f)).quantize(palette=palette, dither=Image.Dither.NONE)
+              for f in frames]
+    with atomic_file(path) as tmp:
+        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=durations,
+                       loop=0 if loop else None, optimize=False, disposal=1)
 
 
 def save_png(array: np.ndarray, path: str) -> None:

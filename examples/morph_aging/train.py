@@ -1,16 +1,24 @@
 """Train AcGANs ("Look Globally, Age Locally", Zhu et al.) for face aging.
 
 With no arguments, trains on the built-in synthetic faces with the preset that
-suits the device (``cpu-demo`` on a CPU: 64x64, narrow networks, about 12
-minutes on 2 cores; ``paper`` on a GPU: 224x224 and the paper's networks) and
-the paper's loss weights and optimiser. Every setting is a flag; see
+suits the device (``cpu-demo`` on a CPU: 64x64, narrow networks, a 12-minute
+budget; ``paper`` on a GPU: 224x224 and the paper's networks) and the paper's
+loss weights and optimiser. It starts with a summary of what will run
+(preset, device, precision, size, batch, iterations, time budget, output
+folder, resume point). Every setting is a flag; see
 ``--help``. Several GPUs::
 
     torchrun --nproc_per_node=4 examples/morph_aging/train.py --data /data/morph
 
 Outputs in ``--out``: ``config.json``, ``metrics.jsonl``,
 ``checkpoints/last.pt`` (atomic) and ``samples/*.png`` (input, five ages,
-attention and colour masks, as the paper's Fig. 2).
+attention and colour masks, as the paper's Fig. 2, labelled).
+
+``--max-minutes`` is the budget of one run of ``train.py``: a run it stops
+before its last iteration ends with exit status 0 and a notice that says so,
+with the command that continues it (``--resume``), which gets a fresh
+budget. ``metrics.jsonl`` logs ``elapsed_s`` (this run) and
+``total_elapsed_s`` (every run of this ``--out``; kept in the checkpoint).
 
 An ``--out`` holds one run (see ``run_folder.py``): a folder that holds one
 already is refused unless ``--resume`` continues it or ``--overwrite``
@@ -32,11 +40,12 @@ import contextlib
 import gc
 import json
 import os
+import shlex
 import signal
 import sys
 import time
 import traceback
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.distributed as dist
@@ -291,7 +300,88 @@ def _report_unreadable(source: BatchSource, reported: int, bar: Any) -> int:
     return len(source.unreadable)
 
 
-def train(cfg: TrainConfig, guard: Optional[RunGuard] = None) -> int:
+# --------------------------------------------------------------------------- #
+# What a run says: the summary at the start, the progress bar, the budget notice
+# --------------------------------------------------------------------------- #
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min"
+
+
+def continue_command(argv: Sequence[str], world: int = 1) -> str:
+    """The command that continues a run: the same flags with ``--resume`` (and without ``--overwrite``)."""
+    script = os.path.relpath(os.path.abspath(__file__))
+    if script.startswith(".." + os.sep + ".."):
+        script = os.path.abspath(__file__)
+    flags = [a for a in argv if a not in ("--resume", "--no-resume", "--overwrite", "--no-overwrite")]
+    launcher = ["python"] if world <= 1 else ["torchrun", f"--nproc_per_node={world}"]
+    return shlex.join(launcher + [script, *flags, "--resume"])
+
+
+def startup_summary(cfg: TrainConfig, *, device: torch.device, precision: str, world: int, start_step: int,
+                    total_steps: int, steps_per_epoch: int, total_elapsed_s: float) -> str:
+    """The lines ``train.py`` prints before training: what will run, for how long, and where it goes."""
+    stop = (f"--max-steps {cfg.max_steps}" if cfg.max_steps is not None and cfg.max_steps <= total_steps
+            else f"{cfg.epochs} epochs")
+    budget = (f"{cfg.max_minutes:g} min for this run of train.py (--max-minutes; a resumed run gets a fresh "
+              "budget)" if cfg.max_minutes is not None else "none (no --max-minutes)")
+    processes = f" x {world} processes" if world > 1 else ""
+    lines = [
+        f"train.py: preset {cfg.preset}, data {cfg.data}, device {device}{processes}, precision {precision}",
+        f"  model:       {cfg.image_size}x{cfg.image_size} images, batch {cfg.batch_size}, generator width "
+        f"{cfg.g_channels} with {cfg.g_res_blocks} residual blocks, critic width {cfg.d_channels}",
+        f"  iterations:  {total_steps} ({stop}; {steps_per_epoch} per epoch)"
+        + (f", critic warm-up for the first {cfg.critic_warmup}" if cfg.critic_warmup else ""),
+        f"  time budget: {budget}",
+        f"  output:      {cfg.out} (samples/latest.png, metrics.jsonl, checkpoints/last.pt)",
+        "  start:       " + (f"resuming at iteration {start_step} of {total_steps} (trained "
+                             f"{_minutes(total_elapsed_s)} so far)" if cfg.resume else "from scratch"),
+    ]
+    return "\n".join(lines)
+
+
+def budget_notice(step: int, total_steps: int, cfg: TrainConfig, command: str) -> str:
+    """The notice when ``--max-minutes`` stopped a run before its last iteration: how far it got, and
+    the command that continues it."""
+    rule = "=" * 72
+    return "\n".join([
+        rule,
+        f"TIME BUDGET REACHED: --max-minutes {cfg.max_minutes:g} stopped training at iteration {step} of "
+        f"{total_steps} ({step / max(total_steps, 1):.0%}).",
+        "The model is under-trained: its samples and checkpoint are those of an unfinished run.",
+        "To continue from the checkpoint (each run of train.py gets a fresh budget):",
+        "",
+        f"    {command}",
+        "",
+        "Add --max-minutes M for a longer budget per run.",
+        rule,
+    ])
+
+
+#: Longest postfix on the progress bar: at 80 columns the bar itself keeps room.
+POSTFIX_CHARS = 24
+
+
+def progress_postfix(record: Dict[str, Any]) -> str:
+    """The few numbers the progress bar shows, at most :data:`POSTFIX_CHARS` characters: critic and
+    generator loss, mean attention (the full record is in metrics.jsonl)."""
+    parts = [f"{label}={record[key]:.3g}" for label, key in (("d", "d_loss"), ("g", "g_loss")) if key in record]
+    if "attention_mean" in record:
+        parts.append(f"A={record['attention_mean']:.2f}")
+    text = ""
+    for part in parts:  # whole numbers or none
+        if len(text) + len(part) + bool(text) > POSTFIX_CHARS:
+            break
+        text += (" " if text else "") + part
+    return text
+
+
+#: The bar during the critic warm-up: no time estimate, since warm-up iterations skip the generator.
+WARMUP_BAR_FORMAT = "{desc}: {n_fmt}/{total_fmt} [{elapsed}, critic warm-up, no estimate yet{postfix}]"
+
+
+def train(cfg: TrainConfig, guard: Optional[RunGuard] = None, *, argv: Optional[Sequence[str]] = None) -> int:
     guard = guard if guard is not None else RunGuard()
     rank, world, device = setup_distributed(cfg)
     is_main = rank == 0
@@ -312,6 +402,7 @@ def train(cfg: TrainConfig, guard: Optional[RunGuard] = None) -> int:
         g, d = g.to(memory_format=torch.channels_last), d.to(memory_format=torch.channels_last)
     opt_g, opt_d = acgan.build_optimizers(cfg, g, d, fused=True)
     start_step = 0
+    prior_s = 0.0  # training time of the earlier runs of this --out (checkpoint extra "total_elapsed_s")
     if cfg.resume:
         if not os.path.isfile(ckpt_path):
             held = run_folder.holds_run(out)
@@ -329,6 +420,7 @@ def train(cfg: TrainConfig, guard: Optional[RunGuard] = None) -> int:
         opt_g.load_state_dict(state["opt_g"])
         opt_d.load_state_dict(state["opt_d"])
         start_step = guard.saved_step = int(state["step"])
+        prior_s = float((state.get("extra") or {}).get("total_elapsed_s") or 0.0)
         del state
         if is_main:
             dropped = run_folder.truncate_metrics(os.path.join(out, run_folder.METRICS), start_step)
@@ -357,6 +449,9 @@ def train(cfg: TrainConfig, guard: Optional[RunGuard] = None) -> int:
             "train_images": len(train_set), "test_images": len(test_set),
             "train_images_per_group": dict(zip(GROUP_NAMES, group_sizes)),
             "steps_per_epoch": source.steps_per_epoch, "total_steps": total_steps}}, indent=2))
+        print(startup_summary(cfg, device=device, precision=precision, world=world, start_step=start_step,
+                              total_steps=total_steps, steps_per_epoch=source.steps_per_epoch,
+                              total_elapsed_s=prior_s), file=sys.stderr, flush=True)
 
     g_train, d_train = g, d
     if world > 1:
@@ -378,18 +473,21 @@ def train(cfg: TrainConfig, guard: Optional[RunGuard] = None) -> int:
     if is_main and cfg.progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=total_steps, initial=start_step, unit="it", dynamic_ncols=True, desc="AcGAN")
+        warming = start_step < cfg.critic_warmup
+        bar = tqdm(total=total_steps, initial=start_step, unit="it", dynamic_ncols=True, desc="AcGAN",
+                   bar_format=WARMUP_BAR_FORMAT if warming else None)
 
     def write_outputs(step: int, reason: str) -> None:
         if not is_main:
             return
-        acgan.save_checkpoint(ckpt_path, cfg, g, d, opt_g, opt_d, step, extra={"reason": reason})
+        acgan.save_checkpoint(ckpt_path, cfg, g, d, opt_g, opt_d, step,
+                              extra={"reason": reason, "total_elapsed_s": total_elapsed()})
         guard.saved_step = step
         g.eval()
         with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
             aged = acgan.age_all_groups(g, sample_inputs)
         g.train()
-        grid = pictures.render_grid(pictures.aging_rows(sample_inputs, aged))
+        grid = pictures.aging_figure(sample_inputs, aged)
         pictures.save_png(grid, os.path.join(out, "samples", f"step_{step:06d}.png"))
         pictures.save_png(grid, os.path.join(out, "samples", "latest.png"))
 
@@ -399,13 +497,19 @@ def train(cfg: TrainConfig, guard: Optional[RunGuard] = None) -> int:
     skipped_total = consecutive_skipped = torch.zeros((), device=device)
     warned_saturation: set = set()
     t_start = t_log = time.perf_counter()
+
+    def total_elapsed() -> float:
+        """Seconds of training of this --out over every run (``elapsed_s``: of this run only)."""
+        return prior_s + time.perf_counter() - t_start
+
     images_since_log = 0
     step = start_step
     status, exit_code = FINISHED, 0
     guard.step = lambda: step
     if is_main:
         def save_now(reason: str) -> int:
-            acgan.save_checkpoint(ckpt_path, cfg, g, d, opt_g, opt_d, step, extra={"reason": reason})
+            acgan.save_checkpoint(ckpt_path, cfg, g, d, opt_g, opt_d, step,
+                                  extra={"reason": reason, "total_elapsed_s": total_elapsed()})
             return step
         guard.save = save_now
     with Interrupt() as interrupt:
@@ -436,6 +540,11 @@ def train(cfg: TrainConfig, guard: Optional[RunGuard] = None) -> int:
                     sums[k] = sums[k] + v if k in sums else v
                     counts[k] = counts.get(k, 0) + 1
                 if bar is not None:
+                    if warming and step >= cfg.critic_warmup:  # the generator trains from now on
+                        warming = False
+                        bar.bar_format = None
+                        bar.write(f"critic warm-up done at iteration {step}: the generator trains from now on",
+                                  file=sys.stderr)
                     bar.update(1)
                 if step % cfg.log_every == 0 or step == total_steps:
                     now = time.perf_counter()
@@ -444,7 +553,8 @@ def train(cfg: TrainConfig, guard: Optional[RunGuard] = None) -> int:
                                           / counts[k] for k in keys]).tolist()
                     record = {"step": step, "epoch": epoch, **dict(zip(keys, values)),
                               "images_per_second": images_since_log / max(now - t_log, 1e-9),
-                              "lr": lr, "skipped_steps": int(skipped_total), "elapsed_s": now - t_start}
+                              "lr": lr, "skipped_steps": int(skipped_total), "elapsed_s": now - t_start,
+                              "total_elapsed_s": prior_s + now - t_start}
                     if metrics_file is not None:
                         metrics_file.write(record)
                     if is_main and cfg.generator_mode == "attention" and step >= cfg.critic_warmup + 100:
@@ -453,9 +563,7 @@ def train(cfg: TrainConfig, guard: Optional[RunGuard] = None) -> int:
                             warned_saturation.add(side)
                             print("\n" + saturation_warning(side, record, step, cfg), file=sys.stderr)
                     if bar is not None:
-                        shown = {"d": "d_loss", "g": "g_loss", "A": "attention_mean", "A0": "attention_near_zero",
-                                 "A1": "attention_near_one", "ips": "images_per_second"}
-                        bar.set_postfix({k: f"{record[v]:.2f}" for k, v in shown.items() if v in record})
+                        bar.set_postfix_str(progress_postfix(record), refresh=False)
                     sums, counts, images_since_log, t_log = {}, {}, 0, now
                 if step % cfg.checkpoint_every == 0 or step % cfg.sample_every == 0:
                     write_outputs(step, "periodic")
@@ -484,6 +592,9 @@ def train(cfg: TrainConfig, guard: Optional[RunGuard] = None) -> int:
         print(f"{status} at step {step}/{total_steps}: samples in {os.path.join(out, 'samples')}, {where}"
               + (f"; {len(source.unreadable)} unreadable image(s) skipped (listed above)" if source.unreadable else ""),
               file=sys.stderr)
+        if status == TIME_BUDGET and step < total_steps:
+            command = continue_command(sys.argv[1:] if argv is None else argv, world)
+            print("\n" + budget_notice(step, total_steps, cfg, command), file=sys.stderr, flush=True)
     if world > 1:
         # Every rank has run its last collective; the ranks leave together.
         # main() destroys the process group (teardown_distributed).
@@ -496,7 +607,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     guard = RunGuard()
     try:
         with guard.stack:  # holds the run folder's lock until train() is done
-            return train(cfg, guard)
+            return train(cfg, guard, argv=sys.argv[1:] if argv is None else argv)
     except KeyboardInterrupt:  # a second SIGINT: abort at once
         print(f"train.py: aborted{guard._previous()}", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 import acgan
 import attngan
 import config
+import pictures
 import train
 
 EXAMPLE = os.path.dirname(os.path.abspath(train.__file__))
@@ -70,9 +71,84 @@ def test_outputs_of_a_short_run(tmp_path):
     from PIL import Image
 
     grid = Image.open(out / "samples" / "latest.png")
-    # 4 faces x 3 rows (image, attention, colour) of 64 px, 6 columns (input + 5 ages)
-    assert grid.size == (6 * 66 + 2, 12 * 66 + 2)
+    # 4 faces x 3 labelled rows (output, attention, colour) of 64 px faces drawn at 128 px, 6 labelled
+    # columns (input + 5 ages)
+    layout = pictures.aging_figure_layout(64)
+    assert layout.tile == (128, 128) and layout.top > 2 and layout.left > 2  # room for the labels
+    assert grid.size == layout.size(12, 6)
     assert (out / "samples" / "step_000003.png").exists()
+
+
+def test_startup_summary_says_what_will_run(tmp_path, capsys):
+    assert run_main(tmp_path / "run", "--max-steps", "2", "--max-minutes", "5") == 0
+    err = capsys.readouterr().err
+    summary = err[err.index("train.py: preset"):]
+    for text in ("preset cpu-demo", "device cpu", "precision fp32", "64x64 images, batch 4", "iterations:  2",
+                 "time budget: 5 min for this run of train.py", f"output:      {tmp_path / 'run'}",
+                 "from scratch"):
+        assert text in summary, text
+    assert run_main(tmp_path / "run", "--max-steps", "3", "--resume") == 0
+    err = capsys.readouterr().err
+    assert __import__("re").search(r"resuming at iteration 2 of 3 \(trained \d+\.\d min so far\)", err), err
+    assert "time budget: none" in err and "TIME BUDGET" not in err
+
+
+def test_a_run_cut_short_by_the_budget_says_so_and_how_to_continue(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "run"
+    argv = ["--out", str(out), *TINY, "--max-steps", "4", "--max-minutes", "0.000001"]
+    assert train.main(argv) == 0  # stops after its first iteration, with exit status 0 ...
+    err = capsys.readouterr().err
+    assert "time budget reached at step 1/4" in err
+    # ... and a notice that cannot be missed, with the exact command to continue
+    notice = err[err.index("=" * 72):]
+    assert "TIME BUDGET REACHED: --max-minutes 1e-06 stopped training at iteration 1 of 4 (25%)" in notice
+    assert "under-trained" in notice
+    command = next(line.strip() for line in notice.splitlines() if line.strip().startswith("python "))
+    words = __import__("shlex").split(command)
+    assert words[1].endswith("train.py") and words[2:] == argv[:] + ["--resume"]
+    first = read_metrics(out)[-1]
+    assert weights(out)["extra"]["total_elapsed_s"] >= first["elapsed_s"] > 0
+    # the command continues the run; the budget is per run of train.py, the total time accumulates
+    assert train.main(words[2:-1] + ["--max-minutes", "10", "--resume"]) == 0
+    err = capsys.readouterr().err
+    assert "finished at step 4/4" in err and "TIME BUDGET" not in err
+    rows = read_metrics(out)
+    assert [r["step"] for r in rows] == [1, 2, 3, 4]
+    assert rows[1]["elapsed_s"] < rows[1]["total_elapsed_s"]  # elapsed_s: this run; total: every run
+    assert all(b["total_elapsed_s"] > a["total_elapsed_s"] for a, b in zip(rows, rows[1:]))
+    assert weights(out)["extra"]["total_elapsed_s"] >= rows[-1]["total_elapsed_s"]
+
+
+def test_continue_command_drops_overwrite_and_adds_resume():
+    command = train.continue_command(["--out", "runs/x y", "--overwrite", "--max-minutes", "3"])
+    assert command.startswith("python ") and command.endswith("--out 'runs/x y' --max-minutes 3 --resume")
+    assert train.continue_command(["--resume"], world=4).startswith("torchrun --nproc_per_node=4 ")
+
+
+def test_progress_bar_keeps_its_bar_at_80_columns():
+    from tqdm import tqdm
+
+    worst = {"d_loss": -1234.5678, "g_loss": -0.000123456, "attention_mean": 0.123456}
+    postfix = train.progress_postfix(worst)
+    assert len(postfix) <= train.POSTFIX_CHARS and postfix.startswith("d=-1.23e+03")
+    line = tqdm.format_meter(n=1371, total=3000, elapsed=754.0, ncols=80, prefix="AcGAN", unit="it",
+                             postfix=postfix, rate=0.55)
+    assert len(line) <= 80
+    bar = line.split("|")[1]
+    assert len(bar) >= 5, line
+
+
+def test_progress_bar_gives_no_estimate_during_the_critic_warmup(tmp_path, capsys):
+    flags = [a for a in TINY if a != "--no-progress"]
+    assert flags[-2:] == ["--critic-warmup", "0"]
+    code = train.main(["--out", str(tmp_path / "run"), *flags[:-2], "--critic-warmup", "2", "--max-steps", "3",
+                       "--progress"])
+    assert code == 0
+    err = capsys.readouterr().err.replace("\r", "\n")
+    during, after = err.split("critic warm-up done at iteration 2")
+    bars = [line for line in during.splitlines() if line.startswith("AcGAN")]
+    assert bars and all("no estimate yet" in line and "<" not in line for line in bars)
+    assert any("100%" in line and "3/3" in line for line in after.splitlines())
 
 
 @pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600)])
