@@ -430,12 +430,12 @@ def train(cfg: TrainConfig, guard: Optional[RunGuard] = None, *, argv: Optional[
 
     train_set, test_set = build_datasets(cfg)
     group_sizes = group_counts(train_set)
-    groups_warning = check_groups(group_sizes, cfg.allow_empty_groups)  # raises for an empty group
     if is_main:
         print("training images per age group: " + ", ".join(f"{name} {n}" for name, n in zip(GROUP_NAMES, group_sizes)),
               file=sys.stderr)
-        if groups_warning:
-            print(groups_warning, file=sys.stderr)
+    groups_warning = check_groups(group_sizes, cfg.allow_empty_groups)  # raises for an empty group
+    if is_main and groups_warning:
+        print(groups_warning, file=sys.stderr)
     source = BatchSource(train_set, cfg, device, rank, world)
     total_steps = cfg.epochs * source.steps_per_epoch  # a validated config always has epochs
     if cfg.max_steps is not None:
@@ -604,6 +604,7 @@ def train(cfg: TrainConfig, guard: Optional[RunGuard] = None, *, argv: Optional[
 
 def main(argv: Optional[List[str]] = None) -> int:
     cfg = parse_config(argv)
+    cli.one_line_warnings()
     guard = RunGuard()
     try:
         with guard.stack:  # holds the run folder's lock until train() is done
