@@ -265,16 +265,17 @@ class RunGuard:
                 self.saved_step = self.save(acgan.FAILED)
                 ckpt = f"saved a checkpoint of step {self.saved_step} ({self.ckpt_path}); --resume continues from it"
             except FloatingPointError:
-                ckpt = "no checkpoint saved (the weights are not finite)" + self._previous()
+                ckpt = "no checkpoint saved (the weights are not finite)" + self.previous_checkpoint()
             except Exception as again:  # noqa: BLE001 - the report must still come out
-                ckpt = f"no checkpoint saved ({cli.one_line(again, 200)})" + self._previous()
+                ckpt = f"no checkpoint saved ({cli.one_line(again, 200)})" + self.previous_checkpoint()
         else:
-            ckpt = "no checkpoint saved" + self._previous()
+            ckpt = "no checkpoint saved" + self.previous_checkpoint()
         details = f"; traceback in {log}" if log else ""
         print(f"train.py: error{where}: {what}; {ckpt}{details}", file=sys.stderr)
         return EXIT_ERROR
 
-    def _previous(self) -> str:
+    def previous_checkpoint(self) -> str:
+        """``"; the last checkpoint, step N, is intact: PATH"`` when one is on disk, else ``""``."""
         if self.saved_step is not None and self.ckpt_path and os.path.isfile(self.ckpt_path):
             return f"; the last checkpoint, step {self.saved_step}, is intact: {self.ckpt_path}"
         return ""
@@ -610,7 +611,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         with guard.stack:  # holds the run folder's lock until train() is done
             return train(cfg, guard, argv=sys.argv[1:] if argv is None else argv)
     except KeyboardInterrupt:  # a second SIGINT: abort at once
-        print(f"train.py: aborted{guard._previous()}", file=sys.stderr)
+        print(f"train.py: aborted{guard.previous_checkpoint()}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - every error ends in one line
         if guard.save is not None:  # training had started
