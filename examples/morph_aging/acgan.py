@@ -126,6 +126,45 @@ def age_all_groups(g: nn.Module, images: torch.Tensor) -> attngan.GeneratorOutpu
     return attngan.GeneratorOutput(*(t.float().reshape(n, NUM_GROUPS, *t.shape[1:]) for t in out))
 
 
+def aging_codes(steps_between: int, *, device: Any = None) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Soft condition codes that move from the youngest group to the oldest.
+
+    Between neighbouring groups ``k`` and ``k + 1`` the code goes from one's
+    one-hot code to the other's in ``steps_between`` steps: at position
+    ``p = k + t`` (``0 <= t <= 1``) it is ``(1 - t) e_k + t e_(k+1)``.
+    Returns the positions (T,) in group units (0 = the youngest group) and
+    the codes (T, K), ``T = (K - 1) * steps_between + 1``.
+
+    >>> positions, codes = aging_codes(2)
+    >>> positions.tolist()
+    [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0]
+    >>> codes[1].tolist(), codes.sum(1).tolist() == [1.0] * 9
+    ([0.5, 0.5, 0.0, 0.0, 0.0], True)
+    """
+    if isinstance(steps_between, bool) or not isinstance(steps_between, int) or steps_between < 1:
+        raise ValueError(f"steps_between must be a positive integer, got {steps_between!r}")
+    positions = torch.arange((NUM_GROUPS - 1) * steps_between + 1, device=device) / steps_between
+    lower = positions.floor().long().clamp(max=NUM_GROUPS - 2)
+    t = (positions - lower)[:, None]
+    codes = (1 - t) * attngan.one_hot(lower, NUM_GROUPS) + t * attngan.one_hot(lower + 1, NUM_GROUPS)
+    return positions, codes
+
+
+@torch.no_grad()
+def age_gradually(g: nn.Module, image: torch.Tensor, *, steps_between: int = 8,
+                  chunk: int = 16) -> Tuple[torch.Tensor, attngan.GeneratorOutput]:
+    """One face (3, H, W) aged smoothly from the youngest group to the oldest.
+
+    The generator is conditioned on :func:`aging_codes` (the library takes
+    (B, K) codes as well as labels), ``chunk`` frames per call. Returns the
+    positions (T,) in group units and the outputs, float32 tensors (T, C, H, W)
+    on ``image``'s device; at whole positions they are the groups' outputs.
+    """
+    positions, codes = aging_codes(steps_between, device=image.device)
+    parts = [g(image[None].expand(len(c), -1, -1, -1), c.to(image.dtype)) for c in codes.split(chunk)]
+    return positions, attngan.GeneratorOutput(*(torch.cat([p[i] for p in parts]).float() for i in range(3)))
+
+
 # --------------------------------------------------------------------------- #
 # The training iteration
 # --------------------------------------------------------------------------- #

@@ -3,13 +3,22 @@
 ::
 
     python examples/morph_aging/age.py --checkpoint runs/acgan/checkpoints/last.pt \\
-        photo.jpg more_photos/ --out aged/ [--masks] [--align] [--device auto|cpu|cuda]
+        photo.jpg more_photos/ --out aged/ [--masks] [--align] [--no-animation] [--device auto|cpu|cuda]
 
 For each photo ``NAME.ext`` it writes ``OUT/NAME_aged.png``, a strip of the
 input and its five ages (10-20, 21-30, 31-40, 41-50, 51+) labelled above
 each tile -- with ``--masks`` two more rows: the attention masks (white = the
-input pixel is kept) and the colour masks, as in the paper's Fig. 2 -- and
-each aged face on its own as ``OUT/NAME_<group>.png``.
+input pixel is kept) and the colour masks, as in the paper's Fig. 2 -- each
+aged face on its own as ``OUT/NAME_<group>.png``, and (unless
+``--no-animation``) ``OUT/NAME_aging.gif``: the face aging smoothly from
+10-20 to 51+, the condition moving between neighbouring groups in
+:data:`STEPS_BETWEEN` steps (soft codes), the age it stands for written
+above. Faces smaller than 128 pixels are drawn enlarged in the strip and the
+animation.
+
+A model trained on the built-in synthetic faces (the README's first
+command) ages those drawings only; given one, ``age.py`` says so in a
+warning: photographs need a model trained on a dataset of aligned photos.
 
 Photos of any size and mode (RGB, grey, alpha, palette, 16-bit) are read,
 turned upright by their EXIF orientation, and the centred square is resized
@@ -44,13 +53,24 @@ import config
 import face_datasets
 import files
 import pictures
-from ages import GROUP_NAMES, NUM_GROUPS
+from ages import GROUP_CENTRES, GROUP_NAMES, NUM_GROUPS, age_to_group
 from cli import EXIT_FAILED, EXIT_OK
 from face_datasets import DatasetError
 
 #: Pixels of white between tiles and around the strip.
 PAD = 2
-COLUMN_LABELS = ("input",) + GROUP_NAMES
+COLUMN_LABELS = pictures.AGING_COLUMNS
+#: Frames of the animation between two neighbouring age groups.
+STEPS_BETWEEN = 8
+#: Milliseconds each frame of the animation shows: between groups, at a group, at the youngest and oldest.
+FRAME_MS, GROUP_MS, END_MS = 60, 500, 1200
+#: The warning for a model trained on the synthetic faces (age.py prints it once, whatever the inputs).
+SYNTHETIC_MODEL_WARNING = (
+    "warning: this model was trained on the built-in synthetic faces (data 'synthetic'): it ages those "
+    "drawings, not photographs. On a real photo expect dark or white bars across the eyes and colour patches "
+    "on the face and clothes. Aging real photos needs a model trained on your own dataset of aligned face "
+    "photos (Morph, CACD, UTKFace, ...), in practice on a GPU: see the guide, 'Aging real photos' "
+    "(docs/acgan_guide.rst).")
 #: More photos than this show a progress bar.
 PROGRESS_ABOVE = 3
 
@@ -60,30 +80,70 @@ PROGRESS_ABOVE = 3
 # --------------------------------------------------------------------------- #
 
 
-def strip_layout(tile: int) -> pictures.GridLayout:
-    """Where the tiles of a strip with ``tile``-pixel tiles land (row 0: input and
-    ages; 1: attention masks; 2: colour masks; column 0 is the input)."""
-    return pictures.grid_layout((tile, tile), columns=COLUMN_LABELS, pad=PAD)
+def strip_layout(tile: int, masks: bool = False) -> pictures.GridLayout:
+    """Where the tiles of a strip of ``tile``-pixel faces land (row 0: input and
+    ages; with ``masks`` 1: attention masks, 2: colour masks; column 0 is the input)."""
+    return pictures.aging_figure_layout(tile, masks=masks, pad=PAD)
 
 
-def tile_box(row: int, col: int, tile: int) -> Tuple[int, int, int, int]:
+def tile_box(row: int, col: int, tile: int, masks: bool = False) -> Tuple[int, int, int, int]:
     """``(left, top, right, bottom)`` of tile (row, col) in a strip."""
-    return strip_layout(tile).box(row, col)
+    return strip_layout(tile, masks).box(row, col)
 
 
 def strip_size(tile: int, rows: int) -> Tuple[int, int]:
-    """``(width, height)`` of a strip with ``rows`` rows of ``tile``-pixel tiles."""
-    return strip_layout(tile).size(rows, len(COLUMN_LABELS))
+    """``(width, height)`` of a strip with ``rows`` rows (1, or 3 with the masks) of ``tile``-pixel faces."""
+    return strip_layout(tile, rows > 1).size(rows, len(COLUMN_LABELS))
 
 
 def compose_strip(image: torch.Tensor, aged, masks: bool = False):
-    """The labelled strip of one photo as an (H, W, 3) uint8 array.
+    """The labelled strip of one photo as an (H, W, 3) uint8 array (:func:`pictures.aging_figure`).
 
     ``image``: the model input (3, S, S) in [-1, 1]; ``aged``: the generator
     output for it at every group, tensors (1, 5, C, S, S) (as
     ``acgan.age_all_groups`` gives them).
     """
-    return pictures.render_grid(pictures.aging_rows(image[None], aged, masks=masks), COLUMN_LABELS, pad=PAD)
+    return pictures.aging_figure(image[None], aged, masks=masks, pad=PAD)
+
+
+def age_label(position: float) -> str:
+    """The label of an animation frame at ``position`` (group units, 0 = 10-20): the age it stands
+    for, between the groups' centres, and the nearest group.
+
+    >>> age_label(0.0), age_label(2.25), age_label(2.5), age_label(4.0)
+    ('~15 (10-20)', '~38 (31-40)', '~40 (31-40)', '~56 (51+)')
+    """
+    age = round(float(np.interp(position, np.arange(NUM_GROUPS), GROUP_CENTRES)))
+    return f"~{age} ({GROUP_NAMES[int(age_to_group(age))]})"
+
+
+def animation_frames(image: torch.Tensor, positions: torch.Tensor, faces: torch.Tensor) -> List[np.ndarray]:
+    """The frames of the aging animation: the input beside the face at each position, labelled.
+
+    ``image``: the input (3, S, S); ``positions``: (T,) in group units;
+    ``faces``: (T, 3, S, S), all in [-1, 1]. Each frame is drawn by
+    :func:`pictures.render_grid`, enlarged like the strip.
+    """
+    scale = pictures.readable_scale(image.shape[-1])
+    first = pictures.to_uint8(image)
+    return [pictures.render_grid([("", [first, pictures.to_uint8(face)])], ["input", age_label(float(p))],
+                                 pad=PAD, scale=scale)
+            for p, face in zip(positions.tolist(), faces)]
+
+
+def save_aging_animation(g: torch.nn.Module, image: torch.Tensor, path: str, device: torch.device) -> None:
+    """Write the aging animation of one input (3, S, S) to ``path``: youngest to oldest, a pause at
+    each group and a longer one at both ends, then again from the start."""
+    positions, out = acgan.age_gradually(g, image.to(device), steps_between=STEPS_BETWEEN)
+    frames = animation_frames(image, positions.cpu(), out.image.cpu())
+    whole = [float(p).is_integer() for p in positions.tolist()]
+    durations = [END_MS if i in (0, len(frames) - 1) else GROUP_MS if w else FRAME_MS for i, w in enumerate(whole)]
+    pictures.save_animation(frames, path, durations_ms=durations)
+
+
+def animation_filename(stem: str) -> str:
+    """``<stem>_aging.gif``."""
+    return f"{stem}_aging.gif"
 
 
 def group_filename(stem: str, group: int) -> str:
@@ -115,8 +175,9 @@ def collect_inputs(args: Sequence[str]) -> Tuple[List[Path], List[str]]:
 
 
 def output_names(stem: str) -> List[str]:
-    """The files one photo's results go to: ``<stem>_aged.png`` and ``<stem>_<group>.png`` per group."""
-    return [f"{stem}_aged.png"] + [group_filename(stem, k) for k in range(NUM_GROUPS)]
+    """The files one photo's results go to: ``<stem>_aged.png``, ``<stem>_<group>.png`` per group
+    and the animation ``<stem>_aging.gif``."""
+    return [f"{stem}_aged.png"] + [group_filename(stem, k) for k in range(NUM_GROUPS)] + [animation_filename(stem)]
 
 
 def _unique_stems(paths: Sequence[Path], avoid: Sequence[str] = ()) -> List[str]:
@@ -191,6 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="training checkpoint (.pt) or exported generator (.safetensors)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
     cli.add_bool_flag(parser, "--masks", default=False, help="add rows with the attention and colour masks")
+    cli.add_bool_flag(parser, "--animation", default=True,
+                      help="also write NAME_aging.gif, the face aging smoothly from 10-20 to 51+ (the condition "
+                           f"interpolated between neighbouring groups, {STEPS_BETWEEN} steps each)")
     cli.add_bool_flag(parser, "--align", default=False,
                       help="detect and align the face on 5 landmarks first (needs the face extra: "
                            + cli.install_hint("face") + ")")
@@ -205,6 +269,15 @@ def _reason(exc: Exception, path: Path) -> str:
         if text.startswith(prefix):
             return text[len(prefix):]
     return text
+
+
+def _remove_if_empty(folder: str) -> None:
+    """Remove ``folder`` (that this run created) if nothing is in it."""
+    try:
+        if not os.listdir(folder):
+            os.rmdir(folder)
+    except OSError:
+        pass
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -228,6 +301,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     except acgan.CheckpointError as exc:
         return cli.fail("age.py", exc)
     g = g.to(device)
+    if cfg.data == "synthetic":
+        print(cli.one_line(SYNTHETIC_MODEL_WARNING, 1000), file=sys.stderr)
+    created = not os.path.exists(args.out)
     try:
         files.check_writable_folder(args.out)
     except OSError as exc:
@@ -239,7 +315,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     for msg in problems:
         print(msg, file=sys.stderr)
     failed = len(problems)
-    written = 0
+    written = files_written = 0
     inputs_in_out = [p.name for p in paths if os.path.abspath(p.parent) == os.path.abspath(args.out)]
     bar = tqdm(list(zip(paths, _unique_stems(paths, inputs_in_out))), desc="aging", unit="photo", file=sys.stderr,
                disable=len(paths) <= PROGRESS_ABOVE, dynamic_ncols=True)
@@ -263,6 +339,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             pictures.save_png(compose_strip(x, aged, masks=args.masks), os.path.join(args.out, f"{stem}_aged.png"))
             for k in range(NUM_GROUPS):
                 pictures.save_png(pictures.to_uint8(aged.image[0, k]), os.path.join(args.out, group_filename(stem, k)))
+            files_written += 1 + NUM_GROUPS
+            if args.animation:
+                save_aging_animation(g, x, os.path.join(args.out, animation_filename(stem)), device)
+                files_written += 1
         except OSError as exc:
             tqdm.write(f"cannot write the results of {path} to {args.out}: {exc}", file=sys.stderr)
             failed += 1
@@ -270,7 +350,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         written += 1
     bar.close()
     total = len(paths) + len(problems)
-    print(f"aged {written} of {total} photo(s) into {args.out} ({written * (NUM_GROUPS + 1)} files)"
+    if created and not written:
+        _remove_if_empty(args.out)  # nothing to show: leave no empty folder behind
+        print(f"aged none of {total} photo(s); nothing written" + (f"; {failed} failed" if failed else ""))
+        return EXIT_FAILED if failed else EXIT_OK
+    print(f"aged {written} of {total} photo(s) into {args.out} ({files_written} files)"
           + (f"; {failed} failed" if failed else ""))
     return EXIT_FAILED if failed else EXIT_OK
 

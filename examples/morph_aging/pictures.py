@@ -164,8 +164,8 @@ def grid_layout(tile: Tuple[int, int], *, columns: Sequence[str] = (), row_label
     top = left = pad
     if title:
         top += _text_box(title, font)[3] + pad
-    if any(columns):
-        top += max(_text_box(c, font)[3] for c in columns) + pad
+    if any(columns):  # as high as the font's tallest letters, whatever the labels say
+        top += max(_text_box(c, font)[3] for c in [*columns, "Ag|(y"]) + pad
     if any(row_labels):
         left = max(_text_box(t, font)[2] for t in row_labels) + 2 * pad
     return GridLayout(tuple(tile), top, left, pad)
@@ -287,7 +287,17 @@ def save_animation(frames: Sequence[np.ndarray], path: str, *, durations_ms: Uni
 
     All frames share one 256-colour palette made from all of them, without
     dithering, so that what does not change between frames does not
-    flicker. ``durations_ms``: one duration for every frame or one per frame.
+    flicker. ``durations_ms``: one duration for every frame or one per frame;
+    ``loop``: play forever (else once).
+
+    >>> import os, tempfile
+    >>> from PIL import Image
+    >>> frames = [np.full((8, 8, 3), v, np.uint8) for v in (0, 128, 255)]
+    >>> path = os.path.join(tempfile.mkdtemp(), "fade.gif")
+    >>> save_animation(frames, path, durations_ms=[500, 80, 500])
+    >>> with Image.open(path) as im:
+    ...     im.n_frames, im.info["loop"], np.asarray(im.convert("RGB"))[0, 0].tolist()
+    (3, 0, [0, 0, 0])
     """
     from PIL import Image
 
@@ -306,7 +316,7 @@ def save_animation(frames: Sequence[np.ndarray], path: str, *, durations_ms: Uni
               for f in frames]
     with atomic_file(path) as tmp:
         images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=durations,
-                       loop=0 if loop else None, optimize=False, disposal=1)
+                       optimize=True, disposal=1, **({"loop": 0} if loop else {}))
 
 
 def save_png(array: np.ndarray, path: str) -> None:

@@ -113,9 +113,17 @@ def read(path) -> np.ndarray:
         return np.asarray(im)
 
 
-def crop(strip: np.ndarray, row: int, col: int) -> np.ndarray:
-    left, top, right, bottom = age.tile_box(row, col, TILE)
+def crop(strip: np.ndarray, row: int, col: int, masks: bool = False) -> np.ndarray:
+    left, top, right, bottom = age.tile_box(row, col, TILE, masks)
     return strip[top:bottom, left:right]
+
+
+#: The strips draw the 64 px faces enlarged to 128 px, each pixel a 2 x 2 block.
+SCALE = pictures.readable_scale(TILE)
+
+
+def enlarged(face: np.ndarray) -> np.ndarray:
+    return face.repeat(SCALE, axis=0).repeat(SCALE, axis=1)
 
 
 def assert_one_line_error(err: str) -> None:
@@ -139,22 +147,23 @@ def test_every_kind_of_photo_is_aged(checkpoint, photos, tmp_path, capsys):
         strip = read(out / f"{stem}_aged.png")
         assert strip.shape[1::-1] == age.strip_size(TILE, 1)
         w, h = age.strip_size(TILE, 1)
-        assert w == 6 * TILE + 7 * age.PAD and h > TILE
-        # the input tile is the photo as the model saw it
+        assert SCALE == 2 and w == 6 * SCALE * TILE + 7 * age.PAD and h > SCALE * TILE
+        # the input tile is the photo as the model saw it, enlarged
         expected = pictures.to_uint8(face_datasets.load_image(path, TILE))
-        np.testing.assert_array_equal(crop(strip, 0, 0), expected)
+        np.testing.assert_array_equal(crop(strip, 0, 0), enlarged(expected))
         # the label band above the tiles carries text
         assert (strip[: age.tile_box(0, 0, TILE)[1] - 1] < 128).any()
         faces = []
         for k in range(NUM_GROUPS):
             face = read(out / age.group_filename(stem, k))
             assert face.shape == (TILE, TILE, 3)
-            np.testing.assert_array_equal(crop(strip, 0, k + 1), face)
+            np.testing.assert_array_equal(crop(strip, 0, k + 1), enlarged(face))
             faces.append(face)
         # every group gives a different picture
         assert len({f.tobytes() for f in faces}) == NUM_GROUPS, stem
-    assert set(os.listdir(out)) == {f"{s}_aged.png" for s in photos} | {
+    assert set(os.listdir(out)) == {f"{s}_aged.png" for s in photos} | {f"{s}_aging.gif" for s in photos} | {
         age.group_filename(s, k) for s in photos for k in range(NUM_GROUPS)}
+    assert f"({len(photos) * (NUM_GROUPS + 2)} files)" in stdout
 
 
 def test_masks_add_two_rows(checkpoint, photos, tmp_path, capsys):
@@ -165,17 +174,104 @@ def test_masks_add_two_rows(checkpoint, photos, tmp_path, capsys):
     assert code == 0, err
     one, three = read(plain / "rgb_aged.png"), read(masked / "rgb_aged.png")
     assert three.shape[1::-1] == age.strip_size(TILE, 3)
-    assert three.shape[0] - one.shape[0] == 2 * (TILE + age.PAD)
-    assert three.shape[1] == one.shape[1] == 6 * TILE + 7 * age.PAD
-    np.testing.assert_array_equal(three[: one.shape[0]], one)
+    assert three.shape[0] - one.shape[0] == 2 * (SCALE * TILE + age.PAD)
+    # the rows are labelled (output, attention, colour) in a margin on the left
+    margin = age.tile_box(0, 0, TILE, masks=True)[0]
+    assert three.shape[1] == one.shape[1] + margin - age.PAD and (three[:, : margin - 1] < 128).any()
+    for k in range(NUM_GROUPS + 1):
+        np.testing.assert_array_equal(crop(three, 0, k, masks=True), crop(one, 0, k))
+    assert (crop(three, 1, 0, masks=True) == 255).all()  # nothing under the input
     g, _ = acgan.generator_from_checkpoint(checkpoint)
     x = face_datasets.load_image(photos["rgb"], TILE)
     ref = acgan.age_all_groups(g, x[None])
     for k in range(NUM_GROUPS):
-        attention = crop(three, 1, k + 1)
+        attention = crop(three, 1, k + 1, masks=True)
         assert (attention[..., 0] == attention[..., 1]).all() and (attention[..., 1] == attention[..., 2]).all()
-        np.testing.assert_array_equal(attention, pictures.to_uint8(ref.attention[0, k] * 2 - 1))
-        np.testing.assert_array_equal(crop(three, 2, k + 1), pictures.to_uint8(ref.color[0, k]))
+        np.testing.assert_array_equal(attention, enlarged(pictures.to_uint8(ref.attention[0, k] * 2 - 1)))
+        np.testing.assert_array_equal(crop(three, 2, k + 1, masks=True), enlarged(pictures.to_uint8(ref.color[0, k])))
+
+
+def test_a_bare_masks_flag_does_not_swallow_the_photo(checkpoint, photos, tmp_path, capsys):
+    out = tmp_path / "out"
+    code, _, err = run(age.main, ["--checkpoint", checkpoint, "--out", out, "--masks", photos["rgb"]], capsys)
+    assert code == 0, err
+    assert read(out / "rgb_aged.png").shape[1::-1] == age.strip_size(TILE, 3)
+
+
+def test_the_animation_ages_smoothly_from_the_youngest_to_the_oldest(checkpoint, photos, tmp_path, capsys):
+    out = tmp_path / "out"
+    code, _, err = run(age.main, ["--checkpoint", checkpoint, photos["rgb"], "--out", out], capsys)
+    assert code == 0, err
+    g, _ = acgan.generator_from_checkpoint(checkpoint)
+    x = face_datasets.load_image(photos["rgb"], TILE)
+    positions, frames = acgan.age_gradually(g, x, steps_between=age.STEPS_BETWEEN)
+    steps = (NUM_GROUPS - 1) * age.STEPS_BETWEEN + 1
+    assert positions.tolist() == [k / age.STEPS_BETWEEN for k in range(steps)]
+    # at whole positions the frames are the groups' own outputs (one-hot codes)
+    ref = acgan.age_all_groups(g, x[None])
+    torch.testing.assert_close(frames.image[:: age.STEPS_BETWEEN], ref.image[0], atol=1e-5, rtol=0)
+    # in between, the faces move step by step: each frame is closer to its neighbours than the ends are
+    step_change = (frames.image[1:] - frames.image[:-1]).abs().mean(dim=(1, 2, 3))
+    assert step_change.max() < (frames.image[-1] - frames.image[0]).abs().mean()
+    with Image.open(out / "rgb_aging.gif") as gif:
+        assert gif.n_frames == steps and gif.info["loop"] == 0
+        durations, pictures_ = [], []
+        for i in range(gif.n_frames):
+            gif.seek(i)
+            durations.append(gif.info["duration"])
+            pictures_.append(np.asarray(gif.convert("RGB")))
+    assert durations[0] == durations[-1] == age.END_MS and durations[age.STEPS_BETWEEN] == age.GROUP_MS
+    assert durations[1] == age.FRAME_MS
+    # each frame: the input and the face, enlarged, under their labels (GIF colours: one 256-colour palette)
+    expected = age.animation_frames(x, positions, frames.image)
+    assert all(p.shape == expected[0].shape for p in pictures_)
+    assert pictures_[0].shape[:2] == (expected[0].shape[0], 2 * SCALE * TILE + 3 * age.PAD)
+    for got, want in zip(pictures_, expected):
+        assert np.abs(got.astype(int) - want.astype(int)).mean() < 8
+    assert age.age_label(float(positions[-1])) == "~56 (51+)"
+
+
+def test_no_animation(checkpoint, photos, tmp_path, capsys):
+    out = tmp_path / "out"
+    code, stdout, err = run(age.main, ["--checkpoint", checkpoint, photos["rgb"], "--out", out, "--no-animation"],
+                            capsys)
+    assert code == 0, err
+    assert not (out / "rgb_aging.gif").exists() and (out / "rgb_aged.png").is_file()
+    assert f"({NUM_GROUPS + 1} files)" in stdout
+
+
+def test_a_model_of_the_synthetic_faces_says_what_it_cannot_do(checkpoint, photos, tmp_path, capsys):
+    code, _, err = run(age.main, ["--checkpoint", checkpoint, photos["rgb"], photos["grey"], "--out",
+                                  tmp_path / "out"], capsys)
+    assert code == 0, err
+    warnings_ = [line for line in err.splitlines() if "trained on the built-in synthetic faces" in line]
+    assert len(warnings_) == 1  # once, however many photos
+    assert warnings_[0].startswith("warning:")
+    for text in ("not photographs", "bars across the eyes", "your own dataset", "aligned", "GPU", "guide"):
+        assert text in warnings_[0], text
+    # a model of a real dataset is not warned about
+    state = torch.load(checkpoint, weights_only=True)
+    state["config"]["data"] = "/data/morph-aligned"
+    real = tmp_path / "real.pt"
+    torch.save(state, real)
+    code, _, err = run(age.main, ["--checkpoint", real, photos["rgb"], "--out", tmp_path / "out2"], capsys)
+    assert code == 0, err
+    assert "synthetic" not in err
+
+
+def test_no_empty_output_folder_when_every_photo_fails(checkpoint, tmp_path, capsys):
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(b"not a picture")
+    out = tmp_path / "new" / "out"
+    code, stdout, err = run(age.main, ["--checkpoint", checkpoint, corrupt, tmp_path / "missing.png", "--out", out],
+                            capsys)
+    assert code == 1
+    assert "cannot read" in err and "nothing written" in stdout
+    assert not out.exists()
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    code, _, _ = run(age.main, ["--checkpoint", checkpoint, corrupt, "--out", existing], capsys)
+    assert code == 1 and existing.is_dir()  # a folder that was there before stays
 
 
 def test_folder_argument_ages_every_image_in_it(checkpoint, photos, tmp_path, capsys):
@@ -308,8 +404,11 @@ def test_exported_generator_ages_to_the_same_pixels(checkpoint, photos, tmp_path
         code, _, err = run(age.main, ["--checkpoint", ckpt, *images, "--out", out, "--masks"], capsys)
         assert code == 0, err
     names = sorted(os.listdir(tmp_path / "pt"))
-    assert names == sorted(os.listdir(tmp_path / "st")) and len(names) == 12
+    assert names == sorted(os.listdir(tmp_path / "st")) and len(names) == 2 * (NUM_GROUPS + 2)
     for name in names:
+        if name.endswith(".gif"):  # the animations: the same frames give the same file
+            assert (tmp_path / "pt" / name).read_bytes() == (tmp_path / "st" / name).read_bytes(), name
+            continue
         np.testing.assert_array_equal(read(tmp_path / "pt" / name), read(tmp_path / "st" / name), err_msg=name)
 
 
@@ -406,6 +505,6 @@ def test_align_ages_found_faces_and_reports_the_others(checkpoint, synthetic_fac
     # the input tile is the aligned face: not the plain centre crop
     with Image.open(synthetic_face_photo) as im:
         aligned = np.asarray(face_align.align_face(im, TILE))
-    np.testing.assert_array_equal(crop(read(out / "face_aged.png"), 0, 0), aligned)
+    np.testing.assert_array_equal(crop(read(out / "face_aged.png"), 0, 0, masks=True), enlarged(aligned))
     plain = pictures.to_uint8(face_datasets.load_image(synthetic_face_photo, TILE))
     assert not np.array_equal(aligned, plain)
