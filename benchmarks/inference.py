@@ -13,7 +13,9 @@ form (fp32, eager, contiguous): ``channels_last``, ``bf16`` / ``fp16``
 them (compile only with --compile). Without ``--compare`` / ``--variants``
 one case is timed, set by --precision, --channels-last and --compile.
 
-Prints JSON (schema in benchmarks/README.md). Examples::
+Prints JSON on stdout (schema in benchmarks/README.md; also to
+``--json-out``) and a short table of the cases' rates and speed-ups on
+stderr. Examples::
 
     python benchmarks/inference.py --preset paper --device cuda --batch-size 1
     python benchmarks/inference.py --checkpoint runs/acgan/checkpoints/last.pt --compare

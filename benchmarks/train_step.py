@@ -46,7 +46,9 @@ Without ``--compare`` / ``--variants`` one case is timed: the form
 ``train.py`` trains with (joint penalty, reused fake, fused Adam) with the
 precision, memory format and compilation of the flags.
 
-Prints JSON (schema in benchmarks/README.md). Examples::
+Prints JSON on stdout (schema in benchmarks/README.md; also to
+``--json-out``) and a short table of the cases' rates and speed-ups on
+stderr. Examples::
 
     python benchmarks/train_step.py --preset paper --batch-size 64 --device cuda
     python benchmarks/train_step.py --preset cpu-demo --compare --repeats 7

@@ -33,6 +33,10 @@ def load(name):
     return module
 
 
+#: What each benchmark run printed on stderr, by (script, args): the table for people.
+STDERR = {}
+
+
 def bench(script, *args, tmp_path=None):
     cmd = [sys.executable, os.path.join(BENCH, script), *TINY, *args]
     json_out = None
@@ -41,7 +45,8 @@ def bench(script, *args, tmp_path=None):
         cmd += ["--json-out", json_out]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=REPO)
     assert res.returncode == 0, res.stderr
-    out = json.loads(res.stdout)
+    out = json.loads(res.stdout)  # stdout is the JSON alone
+    STDERR[(script, args)] = res.stderr
     if json_out is not None:
         with open(json_out) as fh:
             assert json.load(fh) == out
@@ -106,6 +111,13 @@ def test_train_step_compare(train_runs):
     assert plain["model_flops_per_image"] == fast["model_flops_per_image"]
     assert out["config"]["image_size"] == 32 and out["config"]["batch_size"] == 2
     assert out["method"]["interleaved"] is True
+    # and a table for people on stderr: a header, one line per case, the paired speed-up
+    lines = STDERR[("train_step.py", ("--image-size", "32", "--compare"))].splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("case "))
+    assert "images/s" in lines[header] and "vs plain" in lines[header]
+    assert lines[header + 1].split()[0] == "plain" and lines[header + 1].rstrip().endswith("-")
+    assert lines[header + 2].split()[0] == "optimised"
+    assert lines[header + 2].rstrip().endswith(f"{out['speedup_vs_plain_paired']['optimised']['median']:.2f}x")
 
 
 def test_train_step_ablation_and_flop_scaling(train_runs):
