@@ -69,7 +69,7 @@ def test_missing_extra_names_the_install_command(missing, monkeypatch):
     monkeypatch.setitem(sys.modules, missing, None)
     face_align.load_models.cache_clear()
     try:
-        with pytest.raises(face_align.FaceExtraMissing, match=r"pip install 'attngan\[face\]'") as info:
+        with pytest.raises(face_align.FaceExtraMissing, match=r'pip install -e "\.\[face\]"') as info:
             face_align.align_face(gradient(), 64)
     finally:
         face_align.load_models.cache_clear()
@@ -83,7 +83,7 @@ def test_missing_68_point_model_names_the_file(faces, monkeypatch):
     monkeypatch.setattr(face_align, "SIXTY_EIGHT_POINT_MODEL", "no_such_model.dat")
     face_align._sixty_eight_point_predictor.cache_clear()
     try:
-        with pytest.raises(face_align.FaceExtraMissing, match=r"no_such_model\.dat is missing.*attngan\[face\]"):
+        with pytest.raises(face_align.FaceExtraMissing, match=r'no_such_model\.dat is missing.*pip install -e "\.\[face\]"'):
             face_align.align_face(faces[0], 64)
         assert face_align.align_face(faces[0], 64, crop="tight").size == (64, 64)
     finally:
