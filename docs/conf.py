@@ -42,6 +42,9 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
     "sphinx.ext.mathjax",
+    # MathJax itself, copied into _static/mathjax: the equations render without network access
+    # (the PyPI package sphinx-mathjax-offline, in the docs and test extras)
+    "sphinx-mathjax-offline",
     "sphinx.ext.viewcode",
 ]
 exclude_patterns = ["_build"]

@@ -74,6 +74,40 @@ def test_failing_example_is_reported(tmp_path):
     assert "Expected:" in report and "3" in report
 
 
+def _extras_in_pyproject() -> dict:
+    try:
+        import tomllib
+    except ImportError:  # Python < 3.11
+        tomllib = pytest.importorskip("tomli")
+    with open(ROOT / "pyproject.toml", "rb") as fh:
+        extras = tomllib.load(fh)["project"]["optional-dependencies"]
+    return {name: {re.split(r"[<>=!~;\[ ]", spec)[0] for spec in specs} for name, specs in extras.items()}
+
+
+def _names(cell: str) -> set:
+    return {" ".join(name.split()) for name in cell.split(",") if name.strip()}
+
+
+def test_readme_and_docs_list_the_extras_as_pyproject_declares_them():
+    extras = _extras_in_pyproject()
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    in_readme = {m.group(1): _names(m.group(2)) for m in re.finditer(r"^\| `(\w+)` \| ([^|]+) \|", readme, re.M)}
+    index = (DOCS / "index.rst").read_text(encoding="utf-8")
+    in_index = {m.group(1): _names(m.group(2)) for m in
+                re.finditer(r"\* - ``(\w+)``\s*\n\s*- (.*?)\n\s*- ", index, re.S)}
+    for name, packages in extras.items():
+        assert in_readme.get(name) == packages, f"README's row of the {name!r} extra"
+        assert in_index.get(name) == packages, f"docs/index.rst's row of the {name!r} extra"
+
+
+def test_one_docs_build_command():
+    pattern = r"sphinx-build [^`\n]*_build/html"
+    commands = {path.name: set(re.findall(pattern, path.read_text(encoding="utf-8")))
+                for path in (ROOT / "README.md", DOCS / "index.rst", DOCS / "conf.py")}
+    assert all(commands.values()), commands
+    assert len(set().union(*commands.values())) == 1, commands
+
+
 def test_static_images_are_small():
     images = sorted((DOCS / "_static").glob("*.png"))
     assert {"method_illustration.png", "synthetic_faces.png"} <= {p.name for p in images}
@@ -102,6 +136,11 @@ def test_sphinx_html_build_has_no_warnings(tmp_path):
     assert not missing, f"api.html documents no entry for {missing}"
     # equations are passed to MathJax, not left as reST
     assert ":math:" not in api and r"\odot" in api
+    # ... and MathJax is part of the site (sphinx-mathjax-offline): they render without network access
+    scripts = re.findall(r'<script[^>]*src="([^"]*mathjax[^"]*)"', api)
+    assert scripts and not [s for s in scripts if s.startswith(("http:", "https:", "//"))], scripts
+    assert all((out / s).is_file() for s in scripts), scripts
+    assert (out / "_static" / "mathjax" / "output" / "chtml" / "fonts" / "woff-v2").is_dir()
 
     index = (out / "index.html").read_text(encoding="utf-8")
     assert "method_illustration.png" in index and "not the output of a trained model" in index
