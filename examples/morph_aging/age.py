@@ -246,6 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="age.py", description=__doc__.split("\n\n")[0],
         epilog="Exit status: 0 all photos aged, 1 some failed (reported), 2 usage or checkpoint error.",
+        formatter_class=cli.HelpFormatter,
     )
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="photos, or folders of photos")
     parser.add_argument("--checkpoint", required=True, metavar="CKPT",

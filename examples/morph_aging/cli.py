@@ -81,7 +81,7 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 def install_hint(extra: str) -> str:
     """The command that installs an optional extra, as run from the root of an attngan checkout."""
-    return f'pip install -e ".[{extra}]" (in the attngan checkout)'
+    return f'pip install -e ".[{extra}]" in the root of the attngan checkout'
 
 
 #: The largest integer any integer flag takes unless it says otherwise (a C int):

@@ -97,6 +97,6 @@ def test_a_value_attached_to_a_boolean_flag_is_a_usage_error(capsys):
 
 
 def test_install_hint_works_from_a_checkout():
-    assert cli.install_hint("face") == 'pip install -e ".[face]" (in the attngan checkout)'
+    assert cli.install_hint("face") == 'pip install -e ".[face]" in the root of the attngan checkout'
     text = " ".join(help_text(age.build_parser()).split())
     assert 'pip install -e ".[face]"' in text and "attngan[face]" not in text
