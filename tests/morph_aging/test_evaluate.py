@@ -35,12 +35,7 @@ TARGETS = ["21-30", "31-40", "41-50", "51+"]
 INSTALL = 'pip install -e ".[face]"'
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="session")
