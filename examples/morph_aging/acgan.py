@@ -102,6 +102,40 @@ def build_optimizers(cfg: TrainConfig, g: nn.Module, d: nn.Module, fused: bool) 
     return torch.optim.Adam(g.parameters(), **kw), torch.optim.Adam(d.parameters(), **kw)
 
 
+def build_average(cfg: TrainConfig, g: nn.Module) -> Optional[torch.optim.swa_utils.AveragedModel]:
+    """The exponential moving average of the generator's weights (``--g-ema``), or None when it is off.
+
+    A copy of ``g`` (after :func:`unwrap`) whose parameters and buffers follow
+    ``avg <- decay * avg + (1 - decay) * g`` at each ``update_parameters(g)``
+    (the first update copies ``g``); ``.module`` is the averaged generator.
+    The average does not feed back into training: a run with and without it
+    trains the same weights.
+
+    >>> import torch
+    >>> from config import TrainConfig, validate_config
+    >>> cfg = validate_config(TrainConfig(image_size=64, g_channels=8, g_res_blocks=1, d_channels=8, device="cpu",
+    ...                                   g_ema=0.5))
+    >>> g = build_generator(cfg)
+    >>> avg = build_average(cfg, g)
+    >>> avg.update_parameters(g)               # the first update copies
+    >>> p = next(g.parameters()); q = next(avg.module.parameters())
+    >>> with torch.no_grad(): _ = p.add_(2.0)
+    >>> avg.update_parameters(g)               # halfway to the new weights
+    >>> bool(torch.allclose(q, p - 1.0))
+    True
+    """
+    if not cfg.g_ema:
+        return None
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    avg = AveragedModel(unwrap(g), multi_avg_fn=get_ema_multi_avg_fn(cfg.g_ema), use_buffers=True)
+    avg.module.requires_grad_(False)
+    # AveragedModel reads its update count as a Python bool at every update: on
+    # the host that read costs nothing, on a GPU it would synchronise each step.
+    avg.n_averaged = avg.n_averaged.cpu()
+    return avg
+
+
 def unwrap(module: nn.Module) -> nn.Module:
     """The plain module under DistributedDataParallel and torch.compile wrappers."""
     while True:
@@ -381,6 +415,8 @@ class CheckpointWarning(UserWarning):
 CHECKPOINT_FORMAT, EXPORT_FORMAT = "attngan-acgan/1", "attngan-acgan-generator/1"
 #: The parts of a training checkpoint that hold tensors; the digest covers them all.
 TENSOR_PARTS = ("generator", "critic", "opt_g", "opt_d")
+#: The averaged generator (``--g-ema``): a tensor part of the checkpoints of runs that keep one.
+AVERAGE_PART = "generator_ema"
 #: Reason recorded in the checkpoint an unexpected error made train.py write.
 FAILED = "stopped by an error"
 
@@ -438,20 +474,29 @@ def _refuse_nonfinite(state: Dict[str, Any], parts: Any, what: str) -> None:
                                   f"infinity) in {bad[0].lstrip('/')}{more}; these weights cannot be used")
 
 
-_PART_NAMES = {"generator": "generator", "critic": "critic", "opt_g": "generator's optimiser state",
-               "opt_d": "critic's optimiser state"}
+_PART_NAMES = {"generator": "generator", AVERAGE_PART: "averaged generator", "critic": "critic",
+               "opt_g": "generator's optimiser state", "opt_d": "critic's optimiser state"}
+
+
+def _tensor_parts(state: Dict[str, Any]) -> Tuple[str, ...]:
+    return TENSOR_PARTS + ((AVERAGE_PART,) if AVERAGE_PART in state else ())
 
 
 def save_checkpoint(path: str, cfg: TrainConfig, g: nn.Module, d: nn.Module, opt_g: torch.optim.Optimizer,
-                    opt_d: torch.optim.Optimizer, step: int, extra: Optional[Dict[str, Any]] = None) -> None:
+                    opt_d: torch.optim.Optimizer, step: int, extra: Optional[Dict[str, Any]] = None,
+                    average: Optional[nn.Module] = None) -> None:
     """Save a training checkpoint atomically, with the integrity digest of its tensors
     (``state["digest"]``); refuse to save non-finite weights (FloatingPointError).
+
+    ``average``: the averaged generator (:func:`build_average`), saved as the
+    generator ``state[AVERAGE_PART]`` beside the trained one.
 
     A failed write raises :class:`files.WriteError` and leaves the previous file at ``path`` as it was.
     """
     g, d = unwrap(g), unwrap(d)
-    for name, net in (("generator", g), ("critic", d)):
-        if not all_finite(net):
+    average = average.module if isinstance(average, torch.optim.swa_utils.AveragedModel) else average
+    for name, net in (("generator", g), ("critic", d), ("averaged generator", average)):
+        if net is not None and not all_finite(net):
             raise FloatingPointError(f"refusing to write {path}: the {name} has non-finite weights")
     state = {
         "format": CHECKPOINT_FORMAT,
@@ -463,7 +508,10 @@ def save_checkpoint(path: str, cfg: TrainConfig, g: nn.Module, d: nn.Module, opt
         "opt_d": opt_d.state_dict(),
         "extra": extra or {},
     }
-    state["digest"] = {"sha256": tensor_digest({k: state[k] for k in TENSOR_PARTS}), "covers": list(TENSOR_PARTS)}
+    if average is not None:
+        state[AVERAGE_PART] = average.state_dict()
+    parts = _tensor_parts(state)
+    state["digest"] = {"sha256": tensor_digest({k: state[k] for k in parts}), "covers": list(parts)}
     with atomic_file(path) as tmp:
         torch.save(state, tmp)
 
@@ -501,7 +549,7 @@ def load_checkpoint(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
         raise CheckpointError(f"cannot read checkpoint {path}: {exc.__class__.__name__}: {exc}") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not an attngan AcGAN checkpoint")
-    for key, kind in (("config", dict), ("extra", dict), *((part, dict) for part in TENSOR_PARTS)):
+    for key, kind in (("config", dict), ("extra", dict), *((part, dict) for part in _tensor_parts(state))):
         if not isinstance(state.get(key), kind):
             raise CheckpointError(f"checkpoint {path} is malformed: its {key!r} is "
                                   f"{type(state.get(key)).__name__}, not a {kind.__name__}")
@@ -509,8 +557,8 @@ def load_checkpoint(path: str, map_location: Any = "cpu") -> Dict[str, Any]:
     if isinstance(step, bool) or not isinstance(step, int) or step < 0:
         raise CheckpointError(f"checkpoint {path} is malformed: its 'step' is {cli.one_line(repr(step), 60)}, "
                               "not an integer >= 0")
-    _verify_digest(state.get("digest"), {k: state[k] for k in TENSOR_PARTS}, path)
-    _refuse_nonfinite(state, TENSOR_PARTS, f"checkpoint {path}")
+    _verify_digest(state.get("digest"), {k: state[k] for k in _tensor_parts(state)}, path)
+    _refuse_nonfinite(state, _tensor_parts(state), f"checkpoint {path}")
     return state
 
 
@@ -576,8 +624,13 @@ def check_compatible(saved: Dict[str, Any], cfg: TrainConfig, path: str) -> None
         raise CheckpointError(f"checkpoint {path} does not fit this model:\n  " + "\n  ".join(diffs))
 
 
-def generator_of(state: Dict[str, Any], path: str) -> Tuple[nn.Module, TrainConfig]:
+def generator_of(state: Dict[str, Any], path: str, *, weights: str = "average") -> Tuple[nn.Module, TrainConfig]:
     """The generator (in eval mode) and config of a checkpoint read by :func:`load_checkpoint`.
+
+    ``weights``: ``"average"`` takes the averaged generator of a run trained
+    with ``--g-ema`` and the trained weights otherwise; ``"trained"`` always
+    takes the trained weights (an error for an export, which holds one
+    generator: the average where there was one).
 
     Any failure (malformed config, weights that do not fit) is raised as
     :class:`CheckpointError` with a one-line message naming ``path``.
@@ -588,17 +641,25 @@ def generator_of(state: Dict[str, Any], path: str) -> Tuple[nn.Module, TrainConf
     except Exception as exc:  # noqa: BLE001 - a config can fail to build in many ways
         raise CheckpointError(f"cannot use checkpoint {path}: its config builds no generator "
                               f"({type(exc).__name__}: {cli.one_line(exc, 200)})") from None
+    if weights not in ("average", "trained"):
+        raise ValueError(f"weights must be 'average' or 'trained', got {weights!r}")
+    part = AVERAGE_PART if weights == "average" and AVERAGE_PART in state else "generator"
+    if weights == "trained" and state.get("format") == EXPORT_FORMAT and cfg.g_ema:
+        raise CheckpointError(f"{path} is an export of the averaged generator: its trained weights are in the "
+                              "training checkpoint")
     try:
-        g.load_state_dict(state.get("generator"))
+        g.load_state_dict(state.get(part))
     except (RuntimeError, TypeError, AttributeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"{path}: weights do not fit the generator of its config: {first}") from None
     return g.eval(), cfg
 
 
-def generator_from_checkpoint(path: str, map_location: Any = "cpu") -> Tuple[nn.Module, TrainConfig]:
-    """The generator and config of a ``.pt`` checkpoint or an exported ``.safetensors`` file."""
-    return generator_of(load_checkpoint(path, map_location), path)
+def generator_from_checkpoint(path: str, map_location: Any = "cpu", *,
+                              weights: str = "average") -> Tuple[nn.Module, TrainConfig]:
+    """The generator and config of a ``.pt`` checkpoint or an exported ``.safetensors`` file
+    (``weights``: see :func:`generator_of`)."""
+    return generator_of(load_checkpoint(path, map_location), path, weights=weights)
 
 
 def export_safetensors(checkpoint: str, out: str) -> None:

@@ -116,6 +116,9 @@ class TrainConfig:
                                      "lineage) or nearest (+3x3 conv)", choices=("transpose", "nearest"))
     g_attention_bias: Optional[float] = _opt(None, "training", "initial bias of the attention head (>0 starts near "
                                              "copying the input)")
+    g_ema: Optional[float] = _opt(None, "training", "decay of an exponential moving average of the generator's "
+                                  "weights, updated after every iteration (0: off, the paper; e.g. 0.999). Samples, "
+                                  "evaluate.py, age.py and export.py use the average; beyond the paper")
     d_channels: Optional[int] = _opt(None, "model", "critic base width (paper: 64)", minimum=1,
                                        maximum=4096)
     d_max_channels: int = _opt(1024, "model", "critic width cap (released code: 4096 at 224 px)", minimum=1,
@@ -183,6 +186,7 @@ PRESET_VALUES: Dict[str, Dict[str, Any]] = {
         image_size=224, batch_size=64, epochs=100, g_channels=64, g_res_blocks=6, d_channels=64,
         num_subjects=2000, sample_every=1000, checkpoint_every=1000, channels_last=True,
         attention_form="paper", critic_warmup=0, g_attention_bias=0.0, g_upsample="transpose", init="default",
+        g_ema=0.0,
     ),
     "cpu-demo": dict(
         image_size=64, batch_size=16, epochs=1000, max_steps=3000, max_minutes=12.0,
@@ -193,6 +197,7 @@ PRESET_VALUES: Dict[str, Dict[str, Any]] = {
         # transposed convolutions' checkerboard from the masks and improved
         # every measured figure over 3 seeds (the guide, "Attention collapse").
         attention_form="paper", critic_warmup=0, g_attention_bias=0.0, g_upsample="nearest", init="default",
+        g_ema=0.0,
     ),
 }
 
@@ -329,6 +334,8 @@ def validate_config(cfg: TrainConfig) -> TrainConfig:
     for name in ("beta1", "beta2"):
         if not 0 <= getattr(cfg, name) < 1:
             _bad(name, f"must lie in [0, 1), got {getattr(cfg, name)}")
+    if not (math.isfinite(cfg.g_ema) and 0 <= cfg.g_ema < 1):
+        _bad("g_ema", f"must lie in [0, 1), got {cfg.g_ema}")
     if not 0 < cfg.lr_decay <= 1:
         _bad("lr_decay", f"must lie in (0, 1], got {cfg.lr_decay}")
     if not 0 < cfg.test_fraction < 1:

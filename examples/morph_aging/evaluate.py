@@ -48,6 +48,11 @@ Metrics (generated faces are first quantised to 8 bits, as if saved as PNG):
   face with the ground truth inside the face region (``identity_metrics``):
   ``100 * (1 - d_own / mean impostor distance)``, threshold 50; the rank-1
   identification rate is reported too.
+* Colour (synthetic): the chroma error of the generated face against the
+  ground truth inside the face region (``chroma_errors``): per-pixel
+  distance in the BT.601 (Cb, Cr) plane in 8-bit levels, its mean and 95th
+  percentile, and the distance of the mean chromas (a tint of the whole
+  face); the copy-the-input baseline beside it.
 * Background: mean absolute difference in 8-bit levels and PSNR (dB, per
   image, capped at 100 dB for identical images) between input and generated
   face outside the face region: ``1 - face_mask`` on synthetic data; on
@@ -101,6 +106,9 @@ PSNR_CAP = 100.0
 #: Identity confidence at or above which a synthetic pair counts as verified.
 SYNTHETIC_THRESHOLD = 50.0
 LUMA = (0.299, 0.587, 0.114)
+#: BT.601 full-range chroma (Cb, Cr) rows of the RGB -> YCbCr matrix: the
+#: colour of a pixel without its brightness.
+CHROMA = ((-0.168736, -0.331264, 0.5), (0.5, -0.418688, -0.081312))
 
 
 class EvalError(Exception):
@@ -142,6 +150,60 @@ def background_errors(a: torch.Tensor, b: torch.Tensor, background: torch.Tensor
     psnr = (10 * torch.log10(255.0**2 / mse.clamp_min(255.0**2 * 10 ** (-PSNR_CAP / 10)))).clamp(max=PSNR_CAP)
     nan = torch.full_like(mae, math.nan)
     return torch.where(n > 0, mae, nan), torch.where(n > 0, psnr, nan)
+
+
+def chroma_errors(a: torch.Tensor, b: torch.Tensor, region: torch.Tensor) -> Dict[str, torch.Tensor]:
+    """Per-image colour difference of ``a`` against ``b`` inside ``region``.
+
+    Colour is the BT.601 chroma plane (Cb, Cr) in 8-bit levels (:data:`CHROMA`):
+    brightness differences do not count, a tint does.
+
+    Parameters
+    ----------
+    a, b : torch.Tensor
+        (B, 3, H, W) in [-1, 1].
+    region : torch.Tensor
+        (B or 1, 1, H, W) in {0, 1}, 1 = compared pixel.
+
+    Returns
+    -------
+    dict of torch.Tensor
+        Each (B,), float64, NaN for an image without region pixels:
+        ``"chroma_error"``, the mean over the region of the per-pixel chroma
+        distance ``|(dCb, dCr)|`` (local casts: a green patch counts wherever
+        it is); ``"chroma_p95"``, its 95th percentile over the region (how
+        strong the worst 5 % of the region is); ``"colour_shift"``, the
+        distance between the two images' mean chroma over the region (a tint
+        of the whole region).
+
+    Examples
+    --------
+    >>> grey = torch.zeros(1, 3, 8, 8)
+    >>> tinted = grey.clone(); tinted[:, 1] += 0.2       # more green
+    >>> e = chroma_errors(tinted, grey, torch.ones(1, 1, 8, 8))
+    >>> round(float(e["chroma_error"]), 2) == round(float(e["colour_shift"]), 2) > 0
+    True
+    >>> float(chroma_errors(grey + 0.3, grey, torch.ones(1, 1, 8, 8))["chroma_error"])  # brighter, same colour
+    0.0
+    """
+    if a.shape != b.shape:
+        raise ValueError(f"b must have the shape of a {tuple(a.shape)}, got {tuple(b.shape)}")
+    matrix = torch.tensor(CHROMA, dtype=torch.float64)
+    ca = torch.einsum("kc,bchw->bkhw", matrix, to_levels(a))
+    cb = torch.einsum("kc,bchw->bkhw", matrix, to_levels(b))
+    inside = (region.detach().cpu() > 0.5).expand(a.shape[0], 1, *a.shape[2:])[:, 0]
+    rows: Dict[str, List[float]] = {"chroma_error": [], "chroma_p95": [], "colour_shift": []}
+    for i in range(a.shape[0]):
+        pa, pb = ca[i][:, inside[i]], cb[i][:, inside[i]]  # (2, N)
+        if pa.shape[1] == 0:
+            for values in rows.values():
+                values.append(math.nan)
+            continue
+        dist = (pa - pb).norm(dim=0)
+        rows["chroma_error"].append(float(dist.mean()))
+        rows["chroma_p95"].append(float(torch.quantile(dist, 0.95)))
+        rows["colour_shift"].append(float((pa.mean(1) - pb.mean(1)).norm()))
+    return {k: torch.tensor(v, dtype=torch.float64) for k, v in rows.items()}
 
 
 def laplacian_variance(images: torch.Tensor) -> torch.Tensor:
@@ -226,6 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint", required=True, metavar="CKPT",
                         help="training checkpoint (.pt) or exported generator (.safetensors)")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
+    parser.add_argument("--weights", default="average", choices=("average", "trained"),
+                        help="average: the averaged generator of a run trained with --g-ema (the trained weights "
+                             "otherwise); trained: the trained weights (compare the two on one run)")
     parser.add_argument("--data", default=None, metavar="synthetic|FOLDER_OR_CSV",
                         help="evaluation data (default: the checkpoint's training data)")
     parser.add_argument("--split", default="test", choices=("test", "all"),
@@ -402,7 +467,8 @@ def evaluate(args: argparse.Namespace, command: str) -> Tuple[Dict[str, Any], in
         raise EvalError(str(exc)) from None
     try:
         state = acgan.load_checkpoint(args.checkpoint)
-        g, cfg = acgan.generator_of(state, args.checkpoint)
+        g, cfg = acgan.generator_of(state, args.checkpoint, weights=args.weights)
+        averaged = args.weights == "average" and acgan.AVERAGE_PART in state
         cfg = dataclasses.replace(cfg, **{k: getattr(args, k) for k in ("skip_bad_files", "clip_young")
                                           if getattr(args, k) is not None})
     except acgan.CheckpointError as exc:
@@ -533,6 +599,8 @@ def evaluate(args: argparse.Namespace, command: str) -> Tuple[Dict[str, Any], in
             if s == SOURCE_GROUP:
                 identification_rate[GROUPS[t]] = _tmean(m["identified"])
                 base = identity_metrics_for(quantize(real[s]), truth[(s, t)], masks[s], subj[real_idx[s]])
+                colour = chroma_errors(dequantize(generated[(s, t)]), dequantize(truth[(s, t)]), masks[s])
+                colour_base = chroma_errors(dequantize(quantize(real[s])), dequantize(truth[(s, t)]), masks[s])
                 identity_rows.append({
                     "group": GROUPS[t], "n": len(real_idx[s]), "face_l1": _tmean(m["face_l1"]),
                     "rms_distance": _tmean(m["d_own"]), "impostor_distance": _tmean(m["d_impostor"]),
@@ -540,6 +608,8 @@ def evaluate(args: argparse.Namespace, command: str) -> Tuple[Dict[str, Any], in
                     "identification_rate": _tmean(m["identified"]), "false_accept_rate": _tmean(m["false_accept"]),
                     "copy_input_face_l1": _tmean(base["face_l1"]), "copy_input_confidence": _tmean(base["confidence"]),
                     "copy_input_identification_rate": _tmean(base["identified"]),
+                    **{k: _tmean(v) for k, v in colour.items()},
+                    **{f"copy_input_{k}": _tmean(v) for k, v in colour_base.items()},
                 })
         n_subjects = len(set(subj[real_idx[SOURCE_GROUP]].tolist()))
         if n_subjects < 2:
@@ -585,6 +655,8 @@ def evaluate(args: argparse.Namespace, command: str) -> Tuple[Dict[str, Any], in
         "copy_input_identification_rate": (_mean([r["copy_input_identification_rate"] for r in identity_rows])
                                            if identity_rows else None),
         "copy_input_confidence": _mean([r["copy_input_confidence"] for r in identity_rows]) if identity_rows else None,
+        **{key: _mean([r[key] for r in identity_rows]) if identity_rows else None
+           for key in ("chroma_error", "chroma_p95", "colour_shift", "copy_input_chroma_error")},
         "background_mae": _mean([r["mae"] for r in background]),
         "background_psnr": _mean([r["psnr"] for r in background]),
         "sharpness_ratio": _mean([r["ratio"] for r in sharpness]),
@@ -595,6 +667,7 @@ def evaluate(args: argparse.Namespace, command: str) -> Tuple[Dict[str, Any], in
         "checkpoint": os.path.abspath(args.checkpoint),
         "step": step,
         "checkpoint_reason": reason,
+        "weights": "average" if averaged else "trained",
         "git_commit": cli.git_commit(),
         "config": {k: v for k, v in cfg.to_dict().items() if k not in config.RUN_FIELDS},
         "data": {"source": data_arg, "split": args.split, "description": data.description, "synthetic": synthetic,
@@ -665,6 +738,8 @@ def render_report(r: Dict[str, Any]) -> str:
     out += ["```", r["command"], "```", ""]
     where = (f"step {r['step']}, {r['checkpoint_reason'] or 'no reason recorded'}" if r["step"] is not None
              else "exported generator: step unknown")
+    if r.get("weights") == "average":
+        where += "; the averaged generator (--g-ema)"
     out += [f"* checkpoint: `{r['checkpoint']}` ({where})",
             "* config: " + ", ".join(f"{k} {v}" for k, v in cfg.items() if v is not None),
             f"* data: {r['data']['description']}; inputs per source group: "
@@ -732,6 +807,17 @@ def render_report(r: Dict[str, Any]) -> str:
                             _f(row["copy_input_face_l1"]), _f(row["copy_input_confidence"])]
                            for row in r["identity"]]))
         out.append("")
+        if "chroma_error" in r["identity"][0]:  # results written before the colour measure lack it
+            out += ["Colour against the ground truth, inside the face mask, in 8-bit levels of the BT.601 chroma "
+                    "plane (Cb, Cr; brightness does not count): the mean and 95th percentile of the per-pixel "
+                    "chroma distance (local casts such as green patches), and the distance between the mean "
+                    "chromas (a tint of the whole face).", ""]
+            out.append(_table(["Target", "Chroma error", "Chroma p95", "Colour shift", "Copy input: chroma error",
+                               "Copy input: p95", "Copy input: shift"],
+                              [[row["group"], _f(row["chroma_error"]), _f(row["chroma_p95"]), _f(row["colour_shift"]),
+                                _f(row["copy_input_chroma_error"]), _f(row["copy_input_chroma_p95"]),
+                                _f(row["copy_input_colour_shift"])] for row in r["identity"]]))
+            out.append("")
 
     bg = r["background"]
     sh = r["sharpness"]
@@ -751,6 +837,8 @@ def render_report(r: Dict[str, Any]) -> str:
         ["Verification rate", _pct(s["verification_rate"])],
         ["Identification rate", _pct(s["identification_rate"])],
         ["Face L1 to ground truth (levels)", _f(s["face_l1"])],
+        ["Face chroma error (levels; copy input in brackets)",
+         f"{_f(s.get('chroma_error'))} ({_f(s.get('copy_input_chroma_error'))})"],
         ["Background MAE (levels)", _f(s["background_mae"])],
         ["Background PSNR (dB)", _f(s["background_psnr"])],
         ["Sharpness ratio", _f(s["sharpness_ratio"], "{:.3f}")],

@@ -402,6 +402,7 @@ def train(cfg: TrainConfig, guard: Optional[RunGuard] = None, *, argv: Optional[
     if cfg.channels_last:
         g, d = g.to(memory_format=torch.channels_last), d.to(memory_format=torch.channels_last)
     opt_g, opt_d = acgan.build_optimizers(cfg, g, d, fused=True)
+    average = acgan.build_average(cfg, g)  # None without --g-ema
     start_step = 0
     prior_s = 0.0  # training time of the earlier runs of this --out (checkpoint extra "total_elapsed_s")
     if cfg.resume:
@@ -418,6 +419,9 @@ def train(cfg: TrainConfig, guard: Optional[RunGuard] = None, *, argv: Optional[
                   file=sys.stderr)
         g.load_state_dict(state["generator"])
         d.load_state_dict(state["critic"])
+        if average is not None and acgan.AVERAGE_PART in state:
+            average.module.load_state_dict(state[acgan.AVERAGE_PART])
+            average.n_averaged.fill_(1)  # continue the average rather than restart it from g
         opt_g.load_state_dict(state["opt_g"])
         opt_d.load_state_dict(state["opt_d"])
         start_step = guard.saved_step = int(state["step"])
@@ -482,11 +486,12 @@ def train(cfg: TrainConfig, guard: Optional[RunGuard] = None, *, argv: Optional[
         if not is_main:
             return
         acgan.save_checkpoint(ckpt_path, cfg, g, d, opt_g, opt_d, step,
-                              extra={"reason": reason, "total_elapsed_s": total_elapsed()})
+                              extra={"reason": reason, "total_elapsed_s": total_elapsed()}, average=average)
         guard.saved_step = step
-        g.eval()
+        shown = g if average is None else average.module  # the samples show what age.py will use
+        shown.eval()
         with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
-            aged = acgan.age_all_groups(g, sample_inputs)
+            aged = acgan.age_all_groups(shown, sample_inputs)
         g.train()
         grid = pictures.aging_figure(sample_inputs, aged)
         pictures.save_png(grid, os.path.join(out, "samples", f"step_{step:06d}.png"))
@@ -510,7 +515,7 @@ def train(cfg: TrainConfig, guard: Optional[RunGuard] = None, *, argv: Optional[
     if is_main:
         def save_now(reason: str) -> int:
             acgan.save_checkpoint(ckpt_path, cfg, g, d, opt_g, opt_d, step,
-                                  extra={"reason": reason, "total_elapsed_s": total_elapsed()})
+                                  extra={"reason": reason, "total_elapsed_s": total_elapsed()}, average=average)
             return step
         guard.save = save_now
     with Interrupt() as interrupt:
@@ -524,6 +529,8 @@ def train(cfg: TrainConfig, guard: Optional[RunGuard] = None, *, argv: Optional[
                 if len(source.unreadable) > unreadable_reported:
                     unreadable_reported = _report_unreadable(source, unreadable_reported, bar)
                 metrics = stepper(images, labels, step)
+                if average is not None:
+                    average.update_parameters(g)  # on the device, no synchronisation
                 step += 1
                 images_since_log += images.shape[0] * world
                 # skip counts stay on the device; they are read at logging steps

@@ -221,6 +221,54 @@ def test_background_errors_zero_when_equal_outside_the_mask(faces):
     assert torch.allclose(psnr, torch.full((4,), 20 * math.log10(255.0), dtype=torch.float64))
 
 
+def test_end_to_end_colour_rows(evaluated):
+    r = evaluated["results"]
+    for row in r["identity"]:
+        for key in ("chroma_error", "chroma_p95", "colour_shift"):
+            assert row[key] >= 0 and row[f"copy_input_{key}"] >= 0
+        assert row["colour_shift"] <= row["chroma_error"] + 1e-9  # per image, so also on average
+    assert r["summary"]["chroma_error"] == pytest.approx(np.mean([row["chroma_error"] for row in r["identity"]]))
+    assert "Chroma error" in (evaluated["out"] / "report.md").read_text()
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**16), size=st.integers(2, 12), brightness=st.floats(-0.5, 0.5),
+       tint=st.tuples(st.floats(-0.3, 0.3), st.floats(-0.3, 0.3), st.floats(-0.3, 0.3)))
+def test_chroma_errors_invariants(seed, size, brightness, tint):
+    gen = torch.Generator().manual_seed(seed)
+    a = torch.rand(2, 3, size, size, generator=gen, dtype=torch.float64) * 1.2 - 0.6
+    region = (torch.rand(2, 1, size, size, generator=gen) > 0.3).float()
+    region[:, :, 0, 0] = 1.0  # at least one pixel
+    same = evaluate.chroma_errors(a, a, region)
+    assert all(torch.all(v == 0) for v in same.values())
+    # a change of brightness alone (the same offset on R, G and B) is no colour error
+    grey = evaluate.chroma_errors(a + brightness, a, region)
+    assert all(torch.all(v.abs() < 1e-9) for v in grey.values())
+    # a uniform tint: every pixel moves by the same chroma vector, so mean, p95 and shift agree
+    shift = torch.tensor(tint, dtype=torch.float64).view(1, 3, 1, 1)
+    tinted = evaluate.chroma_errors(a + shift, a, region)
+    assert torch.allclose(tinted["chroma_error"], tinted["colour_shift"], atol=1e-9)
+    assert torch.allclose(tinted["chroma_p95"], tinted["colour_shift"], atol=1e-9)
+    # symmetric, and the shift of the means never exceeds the mean per-pixel distance
+    b = torch.rand(2, 3, size, size, generator=gen, dtype=torch.float64) * 2 - 1
+    ab, ba = evaluate.chroma_errors(a, b, region), evaluate.chroma_errors(b, a, region)
+    assert all(torch.allclose(ab[k], ba[k]) for k in ab)
+    assert torch.all(ab["colour_shift"] <= ab["chroma_error"] + 1e-9)
+    # pixels outside the region do not count
+    outside = evaluate.chroma_errors(a + (1 - region) * shift, a, region)
+    assert all(torch.all(v.abs() < 1e-9) for v in outside.values())
+
+
+def test_chroma_errors_of_an_empty_region_is_nan_and_shapes_must_match():
+    a = torch.zeros(2, 3, 4, 4)
+    region = torch.zeros(2, 1, 4, 4)
+    region[1] = 1
+    e = evaluate.chroma_errors(a, a, region)
+    assert math.isnan(e["chroma_error"][0]) and e["chroma_error"][1] == 0
+    with pytest.raises(ValueError, match="shape"):
+        evaluate.chroma_errors(a, torch.zeros(2, 3, 4, 5), region)
+
+
 def test_laplacian_variance_sharp_checkerboard_beats_blurred():
     y, x = torch.meshgrid(torch.arange(64), torch.arange(64), indexing="ij")
     board = (((y // 4 + x // 4) % 2).float() * 2 - 1).expand(3, 64, 64)[None]

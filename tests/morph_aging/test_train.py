@@ -177,6 +177,43 @@ def test_same_seed_same_trajectory_and_resume_is_exact(tmp_path):
         assert ra["d_loss"] == rb["d_loss"] and ra["g_loss"] == rb["g_loss"]
 
 
+def test_generator_average_is_saved_used_and_resumed_exactly(tmp_path):
+    plain, straight, resumed = tmp_path / "plain", tmp_path / "straight", tmp_path / "resumed"
+    assert run_main(plain, "--max-steps", "4") == 0
+    assert run_main(straight, "--max-steps", "4", "--g-ema", "0.5") == 0
+    a, b = weights(plain), weights(straight)
+    assert acgan.AVERAGE_PART not in a
+    assert_same_weights(a, b)  # the average does not feed back into training
+    avg = b[acgan.AVERAGE_PART]
+    assert avg.keys() == b["generator"].keys()
+    assert any(not torch.equal(avg[k], b["generator"][k]) for k in avg)
+    # resuming continues the average: the same weights as one straight run
+    assert run_main(resumed, "--max-steps", "2", "--g-ema", "0.5") == 0
+    assert run_main(resumed, "--max-steps", "4", "--g-ema", "0.5", "--resume") == 0
+    c = weights(resumed)
+    assert all(torch.equal(avg[k], c[acgan.AVERAGE_PART][k]) for k in avg)
+    # the users of a checkpoint take the average; the trained weights stay reachable
+    path = str(straight / "checkpoints" / "last.pt")
+    g_avg, cfg = acgan.generator_from_checkpoint(path)
+    g_trained, _ = acgan.generator_from_checkpoint(path, weights="trained")
+    assert cfg.g_ema == 0.5
+    assert all(torch.equal(v, avg[k]) for k, v in g_avg.state_dict().items())
+    assert all(torch.equal(v, b["generator"][k]) for k, v in g_trained.state_dict().items())
+
+
+def test_generator_average_is_covered_by_the_digest(tmp_path):
+    out = tmp_path / "run"
+    assert run_main(out, "--max-steps", "1", "--g-ema", "0.9") == 0
+    path = out / "checkpoints" / "last.pt"
+    state = torch.load(path, weights_only=True)
+    assert acgan.AVERAGE_PART in state["digest"]["covers"]
+    name = next(iter(state[acgan.AVERAGE_PART]))
+    state[acgan.AVERAGE_PART][name] = state[acgan.AVERAGE_PART][name] + 1.0
+    torch.save(state, path)
+    with pytest.raises(acgan.CheckpointError, match="damaged"):
+        acgan.load_checkpoint(str(path))
+
+
 def test_other_seed_other_trajectory(tmp_path):
     assert run_main(tmp_path / "a", "--max-steps", "1") == 0
     assert run_main(tmp_path / "b", "--max-steps", "1", "--seed", "1") == 0
@@ -205,6 +242,7 @@ def test_resume_without_checkpoint_is_a_clear_error(tmp_path, capsys):
     (["--image-size", "300"], "synthetic faces render at 64 to 224"),
     (["--lr", "nan"], "--lr: must be a finite number"),
     (["--generator-mode", "magic"], "--generator-mode: must be one of"),
+    (["--g-ema", "1"], "--g-ema: must lie in [0, 1)"),
     (["--batch-size", "abc"], "invalid int value"),
 ])
 def test_invalid_flags_exit_2_with_a_message(flags, message, capsys):
