@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import math
 import os
 import platform
 import statistics
@@ -100,13 +101,51 @@ def compute_type(precision: str, device: torch.device) -> str:
     return "fp32"
 
 
-def peak_tflops(device: torch.device, ctype: str, override: Optional[float] = None) -> Tuple[Optional[float], Optional[str]]:
+#: The convolution :func:`measured_peak_tflops` times: 3x3, 256 -> 256 channels
+#: on a 32x32 map, batch 8, channels-last (the shape of the paper generator's
+#: residual blocks at 128x128).
+REFERENCE_CONV = dict(batch=8, channels=256, size=32, kernel=3)
+_MEASURED: Dict[Tuple[str, str], float] = {}
+
+
+def measured_peak_tflops(device: torch.device, ctype: str, repeats: int = 7) -> float:
+    """TFLOP/s of one large convolution (:data:`REFERENCE_CONV`) in ``ctype``, measured here and now.
+
+    A roofline for CPUs, which have no datasheet figure: the rate the
+    dominant layer shape of the networks reaches on this machine with the
+    current thread count (forward only, median of ``repeats`` after two
+    warm-up calls; cached per device and compute type). Iterations cannot
+    run faster than their FLOPs at this rate unless the FLOPs shrink.
+    """
+    key = (str(device), ctype)
+    if key not in _MEASURED:
+        c = REFERENCE_CONV
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(ctype, torch.float32)
+        x = torch.randn(c["batch"], c["channels"], c["size"], c["size"], device=device, dtype=dtype)
+        w = torch.randn(c["channels"], c["channels"], c["kernel"], c["kernel"], device=device, dtype=dtype)
+        x, w = x.contiguous(memory_format=torch.channels_last), w.contiguous(memory_format=torch.channels_last)
+        pad = c["kernel"] // 2
+        with torch.no_grad():
+            times = [time_calls(lambda: torch.nn.functional.conv2d(x, w, padding=pad), device)["seconds"]
+                     for _ in range(repeats + 2)][2:]
+        flops = 2 * c["batch"] * c["channels"] ** 2 * c["kernel"] ** 2 * c["size"] ** 2
+        _MEASURED[key] = flops / sorted(times)[len(times) // 2] / 1e12
+    return _MEASURED[key]
+
+
+def peak_tflops(device: torch.device, ctype: str, override: Any = None) -> Tuple[Optional[float], Optional[str]]:
     """(peak TFLOP/s, where the figure came from) for a device and compute type.
 
-    ``override`` (``--peak-tflops``) wins. On a CPU there is no default: the
+    ``override`` (``--peak-tflops``) wins: a number, or ``"measure"`` for
+    :func:`measured_peak_tflops`. On a CPU there is no other default: the
     peak depends on the model, the cores granted and the clock, so the
-    utilisation is left out unless a figure is given.
+    utilisation is left out unless a figure is given or measured.
     """
+    if override == "measure":
+        c = REFERENCE_CONV
+        return measured_peak_tflops(device, ctype), (
+            f"measured: {c['kernel']}x{c['kernel']} convolution, {c['channels']} channels, {c['size']}x{c['size']}, "
+            f"batch {c['batch']}, channels-last, {ctype}, forward")
     if override is not None:
         return float(override), "--peak-tflops"
     if device.type != "cuda":
@@ -358,8 +397,10 @@ def add_common_args(parser: argparse.ArgumentParser, *, batch_help: str) -> None
                    help="untimed rounds before timing (each case once per round)")
     p.add_argument("--repeats", type=cli.positive_int, default=5, help="timed repeats per case (median reported)")
     p.add_argument("--iters-per-repeat", type=cli.positive_int, default=1, help="calls per timed repeat")
-    p.add_argument("--peak-tflops", type=float, default=None,
-                   help="peak TFLOP/s for the utilisation (default: datasheet figure of known GPUs; none on CPU)")
+    p.add_argument("--peak-tflops", type=_peak_arg, default=None, metavar="TFLOPS|measure",
+                   help="peak TFLOP/s for the utilisation (default: datasheet figure of known GPUs; none on CPU); "
+                        "'measure' times one large convolution in each case's compute type here (a roofline for "
+                        "CPUs)")
     cli.add_bool_flag(p, "--tf32", default=True,
                       help="allow TF32 for fp32 convolutions and matmuls on CUDA (as train.py does)")
     p.add_argument("--threads", type=cli.positive_int, default=None,
@@ -373,9 +414,19 @@ def add_common_args(parser: argparse.ArgumentParser, *, batch_help: str) -> None
     p.add_argument("--json-out", default=None, help="also write the JSON to this file")
 
 
+def _peak_arg(text: str) -> Any:
+    if text == "measure":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number > 0 or 'measure', got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a number > 0 or 'measure', got {text!r}")
+    return value
+
+
 def check_common_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    if args.peak_tflops is not None and not args.peak_tflops > 0:
-        parser.error(f"--peak-tflops: must be > 0, got {args.peak_tflops}")
     if args.compare and args.variants:
         parser.error("--compare and --variants are exclusive (--compare is --variants plain,optimised)")
 
@@ -523,7 +574,7 @@ def timing_fields(timing: Mapping[str, Any], device: torch.device, rss: Optional
 
 
 def utilisation_fields(flops_per_item: float, model_flops_per_item: float, items_per_second: float,
-                       device: torch.device, ctype: str, override: Optional[float]) -> Dict[str, Any]:
+                       device: torch.device, ctype: str, override: Any) -> Dict[str, Any]:
     peak, source = peak_tflops(device, ctype, override)
     achieved = flops_per_item * items_per_second / 1e12
     model = model_flops_per_item * items_per_second / 1e12

@@ -178,6 +178,7 @@ def test_inference(inference_runs):
     (["--repeats", "0"], "--repeats"),
     (["--warmup", "-1"], "--warmup"),
     (["--peak-tflops", "0"], "--peak-tflops"),
+    (["--peak-tflops", "fast"], "'measure'"),
     (["--image-size", "30"], "--image-size"),
     (["--precision", "fp16", "--device", "cpu"], "fp16"),
     (["--compare", "--variants", "plain"], "exclusive"),
@@ -228,6 +229,19 @@ def test_peak_table():
     assert common.peak_tflops(cpu, "fp32") == (None, None)
     assert common.peak_tflops(cpu, "bf16", 3.0) == (3.0, "--peak-tflops")
     assert common.compute_type("fp32", cpu) == "fp32" and common.compute_type("bf16", cpu) == "bf16"
+
+
+def test_measured_peak_is_a_positive_rate_cached_per_compute_type(monkeypatch):
+    common = load("common")
+    monkeypatch.setattr(common, "REFERENCE_CONV", dict(batch=1, channels=8, size=8, kernel=3))
+    monkeypatch.setattr(common, "_MEASURED", {})
+    cpu = torch.device("cpu")
+    value, source = common.peak_tflops(cpu, "fp32", "measure")
+    assert value > 0 and source.startswith("measured: 3x3 convolution, 8 channels") and "fp32" in source
+    assert common.peak_tflops(cpu, "fp32", "measure")[0] == value  # measured once
+    assert set(common._MEASURED) == {("cpu", "fp32")}
+    fields = common.utilisation_fields(2e12, 1e12, 1.0, cpu, "fp32", "measure")
+    assert fields["utilisation"] == pytest.approx(2 / value) and fields["model_utilisation"] == pytest.approx(1 / value)
 
 
 def test_count_flops_through_a_gradient_penalty():

@@ -421,7 +421,8 @@ def ablation_figure(run_dirs: Dict[str, str], k: int) -> Optional[np.ndarray]:
             rows.append(("truth", [None] + list(first["truth"][i])))
     if not rows:
         return None
-    return pictures.render_grid(rows, ["input"] + list(GROUP_NAMES[1:]))
+    return pictures.render_grid(rows, ["input"] + list(GROUP_NAMES[1:]),
+                                scale=pictures.readable_scale(first["inputs"].shape[1]))
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -856,7 +856,7 @@ def examples_picture(ex: Dict[str, np.ndarray]) -> np.ndarray:
         rows.append((f"#{int(ex['indices'][i])}", [ex["inputs"][i]] + list(ex["generated"][i])))
         if "truth" in ex:
             rows.append(("truth", [None] + list(ex["truth"][i])))
-    return pictures.render_grid(rows, ["input"] + list(GROUPS[1:]))
+    return pictures.render_grid(rows, ["input"] + list(GROUPS[1:]), scale=pictures.readable_scale(ex["inputs"].shape[1]))
 
 
 def write_outputs(out_dir: str, bundle: Dict[str, Any]) -> None:

@@ -64,6 +64,7 @@ def test_end_to_end_results_json(evaluated, tiny_checkpoint):
     assert evaluated["rc"] == 0
     r = evaluated["results"]
     assert r["step"] == 2 and r["checkpoint"] == os.path.abspath(tiny_checkpoint)
+    assert r["weights"] == "trained"  # a run without --g-ema has no average to take
     assert r["config"]["image_size"] == 64 and r["config"]["num_subjects"] == 20
     assert r["data"]["synthetic"] and r["data"]["split"] == "test"
     # the rebuilt split: 2 of 20 test subjects, 5 images each, one per group
@@ -118,14 +119,17 @@ def test_end_to_end_report_and_pictures(evaluated):
         assert row in report, row
     assert "python examples/morph_aging/evaluate.py --checkpoint" in report and "step 2" in report
     assert "image_size 64" in report
-    with Image.open(out / "examples.png") as im:
-        assert im.mode == "RGB"
-        # 2 inputs, each with a generated row and a ground-truth row; 5 tile columns plus labels
-        assert im.width > 5 * 64 and im.height > 4 * 64
     with np.load(out / "examples.npz") as z:
         assert z["inputs"].shape == (2, 64, 64, 3) and z["generated"].shape == (2, 4, 64, 64, 3)
         assert z["truth"].shape == (2, 4, 64, 64, 3) and z["inputs"].dtype == np.uint8
         indices = z["indices"].tolist()
+    with Image.open(out / "examples.png") as im:
+        assert im.mode == "RGB"
+        # 2 inputs, each with a generated row and a ground-truth row; 5 tile columns plus labels; 64 px faces
+        # drawn at a readable 128 px
+        layout = pictures.grid_layout((128, 128), columns=["input"] + TARGETS,
+                                      row_labels=[f"#{i}" for i in indices] + ["truth"])
+        assert (im.width, im.height) == layout.size(4, 5)
     _, test = synthetic_faces.train_test_split(num_subjects=20, image_size=64, seed=0)
     assert all(int(test.labels()[i]) == 0 for i in indices)
 
@@ -527,8 +531,8 @@ def test_ablation_end_to_end(tmp_path, monkeypatch, capfd):
     md = (out / "ablation.md").read_text()
     assert "| attention | 2 |" in md and "| no-attention-l1-100 | 2 |" in md and "Identification rate" in md
     with Image.open(out / "ablation.png") as im:
-        # per input: 2 variant rows and the ground-truth row
-        assert im.height > 2 * 3 * 64
+        # per input: 2 variant rows and the ground-truth row, 64 px faces drawn at 128 px
+        assert im.height > 2 * 3 * 128 and im.width > 5 * 128
     assert (out / "age_classifier.pt").is_file()
 
     # run again: every run finished and evaluated, so nothing is trained or evaluated again
