@@ -187,6 +187,8 @@ class BatchSource:
         self.images: Optional[torch.Tensor] = None
         self.labels: Optional[torch.Tensor] = None
         self.unreadable: Dict[int, str] = {}
+        self._loader: Optional[DataLoader] = None
+        self._loader_batches = _Batches()
 
     def prepare(self, progress: bool) -> None:
         """Fill the in-memory cache (cached path only; once)."""
@@ -226,10 +228,14 @@ class BatchSource:
                 yield self.images[idx], self.labels[idx]
             return
         batches = [self._indices(order, k).tolist() for k in range(start, self.steps_per_epoch)]
-        workers = self.cfg.workers if self.cfg.workers is not None else (4 if self.device.type == "cuda" else 2)
-        loader = DataLoader(self.dataset, batch_sampler=batches, num_workers=workers,
-                            pin_memory=self.device.type == "cuda", prefetch_factor=4 if workers else None)
-        for indices, item in zip(batches, loader):
+        if self._loader is None:
+            # one loader for the whole run: its workers live across epochs instead of starting at each
+            workers = self.cfg.workers if self.cfg.workers is not None else (4 if self.device.type == "cuda" else 2)
+            self._loader = DataLoader(self.dataset, batch_sampler=self._loader_batches, num_workers=workers,
+                                      pin_memory=self.device.type == "cuda", prefetch_factor=4 if workers else None,
+                                      persistent_workers=workers > 0)
+        self._loader_batches.batches = batches  # read when the loader's next iteration starts
+        for indices, item in zip(batches, self._loader):
             for i, problem in zip(indices, item["problem"]):
                 if problem:
                     self.unreadable.setdefault(i, problem)
@@ -240,6 +246,19 @@ class BatchSource:
         for images, labels in self._batches(epoch, start):
             yield (dequantize(images.to(self.device, non_blocking=True)),
                    labels.to(self.device, non_blocking=True))
+
+
+class _Batches:
+    """The batch sampler of :class:`BatchSource`'s one DataLoader: the index lists of the current epoch."""
+
+    def __init__(self) -> None:
+        self.batches: List[List[int]] = []
+
+    def __iter__(self) -> Iterator[List[int]]:
+        return iter(list(self.batches))
+
+    def __len__(self) -> int:
+        return len(self.batches)
 
 
 def fixed_sample_inputs(test_set: Dataset, n: int) -> torch.Tensor:

@@ -31,6 +31,12 @@ def test_cached_and_streaming_batches_are_the_same(cfg, monkeypatch):
         for (xa, ya), (xb, yb) in zip(a, b):
             assert torch.equal(xa, xb) and torch.equal(ya, yb)
             assert xa.dtype == torch.float32 and torch.equal(dequantize(quantize(xa)), xa)
+    # one loader serves every epoch (its workers persist), also after an epoch left part-way (a time budget)
+    loader = streaming._loader
+    next(iter(streaming.epoch(2)))
+    for (xa, ya), (xb, yb) in zip(cached.epoch(3), streaming.epoch(3)):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+    assert streaming._loader is loader
     raw = train[0]["image"]
     assert not torch.equal(dequantize(quantize(raw)), raw)  # the quantisation is not a no-op on this data
 
