@@ -51,16 +51,17 @@ def _norm(kind: str, channels: int) -> nn.Module:
 class ResidualBlock(nn.Module):
     """Two 3x3 convolutions with normalisation and an identity shortcut.
 
-    Shape: (B, C, H, W) -> (B, C, H, W).
+    ``padding`` is the convolutions' ``padding_mode`` (``"zeros"``,
+    ``"reflect"`` or ``"replicate"``). Shape: (B, C, H, W) -> (B, C, H, W).
     """
 
-    def __init__(self, channels: int, norm: str = "instance") -> None:
+    def __init__(self, channels: int, norm: str = "instance", padding: str = "zeros") -> None:
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(channels, channels, 3, padding=1, bias=False),
+            nn.Conv2d(channels, channels, 3, padding=1, bias=False, padding_mode=padding),
             _norm(norm, channels),
             nn.ReLU(inplace=True),
-            nn.Conv2d(channels, channels, 3, padding=1, bias=False),
+            nn.Conv2d(channels, channels, 3, padding=1, bias=False, padding_mode=padding),
             _norm(norm, channels),
         )
 
@@ -103,6 +104,13 @@ class AttentionGenerator(nn.Module):
         masks average about ``sigmoid(attention_bias)``: 0 (default) starts
         at 0.5, a positive value starts training near the identity map (the
         input is kept).
+    padding : {"zeros", "reflect", "replicate"}, optional
+        How the convolutions pad their input (``nn.Conv2d``'s
+        ``padding_mode``): ``"zeros"`` (default, the paper's lineage) or
+        mirrored / repeated border pixels, which give the border no value
+        of its own for the network to key on (fewer artefacts along the
+        image's edges). Transposed convolutions crop rather than pad and
+        are the same in every mode.
 
     Shape
     -----
@@ -132,6 +140,7 @@ class AttentionGenerator(nn.Module):
         norm: str = "instance",
         upsample: str = "transpose",
         attention_bias: float = 0.0,
+        padding: str = "zeros",
     ) -> None:
         super().__init__()
         check_positive_int(image_channels, "image_channels")
@@ -142,39 +151,43 @@ class AttentionGenerator(nn.Module):
         check_positive_int(max_channels, "max_channels")
         check_choice(norm, "norm", ("instance", "group", "none"))
         check_choice(upsample, "upsample", ("transpose", "nearest"))
+        check_choice(padding, "padding", ("zeros", "reflect", "replicate"))
         attention_bias = check_real(attention_bias, "attention_bias")
         self.image_channels = image_channels
         self.num_classes = num_classes
         self.num_downsamples = num_downsamples
+        self.padding = padding
         use_bias = norm == "none"
 
         width = min(base_channels, max_channels)
         layers: list = [
-            nn.Conv2d(image_channels + num_classes, width, 7, padding=3, bias=use_bias),
+            nn.Conv2d(image_channels + num_classes, width, 7, padding=3, bias=use_bias, padding_mode=padding),
             _norm(norm, width),
             nn.ReLU(inplace=True),
         ]
         for _ in range(num_downsamples):
             nxt = min(width * 2, max_channels)
-            layers += [nn.Conv2d(width, nxt, 4, stride=2, padding=1, bias=use_bias), _norm(norm, nxt), nn.ReLU(inplace=True)]
+            layers += [nn.Conv2d(width, nxt, 4, stride=2, padding=1, bias=use_bias, padding_mode=padding),
+                       _norm(norm, nxt), nn.ReLU(inplace=True)]
             width = nxt
         self.encoder = nn.Sequential(*layers)
         # instance norm, and group norm with one channel per group, cannot normalise a single pixel
         self._min_bottleneck_pixels = 2 if norm == "instance" or (norm == "group" and 32 % width == 0) else 1
-        self.bottleneck = nn.Sequential(*[ResidualBlock(width, norm) for _ in range(num_residual_blocks)])
+        self.bottleneck = nn.Sequential(*[ResidualBlock(width, norm, padding) for _ in range(num_residual_blocks)])
         layers = []
         for i in range(num_downsamples):
             nxt = min(base_channels * 2 ** (num_downsamples - i - 1), max_channels)
             if upsample == "transpose":
                 layers.append(nn.ConvTranspose2d(width, nxt, 4, stride=2, padding=1, bias=use_bias))
             else:
-                layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(width, nxt, 3, padding=1, bias=use_bias)]
+                layers += [nn.Upsample(scale_factor=2, mode="nearest"),
+                           nn.Conv2d(width, nxt, 3, padding=1, bias=use_bias, padding_mode=padding)]
             layers += [_norm(norm, nxt), nn.ReLU(inplace=True)]
             width = nxt
         self.decoder = nn.Sequential(*layers)
         self.feature_channels = width
-        self.color_head = nn.Conv2d(width, image_channels, 7, padding=3)
-        self.attention_head = nn.Conv2d(width, 1, 7, padding=3)
+        self.color_head = nn.Conv2d(width, image_channels, 7, padding=3, padding_mode=padding)
+        self.attention_head = nn.Conv2d(width, 1, 7, padding=3, padding_mode=padding)
         if attention_bias:
             nn.init.constant_(self.attention_head.bias, attention_bias)
 
@@ -198,6 +211,11 @@ class AttentionGenerator(nn.Module):
             raise ValueError(
                 f"image must be larger than {m}x{m} (2 ** num_downsamples): the normalisation layers "
                 f"need more than one pixel at the bottleneck, got {h}x{w}"
+            )
+        if self.padding == "reflect" and (min(h, w) < 4 or min(h, w) // m < 2):
+            raise ValueError(
+                f"reflect padding mirrors up to 3 pixels, and 1 at the bottleneck: the image must be at least "
+                f"{max(4, 2 * m)} pixels high and wide with num_downsamples={self.num_downsamples}, got {h}x{w}"
             )
         if isinstance(condition, torch.Tensor):
             check_same_device(image, "image", condition, "condition")
@@ -269,24 +287,28 @@ class AttentionGenerator(nn.Module):
             return c(features), a(features)
         weight = torch.cat([c.weight, a.weight])
         bias = torch.cat([c.bias, a.bias])
-        out = F.conv2d(features, weight, bias, c.stride, c.padding, c.dilation, c.groups)
+        padding = c.padding
+        if c.padding_mode != "zeros":  # pad once for both heads, as nn.Conv2d pads for one
+            features = F.pad(features, c._reversed_padding_repeated_twice, mode=c.padding_mode)
+            padding = 0
+        out = F.conv2d(features, weight, bias, c.stride, padding, c.dilation, c.groups)
         return out[:, : c.out_channels], out[:, c.out_channels :]
 
 
 def _plain_conv(m: nn.Module) -> bool:
-    """An ``nn.Conv2d`` itself (not a subclass), with a bias, zero padding and no hooks."""
+    """An ``nn.Conv2d`` itself (not a subclass), with a bias, numeric padding and no hooks."""
     return (
         type(m) is nn.Conv2d
         and m.bias is not None
-        and m.padding_mode == "zeros"
+        and isinstance(m.padding, tuple)
         and not (m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks)
         and not (nn.modules.module._global_forward_hooks or nn.modules.module._global_forward_pre_hooks)
     )
 
 
 def _same_geometry(a: nn.Conv2d, b: nn.Conv2d) -> bool:
-    return (a.in_channels, a.kernel_size, a.stride, a.padding, a.dilation, a.groups) == (
-        b.in_channels, b.kernel_size, b.stride, b.padding, b.dilation, b.groups
+    return (a.in_channels, a.kernel_size, a.stride, a.padding, a.dilation, a.groups, a.padding_mode) == (
+        b.in_channels, b.kernel_size, b.stride, b.padding, b.dilation, b.groups, b.padding_mode
     )
 
 

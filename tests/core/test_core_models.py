@@ -63,7 +63,10 @@ def generator_cases(draw):
         max_channels=draw(st.sampled_from([4, 16, 48, 1024])),
         norm=norm,
         upsample=draw(st.sampled_from(["transpose", "nearest"])),
+        padding=draw(st.sampled_from(["zeros", "reflect", "replicate"])),
     )
+    if config["padding"] == "reflect":  # mirrors up to 3 pixels at full size and 1 at the bottleneck
+        assume(min(h, w) >= 4 and min(h, w) // m >= 2)
     return config, draw(st.integers(1, 2)), h, w, draw(seeds)
 
 
@@ -372,6 +375,33 @@ def test_generator_heads_in_one_convolution_equal_the_two_heads():
     for head in (g.color_head, g.attention_head):
         assert head.weight.grad is not None and head.bias.grad is not None
         assert head.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("padding", ["reflect", "replicate"])
+def test_generator_heads_in_one_convolution_with_border_padding(padding):
+    """Mirrored or repeated padding, applied once for both heads, equals each head padding its own input."""
+    torch.manual_seed(0)
+    g = AttentionGenerator(base_channels=8, num_residual_blocks=1, padding=padding).double()
+    x, labels = _images(2, 3, 16, 16, 7).double(), torch.tensor([2, 0])
+    out = g(x, labels)
+    features = g.forward_features(x, labels)
+    torch.testing.assert_close(out.color, torch.tanh(g.color_head(features)), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(out.attention, torch.sigmoid(g.attention_head(features)), rtol=1e-12, atol=1e-12)
+    convs = [m for m in g.modules() if type(m) is torch.nn.Conv2d]
+    assert convs and all(m.padding_mode == padding for m in convs)
+    # a zero-padded generator with the same weights differs only near the border
+    z = AttentionGenerator(base_channels=8, num_residual_blocks=1).double()
+    z.load_state_dict(g.state_dict())
+    assert not torch.allclose(z(x, labels).image, out.image)
+
+
+def test_generator_reflect_padding_needs_room_to_mirror():
+    g = AttentionGenerator(base_channels=4, num_residual_blocks=1, num_downsamples=2, padding="reflect")
+    assert g(torch.zeros(1, 3, 8, 8), torch.tensor([1])).image.shape == (1, 3, 8, 8)
+    with pytest.raises(ValueError, match="reflect padding"):
+        g(torch.zeros(1, 3, 4, 8), torch.tensor([1]))  # a 1x2 bottleneck
+    with pytest.raises(ValueError, match="padding must be one of"):
+        AttentionGenerator(padding="circular")
 
 
 def test_generator_heads_with_hooks_are_called_one_by_one():
