@@ -107,10 +107,16 @@ class AttentionGenerator(nn.Module):
     padding : {"zeros", "reflect", "replicate"}, optional
         How the convolutions pad their input (``nn.Conv2d``'s
         ``padding_mode``): ``"zeros"`` (default, the paper's lineage) or
-        mirrored / repeated border pixels, which give the border no value
-        of its own for the network to key on (fewer artefacts along the
-        image's edges). Transposed convolutions crop rather than pad and
-        are the same in every mode.
+        mirrored / repeated border pixels, which instance normalisation
+        (and group normalisation with one channel per group) does not
+        allow: the condition enters as constant input planes, which the
+        first convolution turns into a constant per channel everywhere
+        except where zero padding cuts its window at the border, and
+        normalising each channel subtracts that constant. With zero padding
+        the condition reaches the network through the border alone; with
+        mirrored padding it would not reach it at all (a ValueError says
+        so). Transposed convolutions crop rather than pad and are the same
+        in every mode.
 
     Shape
     -----
@@ -152,6 +158,15 @@ class AttentionGenerator(nn.Module):
         check_choice(norm, "norm", ("instance", "group", "none"))
         check_choice(upsample, "upsample", ("transpose", "nearest"))
         check_choice(padding, "padding", ("zeros", "reflect", "replicate"))
+        width = min(base_channels, max_channels)
+        per_channel = norm == "instance" or (norm == "group" and math.gcd(32, width) == width)
+        if padding != "zeros" and per_channel:
+            raise ValueError(
+                f"padding={padding!r} with {norm} normalisation of {width} channels: the condition enters as "
+                f"constant input planes, the first convolution makes them a constant per channel away from zero "
+                f"padding's border, and normalising each channel subtracts it, so the output would not depend "
+                f"on the condition; use padding='zeros' or norm='none'"
+            )
         attention_bias = check_real(attention_bias, "attention_bias")
         self.image_channels = image_channels
         self.num_classes = num_classes
@@ -159,7 +174,6 @@ class AttentionGenerator(nn.Module):
         self.padding = padding
         use_bias = norm == "none"
 
-        width = min(base_channels, max_channels)
         layers: list = [
             nn.Conv2d(image_channels + num_classes, width, 7, padding=3, bias=use_bias, padding_mode=padding),
             _norm(norm, width),

@@ -114,9 +114,6 @@ class TrainConfig:
                             maximum=8)
     g_upsample: Optional[str] = _opt(None, "model", "generator up-sampling: transpose (4x4 transposed convs, paper "
                                      "lineage) or nearest (+3x3 conv)", choices=("transpose", "nearest"))
-    g_padding: Optional[str] = _opt(None, "model", "generator convolutions' padding: zeros (the paper's lineage), "
-                                    "reflect or replicate (no artificial border for the network to key on)",
-                                    choices=("zeros", "reflect", "replicate"))
     g_attention_bias: Optional[float] = _opt(None, "training", "initial bias of the attention head (>0 starts near "
                                              "copying the input)")
     g_ema: Optional[float] = _opt(None, "training", "decay of an exponential moving average of the generator's "
@@ -189,7 +186,7 @@ PRESET_VALUES: Dict[str, Dict[str, Any]] = {
         image_size=224, batch_size=64, epochs=100, g_channels=64, g_res_blocks=6, d_channels=64,
         num_subjects=2000, sample_every=1000, checkpoint_every=1000, channels_last=True,
         attention_form="paper", critic_warmup=0, g_attention_bias=0.0, g_upsample="transpose", init="default",
-        g_ema=0.0, g_padding="zeros",
+        g_ema=0.0,
     ),
     "cpu-demo": dict(
         image_size=64, batch_size=16, epochs=1000, max_steps=3000, max_minutes=12.0,
@@ -200,7 +197,7 @@ PRESET_VALUES: Dict[str, Dict[str, Any]] = {
         # transposed convolutions' checkerboard from the masks and improved
         # every measured figure over 3 seeds (the guide, "Attention collapse").
         attention_form="paper", critic_warmup=0, g_attention_bias=0.0, g_upsample="nearest", init="default",
-        g_ema=0.0, g_padding="zeros",
+        g_ema=0.0,
     ),
 }
 
