@@ -64,7 +64,7 @@ def test_end_to_end_results_json(evaluated, tiny_checkpoint):
     assert evaluated["rc"] == 0
     r = evaluated["results"]
     assert r["step"] == 2 and r["checkpoint"] == os.path.abspath(tiny_checkpoint)
-    assert r["weights"] == "trained"  # a run without --g-ema has no average to take
+    assert r["weights"] == "average"  # cpu-demo keeps the average of the generator's weights (--g-ema)
     assert r["config"]["image_size"] == 64 and r["config"]["num_subjects"] == 20
     assert r["data"]["synthetic"] and r["data"]["split"] == "test"
     # the rebuilt split: 2 of 20 test subjects, 5 images each, one per group
@@ -132,6 +132,17 @@ def test_end_to_end_report_and_pictures(evaluated):
         assert (im.width, im.height) == layout.size(4, 5)
     _, test = synthetic_faces.train_test_split(num_subjects=20, image_size=64, seed=0)
     assert all(int(test.labels()[i]) == 0 for i in indices)
+
+
+def test_trained_weights_of_the_same_checkpoint(evaluated, tiny_checkpoint, tmp_path):
+    out = tmp_path / "trained"
+    assert evaluate.main(["--checkpoint", tiny_checkpoint, "--out", str(out), "--estimator-cache",
+                          str(evaluated["cache"]), "--weights", "trained"] + FAST_EVAL) == 0
+    r = json.loads((out / "results.json").read_text())
+    assert r["weights"] == "trained" and "averaged generator" not in (out / "report.md").read_text()
+    assert "averaged generator" in (evaluated["out"] / "report.md").read_text()
+    with np.load(out / "examples.npz") as a, np.load(evaluated["out"] / "examples.npz") as b:
+        assert np.array_equal(a["inputs"], b["inputs"]) and not np.array_equal(a["generated"], b["generated"])
 
 
 def test_classifier_cache_is_reused_and_results_repeat(evaluated, tiny_checkpoint, tmp_path, capsys):

@@ -60,6 +60,7 @@ def test_outputs_of_a_short_run(tmp_path):
     # on a CPU the cpu-demo preset: the paper's recipe (RMS attention norm, absolute penalty weight)
     assert cfg["preset"] == "cpu-demo" and cfg["attention_form"] == "paper" and cfg["lambda_tv"] == 5e-5
     assert cfg["gp_weighting"] == "absolute" and cfg["critic_warmup"] == 0 and cfg["g_attention_bias"] == 0.0
+    assert cfg["g_ema"] == 0.999 and acgan.AVERAGE_PART in weights(out)  # cpu-demo's one addition beyond nearest
     rows = read_metrics(out)
     assert [r["step"] for r in rows] == [1, 2, 3]
     for key in ("d_loss", "d_adv", "d_cls", "gp", "g_loss", "g_adv", "g_cls", "g_att", "attention_mean",
@@ -179,7 +180,7 @@ def test_same_seed_same_trajectory_and_resume_is_exact(tmp_path):
 
 def test_generator_average_is_saved_used_and_resumed_exactly(tmp_path):
     plain, straight, resumed = tmp_path / "plain", tmp_path / "straight", tmp_path / "resumed"
-    assert run_main(plain, "--max-steps", "4") == 0
+    assert run_main(plain, "--max-steps", "4", "--g-ema", "0") == 0
     assert run_main(straight, "--max-steps", "4", "--g-ema", "0.5") == 0
     a, b = weights(plain), weights(straight)
     assert acgan.AVERAGE_PART not in a
@@ -483,7 +484,7 @@ def test_paper_preset_is_the_papers_recipe():
     assert (cfg.lambda_adv, cfg.lambda_att, cfg.lambda_cls, cfg.lambda_gp, cfg.lambda_tv) == (10, 2, 100, 10, 5e-5)
     assert cfg.attention_form == "paper" and cfg.critic_warmup == 0 and cfg.g_attention_bias == 0.0
     assert cfg.lr == 1e-4 and cfg.n_critic == 1 and cfg.gp_mode == "joint" and cfg.g_upsample == "transpose"
-    assert cfg.gp_weighting == "absolute" and cfg.init == "default"
+    assert cfg.gp_weighting == "absolute" and cfg.init == "default" and cfg.g_ema == 0.0 and cfg.gp_every == 1
 
 
 @pytest.mark.parametrize("gp_mode", ["joint", "separate"])
