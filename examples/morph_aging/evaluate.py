@@ -91,6 +91,7 @@ import config
 import estimators
 import files
 import pictures
+import run_folder
 from ages import GROUP_CENTRES, GROUP_NAMES as GROUPS, NUM_GROUPS
 from cli import EXIT_FAILED, EXIT_OK
 from config import TrainConfig
@@ -881,17 +882,6 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"cannot serialise {type(obj).__name__}")
 
 
-def _sanitize(obj: Any) -> Any:
-    """NaN and inf become None (JSON has neither)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _sanitize(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_sanitize(v) for v in obj]
-    return obj
-
-
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
@@ -901,7 +891,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         bundle, code = evaluate(args, command)
     except EvalError as exc:
         return cli.fail("evaluate.py", exc)
-    bundle["results"] = _sanitize(bundle["results"])
+    bundle["results"] = run_folder.strict_json(bundle["results"])  # JSON has no NaN
     try:
         write_outputs(args.out, bundle)
     except OSError as exc:
