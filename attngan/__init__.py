@@ -4,7 +4,8 @@ The pieces of AcGANs ("Look Globally, Age Locally", Zhu et al.) and its
 lineage (StarGAN, GANimation), as plain functions and modules: condition maps,
 the attention composition, the WGAN-GP penalty, total variation and the
 attention regulariser, adversarial and classification losses, the
-attention generator and multi-head critic, and mask statistics that tell
+attention generator (the condition as input planes, or in every
+normalisation layer) and multi-head critic, and mask statistics that tell
 when a mask saturates.
 """
 
@@ -13,6 +14,7 @@ from .conditioning import broadcast_condition, concat_condition, one_hot, sample
 from .critic import CriticOutput, MultiHeadCritic
 from .diagnostics import MaskStatistics, mask_statistics
 from .generator import AttentionGenerator, GeneratorOutput, ResidualBlock
+from .modulation import ConditionalNorm2d, film
 from .losses import classification_loss, per_sample_scores, wgan_critic_loss, wgan_generator_loss
 from .penalty import gradient_norm_penalty, gradient_penalty, random_interpolates, select_head
 from ._validation import set_value_checks, value_checks_enabled
@@ -24,6 +26,7 @@ __all__ = [
     "AttentionComposition",
     "AttentionGenerator",
     "AttentionRegularizer",
+    "ConditionalNorm2d",
     "CriticOutput",
     "GeneratorOutput",
     "MaskStatistics",
@@ -35,6 +38,7 @@ __all__ = [
     "classification_loss",
     "compose",
     "concat_condition",
+    "film",
     "gradient_norm_penalty",
     "gradient_penalty",
     "mask_statistics",

@@ -9,7 +9,7 @@ composed as ``x_t = (1 - A) * C + A * x_s`` (Eq. 1).
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 import torch
 import torch.nn.functional as F
@@ -18,6 +18,7 @@ from torch import nn
 from ._validation import check_choice, check_positive_int, check_real, check_same_device, check_tensor
 from .composition import compose
 from .conditioning import _as_codes, concat_condition
+from .modulation import ConditionalNorm2d
 
 __all__ = ["AttentionGenerator", "GeneratorOutput"]
 
@@ -40,7 +41,10 @@ class GeneratorOutput(NamedTuple):
     color: torch.Tensor
 
 
-def _norm(kind: str, channels: int) -> nn.Module:
+def _norm(kind: str, channels: int, num_classes: Optional[int] = None) -> nn.Module:
+    """The normalisation layer of ``kind``; conditional (:class:`ConditionalNorm2d`) when ``num_classes`` is given."""
+    if num_classes is not None:
+        return ConditionalNorm2d(channels, num_classes, norm=kind)
     if kind == "instance":
         return nn.InstanceNorm2d(channels, affine=True, track_running_stats=False)
     if kind == "group":
@@ -48,26 +52,39 @@ def _norm(kind: str, channels: int) -> nn.Module:
     return nn.Identity()
 
 
+def _run(layers: nn.Sequential, x: torch.Tensor, codes: Optional[torch.Tensor]) -> torch.Tensor:
+    """Apply ``layers`` in order, handing the condition codes to the layers that take them."""
+    for layer in layers:
+        x = layer(x, codes) if isinstance(layer, (ConditionalNorm2d, ResidualBlock)) else layer(x)
+    return x
+
+
 class ResidualBlock(nn.Module):
     """Two 3x3 convolutions with normalisation and an identity shortcut.
 
     ``padding`` is the convolutions' ``padding_mode`` (``"zeros"``,
-    ``"reflect"`` or ``"replicate"``). Shape: (B, C, H, W) -> (B, C, H, W).
+    ``"reflect"`` or ``"replicate"``). With ``num_classes`` the two
+    normalisations are conditional (:class:`ConditionalNorm2d`) and
+    :meth:`forward` needs the condition. Shape: (B, C, H, W) -> (B, C, H, W).
     """
 
-    def __init__(self, channels: int, norm: str = "instance", padding: str = "zeros") -> None:
+    def __init__(self, channels: int, norm: str = "instance", padding: str = "zeros",
+                 num_classes: Optional[int] = None) -> None:
         super().__init__()
+        self.conditional = num_classes is not None
         self.body = nn.Sequential(
             nn.Conv2d(channels, channels, 3, padding=1, bias=False, padding_mode=padding),
-            _norm(norm, channels),
+            _norm(norm, channels, num_classes),
             nn.ReLU(inplace=True),
             nn.Conv2d(channels, channels, 3, padding=1, bias=False, padding_mode=padding),
-            _norm(norm, channels),
+            _norm(norm, channels, num_classes),
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Return ``x + body(x)``."""
-        return x + self.body(x)
+    def forward(self, x: torch.Tensor, condition: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Return ``x + body(x)``; ``condition`` (B, K) or (B,) is required by a conditional block."""
+        if self.conditional and condition is None:
+            raise ValueError("this ResidualBlock has conditional normalisation: pass condition, (B, K) or (B,)")
+        return x + _run(self.body, x, condition)
 
 
 class AttentionGenerator(nn.Module):
@@ -116,7 +133,17 @@ class AttentionGenerator(nn.Module):
         the condition reaches the network through the border alone; with
         mirrored padding it would not reach it at all (a ValueError says
         so). Transposed convolutions crop rather than pad and are the same
-        in every mode.
+        in every mode. Every mode is allowed with ``condition="norm"``.
+    condition : {"input", "norm"}, optional
+        How the condition enters. ``"input"`` (default, the paper's): as K
+        constant planes concatenated with the image, which reach the
+        network only through zero padding's border (see ``padding``).
+        ``"norm"``: every normalisation layer becomes a
+        :class:`ConditionalNorm2d` whose per-channel scale and shift are
+        linear in the condition code, so the condition acts on every pixel
+        whatever the padding; the image enters alone. It starts as the
+        unconditioned network (zero modulation) and takes soft codes.
+        With ``norm="none"`` the layers modulate without normalising (FiLM).
 
     Shape
     -----
@@ -147,6 +174,7 @@ class AttentionGenerator(nn.Module):
         upsample: str = "transpose",
         attention_bias: float = 0.0,
         padding: str = "zeros",
+        condition: str = "input",
     ) -> None:
         super().__init__()
         check_positive_int(image_channels, "image_channels")
@@ -158,36 +186,43 @@ class AttentionGenerator(nn.Module):
         check_choice(norm, "norm", ("instance", "group", "none"))
         check_choice(upsample, "upsample", ("transpose", "nearest"))
         check_choice(padding, "padding", ("zeros", "reflect", "replicate"))
+        check_choice(condition, "condition", ("input", "norm"))
         width = min(base_channels, max_channels)
         per_channel = norm == "instance" or (norm == "group" and math.gcd(32, width) == width)
-        if padding != "zeros" and per_channel:
+        if padding != "zeros" and per_channel and condition == "input":
             raise ValueError(
                 f"padding={padding!r} with {norm} normalisation of {width} channels: the condition enters as "
                 f"constant input planes, the first convolution makes them a constant per channel away from zero "
                 f"padding's border, and normalising each channel subtracts it, so the output would not depend "
-                f"on the condition; use padding='zeros' or norm='none'"
+                f"on the condition; use padding='zeros', condition='norm' (the condition in every "
+                f"normalisation layer) or norm='none'"
             )
         attention_bias = check_real(attention_bias, "attention_bias")
         self.image_channels = image_channels
         self.num_classes = num_classes
         self.num_downsamples = num_downsamples
         self.padding = padding
+        self.condition = condition
         use_bias = norm == "none"
+        modulated = num_classes if condition == "norm" else None  # the norm layers' condition length
+        in_channels = image_channels + (num_classes if condition == "input" else 0)
 
         layers: list = [
-            nn.Conv2d(image_channels + num_classes, width, 7, padding=3, bias=use_bias, padding_mode=padding),
-            _norm(norm, width),
+            nn.Conv2d(in_channels, width, 7, padding=3, bias=use_bias, padding_mode=padding),
+            _norm(norm, width, modulated),
             nn.ReLU(inplace=True),
         ]
         for _ in range(num_downsamples):
             nxt = min(width * 2, max_channels)
             layers += [nn.Conv2d(width, nxt, 4, stride=2, padding=1, bias=use_bias, padding_mode=padding),
-                       _norm(norm, nxt), nn.ReLU(inplace=True)]
+                       _norm(norm, nxt, modulated), nn.ReLU(inplace=True)]
             width = nxt
         self.encoder = nn.Sequential(*layers)
         # instance norm, and group norm with one channel per group, cannot normalise a single pixel
         self._min_bottleneck_pixels = 2 if norm == "instance" or (norm == "group" and 32 % width == 0) else 1
-        self.bottleneck = nn.Sequential(*[ResidualBlock(width, norm, padding) for _ in range(num_residual_blocks)])
+        self.bottleneck = nn.Sequential(
+            *[ResidualBlock(width, norm, padding, modulated) for _ in range(num_residual_blocks)]
+        )
         layers = []
         for i in range(num_downsamples):
             nxt = min(base_channels * 2 ** (num_downsamples - i - 1), max_channels)
@@ -196,7 +231,7 @@ class AttentionGenerator(nn.Module):
             else:
                 layers += [nn.Upsample(scale_factor=2, mode="nearest"),
                            nn.Conv2d(width, nxt, 3, padding=1, bias=use_bias, padding_mode=padding)]
-            layers += [_norm(norm, nxt), nn.ReLU(inplace=True)]
+            layers += [_norm(norm, nxt, modulated), nn.ReLU(inplace=True)]
             width = nxt
         self.decoder = nn.Sequential(*layers)
         self.feature_channels = width
@@ -215,6 +250,12 @@ class AttentionGenerator(nn.Module):
         b, c, h, w = image.shape
         if c != self.image_channels:
             raise ValueError(f"image must have {self.image_channels} channels, got shape {tuple(image.shape)}")
+        weight = self.color_head.weight
+        if image.dtype != weight.dtype and not _autocast_enabled(image.device.type):
+            raise TypeError(
+                f"image has dtype {image.dtype} but the generator's weights are {weight.dtype}: convert one to "
+                f"the other (image.to({weight.dtype}) or generator.to({image.dtype})), or run under torch.autocast"
+            )
         m = self.size_multiple
         if h % m or w % m:
             raise ValueError(
@@ -257,11 +298,14 @@ class AttentionGenerator(nn.Module):
             (``feature_channels`` is ``min(base_channels, max_channels)``).
         """
         codes = self._check_inputs(image, condition)
-        x = concat_condition(image, codes)
-        if x.shape[0] == 0:
+        if image.shape[0] == 0:
             # instance norm cannot normalise an empty batch; the features of no sample are empty
-            return x.new_zeros(0, self.feature_channels, x.shape[2], x.shape[3])
-        return self.decoder(self.bottleneck(self.encoder(x)))
+            return image.new_zeros(0, self.feature_channels, image.shape[2], image.shape[3])
+        if self.condition == "input":
+            x = concat_condition(image, codes)
+            return self.decoder(self.bottleneck(self.encoder(x)))
+        x = _run(self.encoder, image, codes)
+        return _run(self.decoder, _run(self.bottleneck, x, codes), codes)
 
     def forward(self, image: torch.Tensor, condition: torch.Tensor) -> GeneratorOutput:
         """Generate the conditioned image, its attention and colour masks.
@@ -307,6 +351,13 @@ class AttentionGenerator(nn.Module):
             padding = 0
         out = F.conv2d(features, weight, bias, c.stride, padding, c.dilation, c.groups)
         return out[:, : c.out_channels], out[:, c.out_channels :]
+
+
+def _autocast_enabled(device_type: str) -> bool:
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:  # torch < 2.4 has one flag per device family
+        return torch.is_autocast_cpu_enabled() if device_type == "cpu" else torch.is_autocast_enabled()
 
 
 def _plain_conv(m: nn.Module) -> bool:

@@ -81,6 +81,7 @@ def build_generator(cfg: TrainConfig) -> nn.Module:
     g = attngan.AttentionGenerator(
         num_classes=NUM_GROUPS, base_channels=cfg.g_channels, num_downsamples=cfg.g_downsamples,
         num_residual_blocks=cfg.g_res_blocks, attention_bias=cfg.g_attention_bias, upsample=cfg.g_upsample,
+        condition=cfg.g_condition, padding=cfg.g_padding,
     )
     init_weights(g, cfg.init or "default")
     return NoAttentionGenerator(g) if cfg.generator_mode == "no-attention" else g
@@ -238,6 +239,19 @@ def step_randomness(seed: int, step: int, rank: int, batch: int, device: torch.d
     return offsets.to(device, non_blocking=True), alpha.to(device, non_blocking=True)
 
 
+def flip_mask(seed: int, step: int, rank: int, batch: int, device: torch.device, world: int = 1) -> torch.Tensor:
+    """Which images of one iteration ``--hflip`` mirrors: (B,) booleans, each true with probability 1/2.
+
+    Drawn from (seed, step) like :func:`step_randomness` (so resumed and
+    multi-process runs draw alike), from a stream of its own, so turning the
+    flips on leaves the targets and penalty weights of every iteration as
+    they were.
+    """
+    g = torch.Generator().manual_seed((seed * 1_000_003 + step) ^ 0x5EED_F11B)
+    flips = torch.rand(batch * world, generator=g)[rank * batch:(rank + 1) * batch] < 0.5
+    return flips.to(device, non_blocking=True)
+
+
 class AcGANStep:
     """One AcGANs training iteration: a critic update, then (every
     ``n_critic``-th iteration) a generator update.
@@ -247,7 +261,9 @@ class AcGANStep:
     (``lambda_adv * lambda_gp * GP`` with ``gp_weighting="nested"``);
     the generator minimises
     ``-lambda_adv * D(fake) + lambda_att * L_att(A) + lambda_cls * CE(D_y(fake), y_t)``
-    (+ ``lambda_l1 * |fake - input|`` for the pixel-loss ablation).
+    (+ ``lambda_l1 * |fake - input|`` for the pixel-loss ablation, + ``lambda_rec * |G(fake, y_s) - input|``,
+    the cycle reconstruction of GANimation and StarGAN, where ``--lambda-rec`` is set).
+    With ``hflip`` each real image is mirrored left-right with probability 1/2 first (:func:`flip_mask`).
     With ``gp_every=K`` (lazy penalty) the penalty term is computed only
     on iterations whose ``step % K == 0``, with its weight multiplied by K;
     ``gp`` is then in the metrics of those iterations only.
@@ -327,6 +343,9 @@ class AcGANStep:
             real = real.contiguous(memory_format=torch.channels_last)
         b = real.shape[0]
         offsets, alpha = step_randomness(cfg.seed, step, self.rank, b, device, self.world)
+        if cfg.hflip:
+            flips = flip_mask(cfg.seed, step, self.rank, b, device, self.world)
+            real = torch.where(flips.view(b, 1, 1, 1), real.flip(-1), real)
         target = (labels + offsets) % NUM_GROUPS
         # the library checks label values only where that is free (eager, CPU): no sync on a GPU
         source_codes = attngan.one_hot(labels, NUM_GROUPS)
@@ -386,6 +405,11 @@ class AcGANStep:
                         g_l1 = (gen.image.float() - real).abs().mean()
                         g_loss = g_loss + cfg.lambda_l1 * g_l1
                         metrics["g_l1"] = g_l1.detach()
+                    if cfg.lambda_rec > 0:  # cycle: back to the source group must give the input
+                        back = self.g(gen.image, source_codes).image
+                        g_rec = (back.float() - real).abs().mean()
+                        g_loss = g_loss + cfg.lambda_rec * g_rec
+                        metrics["g_rec"] = g_rec.detach()
                 g_skipped = self._apply(g_loss, self.opt_g, list(self.g.parameters()))
             finally:
                 for p in d_params:

@@ -50,7 +50,7 @@ __all__ = ["DEVICES", "GROUPS", "MODEL_FIELDS", "PRECISIONS", "PRESETS", "PRESET
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
-PRESETS = ("auto", "paper", "cpu-demo")
+PRESETS = ("auto", "paper", "cpu-demo", "cpu-photo")
 #: Field groups: the data, the networks' shape, the rest of the recipe, and
 #: where / how long a run goes (free to change when resuming).
 GROUPS = ("data", "model", "training", "run")
@@ -114,6 +114,14 @@ class TrainConfig:
                             maximum=8)
     g_upsample: Optional[str] = _opt(None, "model", "generator up-sampling: transpose (4x4 transposed convs, paper "
                                      "lineage) or nearest (+3x3 conv)", choices=("transpose", "nearest"))
+    g_condition: Optional[str] = _opt(None, "model", "how the target age enters the generator: input (constant "
+                                      "planes beside the image, the paper; they reach the network only through zero "
+                                      "padding's border) or norm (every normalisation layer scaled and shifted by "
+                                      "the age code: reaches every pixel; beyond the paper)",
+                                      choices=("input", "norm"))
+    g_padding: str = _opt("zeros", "model", "generator convolutions' padding: zeros (paper lineage), reflect or "
+                          "replicate (border padding needs --g-condition norm)",
+                          choices=("zeros", "reflect", "replicate"))
     g_attention_bias: Optional[float] = _opt(None, "training", "initial bias of the attention head (>0 starts near "
                                              "copying the input)")
     g_ema: Optional[float] = _opt(None, "training", "decay of an exponential moving average of the generator's "
@@ -135,6 +143,11 @@ class TrainConfig:
     lambda_tv: float = _opt(5e-5, "training", "lambda_TV (paper: 5e-5; times lambda_att = 2 it is the released code's "
                             "1e-4)")
     lambda_l1: float = _opt(0.0, "training", "weight of an L1 pixel loss to the input (ablation baseline; paper: 0)")
+    lambda_rec: Optional[float] = _opt(None, "training", "weight of a reconstruction (cycle) loss: the aged face "
+                                       "aged back to the source group must give the input, mean |G(G(x, y_t), y_s) "
+                                       "- x| (GANimation, StarGAN; paper: 0)")
+    hflip: Optional[bool] = _opt(None, "training", "mirror each training image left-right with probability 1/2 "
+                                 "(paper: off)")
     attention_form: Optional[str] = _opt(None, "training", "paper (squared TV + RMS of A, resolution independent), "
                                          "euclidean (squared TV + ||A||_2 over all pixels, grows with image size) or "
                                          "released (absolute TV + mean A)", choices=("paper", "euclidean", "released"))
@@ -186,7 +199,7 @@ PRESET_VALUES: Dict[str, Dict[str, Any]] = {
         image_size=224, batch_size=64, epochs=100, g_channels=64, g_res_blocks=6, d_channels=64,
         num_subjects=2000, sample_every=1000, checkpoint_every=1000, channels_last=True,
         attention_form="paper", critic_warmup=0, g_attention_bias=0.0, g_upsample="transpose", init="default",
-        g_ema=0.0,
+        g_ema=0.0, g_condition="input", lambda_rec=0.0, hflip=False,
     ),
     "cpu-demo": dict(
         image_size=64, batch_size=16, epochs=1000, max_steps=3000, max_minutes=12.0,
@@ -199,7 +212,14 @@ PRESET_VALUES: Dict[str, Dict[str, Any]] = {
         # generator's weights, which samples and evaluation use ("Beyond the
         # paper").
         attention_form="paper", critic_warmup=0, g_attention_bias=0.0, g_upsample="nearest", init="default",
-        g_ema=0.999,
+        g_ema=0.999, g_condition="input", lambda_rec=0.0, hflip=False,
+    ),
+    "cpu-photo": dict(
+        image_size=64, batch_size=16, epochs=1000, max_steps=6000, max_minutes=30.0,
+        g_channels=32, g_res_blocks=3, d_channels=32, num_subjects=500,
+        sample_every=250, checkpoint_every=250, channels_last=True,
+        attention_form="paper", critic_warmup=0, g_attention_bias=0.0, g_upsample="nearest", init="default",
+        g_ema=0.999, g_condition="norm", lambda_rec=10.0, hflip=True,
     ),
 }
 
@@ -342,6 +362,11 @@ def validate_config(cfg: TrainConfig) -> TrainConfig:
         _bad("lr_decay", f"must lie in (0, 1], got {cfg.lr_decay}")
     if not 0 < cfg.test_fraction < 1:
         _bad("test_fraction", f"must lie in (0, 1), got {cfg.test_fraction}")
+    if cfg.g_padding != "zeros" and cfg.g_condition == "input":
+        _bad("g_padding", f"{cfg.g_padding} padding needs --g-condition norm: with the condition as input planes "
+                          f"the generator's instance normalisation removes it everywhere but at zero padding's border")
+    if not (math.isfinite(cfg.lambda_rec) and cfg.lambda_rec >= 0):
+        _bad("lambda_rec", f"must be a finite number >= 0, got {cfg.lambda_rec}")
     if cfg.resume and cfg.overwrite:
         _bad("overwrite", "cannot be combined with --resume (continue the run, or start it afresh)")
     return cfg
