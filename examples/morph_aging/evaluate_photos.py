@@ -1,0 +1,304 @@
+"""Evaluate a trained AcGANs generator on photographs: is the aged face still the person?
+
+::
+
+    python examples/morph_aging/evaluate_photos.py --checkpoint runs/photo/checkpoints/last.pt \\
+        --out runs/photo/eval-photos [--data FOLDER] [--num-faces 40] [--far 0.01] \\
+        [--ground-truth FGNET_FOLDER] [--weights average|trained]
+
+Held-out photos of every source group (the checkpoint's test split of
+``--data``, by default its training data) are aged to every other group and
+measured as ``photo_protocol.py`` describes: verification against the input
+at a threshold calibrated to accept at most ``--far`` of the impostor pairs
+of the inputs (with the copy-the-input rate and the impostor rate beside it),
+estimated ages per (source, target) with the estimator's own accuracy on real
+photos beside the aged faces' accuracy, background PSNR outside the central
+ellipse and the masks' mean.
+
+``--ground-truth FOLDER``: a dataset with subjects and ages (FG-NET) whose
+people the model never saw (every image is used): each person's younger
+photo is aged to the group of their older photo and compared with the real
+older photo, the younger photo itself beside it (copy-the-input).
+
+The photos must be cropped as the model's training photos were: the
+checkpoint records the crop of a folder made by ``prepare.py``; point
+``--data`` and ``--ground-truth`` at folders prepared with the same crop.
+
+Outputs in ``--out``: ``results.json``, ``report.md``, ``examples.png``
+(inputs at every age with attention and colour masks, the paper's Fig. 2)
+and, with ``--ground-truth``, ``ground_truth.png`` (input, aged, real older
+photo). Needs the ``face`` extra (dlib). Exit status: 0 evaluated, 2 usage,
+checkpoint or data error, or a missing extra.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import shlex
+import sys
+import time
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import torch
+
+import acgan
+import cli
+import config
+import estimators
+import files
+import pictures
+import photo_protocol as pp
+from ages import GROUP_NAMES, NUM_GROUPS
+from cli import EXIT_OK
+from data import build_datasets
+
+
+class PhotoEvalError(Exception):
+    """A usage, checkpoint, data or extra problem: one line, exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="evaluate_photos.py", description=__doc__.split("\n\n")[0],
+                                     formatter_class=cli.HelpFormatter)
+    parser.add_argument("--checkpoint", required=True, metavar="CKPT",
+                        help="training checkpoint (.pt) or exported generator (.safetensors)")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
+    parser.add_argument("--data", default=None, metavar="FOLDER",
+                        help="photos to age (default: the checkpoint's training data); its test split is used")
+    parser.add_argument("--split", default="test", choices=("test", "all"),
+                        help="test: the held-out split of the checkpoint's run; all: every photo of --data")
+    parser.add_argument("--num-faces", type=cli.positive_int, default=40, metavar="N",
+                        help="at most N photos per source group")
+    parser.add_argument("--far", type=cli.probability, default=0.01, metavar="RATE",
+                        help="the verification threshold accepts at most this fraction of impostor pairs")
+    parser.add_argument("--ground-truth", default=None, metavar="FOLDER",
+                        help="a dataset with subjects and ages (FG-NET): age each person's younger photo to the "
+                             "group of their older photo and compare with it")
+    parser.add_argument("--max-pairs", type=cli.positive_int, default=200, metavar="P",
+                        help="at most P ground-truth pairs")
+    parser.add_argument("--weights", default="average", choices=("average", "trained"),
+                        help="the averaged generator of a --g-ema run, or its trained weights")
+    parser.add_argument("--num-examples", type=cli.int_at_least(0), default=6, metavar="K",
+                        help="photos shown in examples.png and ground_truth.png")
+    parser.add_argument("--batch-size", type=cli.positive_int, default=32, metavar="B", help="generator batch size")
+    parser.add_argument("--device", default="auto", choices=config.DEVICES, help="where the generator runs")
+    return parser
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _dataset(cfg: config.TrainConfig, data: str, split: str) -> Any:
+    try:
+        (ds,) = build_datasets(cfg, data=data, splits=(split,))
+    except (TypeError, ValueError) as exc:
+        raise PhotoEvalError(f"cannot use {data}: {cli.one_line(exc, 300)}") from None
+    return ds
+
+
+def _load(ds: Any, indices: Sequence[int]) -> torch.Tensor:
+    try:
+        return torch.stack([ds[i]["image"] for i in indices])
+    except ValueError as exc:
+        raise PhotoEvalError(cli.one_line(exc, 300)) from None
+
+
+def select_inputs(labels: torch.Tensor, per_group: int) -> List[int]:
+    """The first ``per_group`` indices of each group, in dataset order.
+
+    >>> select_inputs(torch.tensor([0, 1, 0, 0, 4]), 2)
+    [0, 2, 1, 4]
+    """
+    return [i for k in range(NUM_GROUPS) for i in torch.nonzero(labels == k).flatten()[:per_group].tolist()]
+
+
+def evaluate_photos(args: argparse.Namespace, command: str) -> Dict[str, Any]:
+    """Run the protocol; the results as a JSON-ready dict (pictures under ``"pictures"``)."""
+    t0 = time.perf_counter()
+    try:
+        device = config.resolve_device(args.device)
+        state = acgan.load_checkpoint(args.checkpoint)
+        g, cfg = acgan.generator_of(state, args.checkpoint, weights=args.weights)
+    except ValueError as exc:  # CheckpointError included
+        raise PhotoEvalError(cli.one_line(exc, 400)) from None
+    if cfg.data == "synthetic" and args.data is None:
+        raise PhotoEvalError(f"{args.checkpoint} was trained on the synthetic faces: pass --data, a folder of photos")
+    try:
+        verifier, estimator = estimators.DlibVerifier(), estimators.DlibAgeEstimator()
+    except estimators.EstimatorUnavailable as exc:
+        raise PhotoEvalError(str(exc)) from None
+    g = g.to(device).eval()
+    data = args.data or cfg.data
+    ds = _dataset(cfg, data, args.split)
+    records = getattr(ds, "records", None)
+    if records is None:
+        raise PhotoEvalError(f"{data} is not a folder or CSV of photos")
+    indices = select_inputs(ds.labels(), args.num_faces)
+    _log(f"evaluate_photos.py: {len(indices)} photos of {data} ({args.split} split), aged to every group")
+    images = _load(ds, indices)
+    sources = ds.labels()[indices]
+    subjects = [records[i].subject for i in indices]
+    aged, mask_means = pp.age_every_group(g, images, device=device, batch_size=args.batch_size)
+    _log("  identity (dlib face recognition) ...")
+    identity = pp.identity_table(verifier, images, aged, sources, subjects, far=args.far)
+    _log("  age (dlib age estimator) ...")
+    age = pp.age_table(estimator, images, aged, sources)
+    background = pp.background_table(images, aged, mask_means, sources)
+    result: Dict[str, Any] = {
+        "command": command, "checkpoint": os.path.abspath(args.checkpoint), "step": state.get("step"),
+        "weights": args.weights, "config": dataclasses.asdict(cfg), "data": data, "split": args.split,
+        "photos": len(indices), "photos_per_source": [int((sources == k).sum()) for k in range(NUM_GROUPS)],
+        "far": args.far, "identity": identity, "age": age, "background": background,
+        "crop": (state.get("extra") or {}).get("crop"),
+    }
+    k = min(args.num_examples, len(indices))
+    picks = _spread(sources, k)
+    out = _aging_output(g, images[picks], device)
+    pics = {"examples": pictures.aging_figure(images[picks], out)} if k else {}
+    if args.ground_truth:
+        result["ground_truth"], gt_picture = _ground_truth(args, cfg, g, device, verifier, estimator,
+                                                           identity["threshold"]["threshold"])
+        if gt_picture is not None:
+            pics["ground_truth"] = gt_picture
+    result["seconds"] = round(time.perf_counter() - t0, 1)
+    result["pictures"] = pics
+    return result
+
+
+def _spread(sources: torch.Tensor, k: int) -> List[int]:
+    """``k`` input positions taken round-robin over the source groups (a varied picture)."""
+    by_group = [torch.nonzero(sources == s).flatten().tolist() for s in range(NUM_GROUPS)]
+    picks: List[int] = []
+    while len(picks) < k and any(by_group):
+        for members in by_group:
+            if members and len(picks) < k:
+                picks.append(members.pop(0))
+    return picks
+
+
+@torch.no_grad()
+def _aging_output(g: torch.nn.Module, images: torch.Tensor, device: torch.device) -> Any:
+    if not images.shape[0]:
+        return None
+    out = acgan.age_all_groups(g, images.to(device))
+    return type(out)(*(t.cpu() for t in out))
+
+
+def _ground_truth(args: argparse.Namespace, cfg: config.TrainConfig, g: torch.nn.Module, device: torch.device,
+                  verifier: Any, estimator: Any, threshold: Optional[float]) -> Tuple[Dict[str, Any], Any]:
+    gt_cfg = dataclasses.replace(cfg, clip_young=True, skip_bad_files=True)
+    ds = _dataset(gt_cfg, args.ground_truth, "all")
+    subjects = [r.subject for r in ds.records]
+    if all(s is None for s in subjects):
+        raise PhotoEvalError(f"--ground-truth {args.ground_truth}: its file names record no subjects; it needs a "
+                             "dataset with several photos per person (FG-NET, Morph, CACD)")
+    pairs = pp.aging_pairs(subjects, ds.labels().tolist())[: args.max_pairs]
+    _log(f"  ground truth: {len(pairs)} (younger, older) pairs of {args.ground_truth}")
+    if not pairs or threshold is None:
+        return {"pairs": len(pairs), "data": args.ground_truth}, None
+    young = _load(ds, [a for a, _ in pairs])
+    old = _load(ds, [b for _, b in pairs])
+    targets = ds.labels()[[b for _, b in pairs]]
+    aged = torch.cat([
+        pictures.dequantize(pictures.quantize(
+            g(young[i:i + args.batch_size].to(device), targets[i:i + args.batch_size].to(device)).image)).cpu()
+        for i in range(0, len(pairs), args.batch_size)
+    ]) if pairs else young
+    table = pp.ground_truth_table(verifier, estimator, young, aged, old, threshold)
+    table.update(data=args.ground_truth, source_groups=ds.labels()[[a for a, _ in pairs]].tolist(),
+                 target_groups=targets.tolist())
+    k = min(args.num_examples, len(pairs))
+    rows = [(f"{GROUP_NAMES[int(ds.labels()[a])]} -> {GROUP_NAMES[int(targets[j])]}",
+             [pictures.to_uint8(young[j]), pictures.to_uint8(aged[j]), pictures.to_uint8(old[j])])
+            for j, (a, _) in enumerate(pairs[:k])]
+    picture = pictures.render_grid(rows, ("input", "aged", "real older photo"),
+                                   scale=pictures.readable_scale(young.shape[-1])) if rows else None
+    return table, picture
+
+
+def _f(value: Any, fmt: str = "{:.1f}") -> str:
+    return "-" if value is None else fmt.format(value)
+
+
+def _pct(value: Any) -> str:
+    return "-" if value is None else f"{100 * value:.0f}%"
+
+
+def render_report(r: Dict[str, Any]) -> str:
+    """The Markdown report of :func:`evaluate_photos`'s results."""
+    ident, age, cal = r["identity"], r["age"], r["identity"]["threshold"]
+    subjects = ("subjects known" if cal.get("subjects_known") else
+                "subjects unknown: each photo taken as a person of its own")
+    lines = [
+        "# AcGANs on photographs", "",
+        f"`{r['command']}`", "",
+        f"Checkpoint `{r['checkpoint']}` (step {r['step']}, {r['weights']} weights), data `{r['data']}` "
+        f"({r['split']} split), {r['photos']} photos ({' / '.join(map(str, r['photos_per_source']))} per source "
+        f"group), crop {r.get('crop') or 'not recorded'}.", "",
+        "## Identity", "",
+        f"Threshold: confidence {_f(cal['threshold'], '{:.2f}')}, calibrated on {cal['pairs']} impostor pairs of "
+        f"the inputs ({subjects}) to accept at most {r['far']:g}; it accepts {_pct(ident['impostor_rate'])} of them.",
+        "", "| target | pairs | verified | copy-the-input | mean confidence |", "|---|---|---|---|---|",
+    ]
+    for row in ident["per_target"]:
+        lines.append(f"| {GROUP_NAMES[row['target']]} | {row['pairs']} | {_pct(row.get('verification_rate'))} | "
+                     f"{_pct(row.get('copy_rate'))} | {_f(row.get('confidence'))} |")
+    lines += ["", "## Age", "", "Mean estimated age of the aged faces (rows: source group; the source's own "
+              "column is its real photos):", "",
+              "| source | " + " | ".join(GROUP_NAMES) + " | rising |", "|---" * (NUM_GROUPS + 2) + "|"]
+    for s, means in enumerate(age["mean_age"]):
+        lines.append(f"| {GROUP_NAMES[s]} | " + " | ".join(_f(m) for m in means)
+                     + f" | {'-' if age['rising'][s] is None else 'yes' if age['rising'][s] else 'no'} |")
+    lines += ["", "| target | aged faces in the target group | estimator on real photos of it |", "|---|---|---|"]
+    for t in range(NUM_GROUPS):
+        lines.append(f"| {GROUP_NAMES[t]} | {_pct(age['accuracy'][t])} | {_pct(age['real_accuracy'][t])} |")
+    lines += ["", "## Background and masks", "", "| target | background PSNR (dB) | background MAE | mask mean |",
+              "|---|---|---|---|"]
+    for row in r["background"]:
+        lines.append(f"| {GROUP_NAMES[row['target']]} | {_f(row.get('psnr'))} | {_f(row.get('mae'))} | "
+                     f"{_f(row.get('mask_mean'), '{:.2f}')} |")
+    gt = r.get("ground_truth")
+    if gt:
+        lines += ["", "## Ground truth of aging", "", f"`{gt['data']}`: {gt['pairs']} pairs (younger photo aged to "
+                  "the older photo's group, against the real older photo).", ""]
+        if "aged" in gt:
+            lines += ["| | verified against the older photo | mean confidence | estimated-age gap (years) |",
+                      "|---|---|---|---|"]
+            for name in ("aged", "copy"):
+                m = gt[name]
+                label = "aged photo" if name == "aged" else "copy-the-input"
+                lines.append(f"| {label} | {_pct(m['verification_rate'])} | {_f(m['confidence'])} | "
+                             f"{_f(m['age_gap'])} |")
+    lines += ["", f"{r['seconds']} s.", ""]
+    return "\n".join(lines)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    command = "python examples/morph_aging/evaluate_photos.py " + " ".join(
+        shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    created = not os.path.lexists(args.out)
+    try:
+        files.check_writable_folder(args.out)
+        result = evaluate_photos(args, command)
+    except (PhotoEvalError, files.WriteError) as exc:
+        if created and os.path.isdir(args.out) and not os.listdir(args.out):
+            os.rmdir(args.out)  # no empty folder left behind
+        print(f"evaluate_photos.py: {exc}", file=sys.stderr)
+        return cli.EXIT_USAGE
+    pics = result.pop("pictures")
+    files.write_text(os.path.join(args.out, "results.json"), json.dumps(result, indent=1, default=str) + "\n")
+    files.write_text(os.path.join(args.out, "report.md"), render_report(result))
+    for name, array in pics.items():
+        pictures.save_png(array, os.path.join(args.out, f"{name}.png"))
+    print(render_report(result))
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

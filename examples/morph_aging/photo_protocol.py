@@ -1,0 +1,242 @@
+"""The evaluation protocol on photographs: does the aged face keep the person?
+
+``evaluate_photos.py`` runs it; the functions here take tensors and the two
+estimator interfaces of ``estimators.py`` (an age estimator and a face
+verifier), so they are tested with small stand-ins.
+
+Held-out photos (any source group) are aged to every other group and
+measured against three references:
+
+* **Identity.** The verification threshold is calibrated on impostor pairs
+  of the input photos to accept at most a fraction ``far`` of them
+  (:func:`metrics.calibrate_threshold`). Where the dataset records no
+  subjects (UTKFace), each photo is taken as a person of its own for the
+  impostor pairs; two photos of one person then count as impostors, which
+  makes the threshold stricter, not looser. Beside each target group's
+  verification rate (input against aged face): the copy-the-input rate (the
+  8-bit copy of the input against the input, what a generator that changes
+  nothing reaches) and the impostor acceptance rate at that threshold.
+* **Age.** The estimator's mean age of the aged faces for every (source,
+  target) pair of groups, whether it rises with the target for every source
+  group, and the aged faces' group accuracy next to the estimator's own
+  accuracy on real photos of the same group (a generated face cannot be
+  judged more accurately than the judge reads real ones).
+* **Background.** PSNR and mean absolute error outside the central ellipse
+  (:func:`metrics.central_ellipse_mask`), and the attention masks' mean.
+
+**Ground truth of aging** (:func:`aging_pairs`, :func:`ground_truth_table`):
+in a dataset with subjects and ages across groups (FG-NET), each person's
+younger photo is aged to the group of their older photo and compared with
+that real older photo: verification against it and the gap in estimated age
+to it, with the input itself (copy-the-input) beside both.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Sequence, Tuple
+
+import torch
+
+from ages import NUM_GROUPS, age_to_group
+from metrics import background_errors, calibrate_threshold, central_ellipse_mask
+from pictures import dequantize, quantize
+
+__all__ = ["aging_pairs", "age_every_group", "age_table", "background_table", "ground_truth_table",
+           "identity_table"]
+
+
+@torch.no_grad()
+def age_every_group(g: torch.nn.Module, images: torch.Tensor, *, device: Any = "cpu",
+                    batch_size: int = 32) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Age every image to every group.
+
+    Parameters
+    ----------
+    g : torch.nn.Module
+        Generator ``g(images, labels)`` returning ``.image`` and ``.attention``.
+    images : torch.Tensor
+        (N, 3, H, W) in [-1, 1].
+
+    Returns
+    -------
+    aged : torch.Tensor
+        (N, K, 3, H, W) in [-1, 1], quantised to 8 bits as if saved as PNG.
+    mask_means : torch.Tensor
+        (N, K) mean attention of each aged face (1 keeps the input).
+    """
+    aged, masks = [], []
+    for i in range(0, images.shape[0], batch_size):
+        x = images[i:i + batch_size].to(device)
+        per_group, per_mask = [], []
+        for k in range(NUM_GROUPS):
+            out = g(x, torch.full((x.shape[0],), k, dtype=torch.long, device=device))
+            per_group.append(dequantize(quantize(out.image)).cpu())
+            per_mask.append(out.attention.float().mean(dim=(1, 2, 3)).cpu())
+        aged.append(torch.stack(per_group, 1))
+        masks.append(torch.stack(per_mask, 1))
+    if not aged:
+        h, w = images.shape[-2:]
+        return images.new_zeros(0, NUM_GROUPS, 3, h, w), images.new_zeros(0, NUM_GROUPS)
+    return torch.cat(aged), torch.cat(masks)
+
+
+def _rate(flags: torch.Tensor) -> Any:
+    return float(flags.float().mean()) if flags.numel() else None
+
+
+def identity_table(verifier: Any, images: torch.Tensor, aged: torch.Tensor, sources: torch.Tensor,
+                   subjects: Sequence[Any], *, far: float) -> Dict[str, Any]:
+    """Verification of each input against its aged faces, at an impostor-calibrated threshold.
+
+    Parameters
+    ----------
+    verifier : VerificationModel
+        ``embed(images) -> (N, D)``, ``confidence(a, b) -> (N,)``.
+    images : torch.Tensor
+        Inputs (N, 3, H, W) in [-1, 1].
+    aged : torch.Tensor
+        (N, K, 3, H, W): the inputs aged to every group.
+    sources : torch.Tensor
+        (N,) source groups; an input is not scored at its own group.
+    subjects : sequence
+        (N,) subject keys, ``None`` where unknown (each such photo is a
+        person of its own for the impostor pairs).
+    far : float
+        Fraction of impostor pairs the threshold may accept.
+
+    Returns
+    -------
+    dict
+        ``threshold`` (the calibration's record, ``subjects_known`` among
+        it), and per target group ``verification_rate``, ``confidence``
+        (mean), ``copy_rate`` and ``pairs``; ``impostor_rate`` overall.
+    """
+    n = images.shape[0]
+    keys = [f"photo-{i}" if s is None else f"subject-{s}" for i, s in enumerate(subjects)]
+    codes = {k: j for j, k in enumerate(dict.fromkeys(keys))}
+    subject_ids = torch.tensor([codes[k] for k in keys], dtype=torch.long)
+    emb_in = verifier.embed(images)
+    emb_copy = verifier.embed(dequantize(quantize(images)))
+    cal = calibrate_threshold(verifier, emb_in, subject_ids, far)
+    cal["subjects_known"] = all(s is not None for s in subjects)
+    threshold = cal["threshold"]
+    out: Dict[str, Any] = {"threshold": cal, "impostor_rate": cal["achieved_far"], "per_target": []}
+    copy_ok = verifier.confidence(emb_in, emb_copy) >= threshold if threshold is not None else None
+    for t in range(NUM_GROUPS):
+        keep = sources != t
+        row: Dict[str, Any] = {"target": t, "pairs": int(keep.sum())}
+        if n and int(keep.sum()):
+            emb_out = verifier.embed(aged[keep, t])
+            conf = verifier.confidence(emb_in[keep], emb_out)
+            row["confidence"] = float(conf.mean())
+            if threshold is not None:
+                row["verification_rate"] = _rate(conf >= threshold)
+                row["copy_rate"] = _rate(copy_ok[keep])
+        out["per_target"].append(row)
+    return out
+
+
+def age_table(estimator: Any, images: torch.Tensor, aged: torch.Tensor, sources: torch.Tensor) -> Dict[str, Any]:
+    """Estimated ages of the aged faces per (source, target), and the estimator's own accuracy.
+
+    Returns
+    -------
+    dict
+        ``mean_age[s][t]`` (None where no input of source ``s``; the source's
+        own column is the real photos' mean estimate), ``rising[s]`` (the
+        means increase with the target group), ``accuracy[t]`` (fraction of
+        aged faces of target ``t`` whose estimated group is ``t``, inputs of
+        other groups only) and ``real_accuracy[t]`` (the estimator on the
+        real inputs of group ``t``).
+    """
+    n = images.shape[0]
+    real_age = estimator.estimate(images) if n else torch.zeros(0)
+    real_group = torch.as_tensor(age_to_group(real_age.numpy(), clip_young=True)) if n else torch.zeros(0)
+    ages = torch.zeros(n, NUM_GROUPS)
+    for t in range(NUM_GROUPS):
+        if n:
+            ages[:, t] = estimator.estimate(aged[:, t])
+    ages[torch.arange(n), sources] = real_age  # the source's own column: the real photo
+    groups = torch.as_tensor(age_to_group(ages.flatten().numpy(), clip_young=True)).view(n, NUM_GROUPS)
+    mean_age: List[List[Any]] = []
+    rising: List[Any] = []
+    for s in range(NUM_GROUPS):
+        rows = sources == s
+        if not int(rows.sum()):
+            mean_age.append([None] * NUM_GROUPS)
+            rising.append(None)
+            continue
+        means = ages[rows].mean(0)
+        mean_age.append([float(m) for m in means])
+        rising.append(bool((means[1:] > means[:-1]).all()))
+    accuracy = [_rate(groups[sources != t, t] == t) for t in range(NUM_GROUPS)]
+    real_accuracy = [_rate(real_group[sources == t] == t) for t in range(NUM_GROUPS)]
+    return {"mean_age": mean_age, "rising": rising, "accuracy": accuracy, "real_accuracy": real_accuracy}
+
+
+def background_table(images: torch.Tensor, aged: torch.Tensor, mask_means: torch.Tensor,
+                     sources: torch.Tensor) -> List[Dict[str, Any]]:
+    """Per target group: background PSNR and MAE outside the central ellipse, and the mean attention."""
+    h, w = images.shape[-2:]
+    background = 1.0 - central_ellipse_mask(h, w)[None]
+    rows = []
+    for t in range(NUM_GROUPS):
+        keep = sources != t
+        row: Dict[str, Any] = {"target": t}
+        if int(keep.sum()):
+            mae, psnr = background_errors(aged[keep, t], images[keep], background)
+            row.update(psnr=float(psnr.mean()), mae=float(mae.mean()), mask_mean=float(mask_means[keep, t].mean()))
+        rows.append(row)
+    return rows
+
+
+def aging_pairs(subjects: Sequence[Any], groups: Sequence[int]) -> List[Tuple[int, int]]:
+    """(younger, older) index pairs: for every subject, its first photo of its youngest group paired with
+    its first photo of each older group it has.
+
+    >>> aging_pairs(["a", "a", "b", "a", "b"], [0, 2, 1, 2, 1])
+    [(0, 1)]
+    >>> aging_pairs(["a", "a", "a"], [1, 0, 3])
+    [(1, 0), (1, 2)]
+    """
+    first: Dict[Any, Dict[int, int]] = {}
+    for i, (s, g) in enumerate(zip(subjects, groups)):
+        if s is None:
+            continue
+        first.setdefault(s, {}).setdefault(int(g), i)
+    pairs = []
+    for by_group in first.values():
+        young = min(by_group)
+        pairs += [(by_group[young], by_group[g]) for g in sorted(by_group) if g > young]
+    return pairs
+
+
+def ground_truth_table(verifier: Any, estimator: Any, young: torch.Tensor, aged: torch.Tensor,
+                       old: torch.Tensor, threshold: float) -> Dict[str, Any]:
+    """The aged photo against the same person's real older photo, with copy-the-input beside it.
+
+    Parameters
+    ----------
+    young, aged, old : torch.Tensor
+        (P, 3, H, W) in [-1, 1]: each pair's younger photo, that photo aged to
+        the older photo's group, and the real older photo.
+    threshold : float
+        Verification threshold (a confidence).
+
+    Returns
+    -------
+    dict
+        ``pairs``; for ``aged`` and ``copy`` (the younger photo itself):
+        ``verification_rate`` and ``confidence`` against the older photo,
+        ``age_gap`` (mean absolute difference of estimated ages to it).
+    """
+    p = young.shape[0]
+    out: Dict[str, Any] = {"pairs": p}
+    if not p:
+        return out
+    emb_old, old_age = verifier.embed(old), estimator.estimate(old)
+    for name, imgs in (("aged", aged), ("copy", young)):
+        conf = verifier.confidence(verifier.embed(imgs), emb_old)
+        out[name] = {"verification_rate": _rate(conf >= threshold), "confidence": float(conf.mean()),
+                     "age_gap": float((estimator.estimate(imgs) - old_age).abs().mean())}
+    return out
