@@ -56,7 +56,9 @@ def generator_cases(draw):
         # a 1x1 bottleneck cannot be instance-normalised, nor group-normalised with one channel
         # per group: such sizes are rejected (see test_generator_rejects_a_one_pixel_bottleneck)
         assume((h // m) * (w // m) >= 2)
+    condition = draw(st.sampled_from(["input", "norm"]))
     config = dict(
+        condition=condition,
         image_channels=draw(st.integers(1, 4)),
         num_classes=draw(st.integers(2, 6)),
         base_channels=draw(st.sampled_from([2, 4, 6, 8])),  # 6 -> 48 channels: groups must divide
@@ -65,10 +67,12 @@ def generator_cases(draw):
         max_channels=draw(st.sampled_from([4, 16, 48, 1024])),
         norm=norm,
         upsample=draw(st.sampled_from(["transpose", "nearest"])),
-        padding=draw(st.sampled_from(["zeros", "reflect", "replicate"])) if norm != "instance" else "zeros",
+        padding=(draw(st.sampled_from(["zeros", "reflect", "replicate"]))
+                 if norm != "instance" or condition == "norm" else "zeros"),
     )
     width = min(config["base_channels"], config["max_channels"])
-    if norm == "group" and math.gcd(32, width) == width:  # one channel per group: border padding refused
+    if condition == "input" and norm == "group" and math.gcd(32, width) == width:
+        # one channel per group: border padding refused with input planes
         config["padding"] = "zeros"
     if config["padding"] == "reflect":  # mirrors up to 3 pixels at full size and 1 at the bottleneck
         assume(min(h, w) >= 4 and min(h, w) // m >= 2)
