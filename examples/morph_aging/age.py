@@ -3,7 +3,8 @@
 ::
 
     python examples/morph_aging/age.py --checkpoint runs/acgan/checkpoints/last.pt \\
-        photo.jpg more_photos/ --out aged/ [--masks] [--align] [--no-animation] [--device auto|cpu|cuda]
+        photo.jpg more_photos/ --out aged/ [--masks] [--align [--crop CROP]] [--no-animation] \\
+        [--device auto|cpu|cuda]
 
 For each photo ``NAME.ext`` it writes ``OUT/NAME_aged.png``, a strip of the
 input and its five ages (10-20, 21-30, 31-40, 41-50, 51+) labelled above
@@ -23,8 +24,13 @@ warning: photographs need a model trained on a dataset of aligned photos.
 Photos of any size and mode (RGB, grey, alpha, palette, 16-bit) are read,
 turned upright by their EXIF orientation, and the centred square is resized
 to the model's resolution. With ``--align`` the face is instead detected and
-aligned on 5 landmarks with a 10% margin, as the paper prepares its data
-(needs the ``face`` extra: ``pip install -e ".[face]"`` in the checkout).
+cropped as the model's training faces were (needs the ``face`` extra:
+``pip install -e ".[face]"`` in the checkout): with the crop its checkpoint
+records, that of the folder ``prepare.py`` aligned (``--crop`` chooses
+another, e.g. ``tight`` or ``head,margin=0.1``). A model trained on photos
+not aligned by ``prepare.py`` records no crop; its photos get the default,
+the head crop (the whole head with hair and beard, from dlib's 68
+landmarks; see ``face_align.py``). ``age.py`` says which crop it uses.
 
 ``--checkpoint`` takes a training checkpoint (``.pt``) or a generator
 exported by ``export.py`` (``.safetensors``). A folder argument ages every
@@ -50,11 +56,13 @@ import torch
 import acgan
 import cli
 import config
+import face_align
 import face_datasets
 import files
 import pictures
 from ages import GROUP_CENTRES, GROUP_NAMES, NUM_GROUPS, age_to_group
 from cli import EXIT_FAILED, EXIT_OK
+from data import photo_crop
 from face_datasets import DatasetError
 
 #: Pixels of white between tiles and around the strip.
@@ -219,20 +227,18 @@ def _unique_stems(paths: Sequence[Path], avoid: Sequence[str] = ()) -> List[str]
     return stems
 
 
-def load_input(path: Path, size: int, align: bool, notes: List[str]) -> torch.Tensor:
-    """The model input (3, size, size) for one photo.
+def load_input(path: Path, size: int, crop: Optional[face_align.Crop], notes: List[str]) -> torch.Tensor:
+    """The model input (3, size, size) for one photo: its centre square, or its face aligned with ``crop``.
 
     Raises DatasetError for an unreadable photo and face_align.NoFaceError
-    when ``align`` finds no face; warnings (several faces) go to ``notes``.
+    when the alignment finds no face; warnings (several faces) go to ``notes``.
     """
-    if not align:
+    if crop is None:
         return face_datasets.load_image(path, size)
-    import face_align
-
     photo = face_datasets.open_rgb(path)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", face_align.FaceAlignWarning)
-        face = face_align.align_face(photo, size)
+        face = crop.align(photo, size)
     notes.extend(str(w.message) for w in caught)
     return pictures.from_uint8(np.asarray(face.convert("RGB")))
 
@@ -257,10 +263,22 @@ def build_parser() -> argparse.ArgumentParser:
                       help="also write NAME_aging.gif, the face aging smoothly from 10-20 to 51+ (the condition "
                            f"interpolated between neighbouring groups, {STEPS_BETWEEN} steps each)")
     cli.add_bool_flag(parser, "--align", default=False,
-                      help="detect and align the face on 5 landmarks first (needs the face extra: "
+                      help="detect the face and crop it as the model's training faces were, with the crop its "
+                           "checkpoint records (the head crop where it records none; needs the face extra: "
                            + cli.install_hint("face") + ")")
+    parser.add_argument("--crop", type=_crop_flag, default=None, metavar="CROP[,margin=M]",
+                        help="with --align: crop with this instead of the model's crop: head (the whole head, hair "
+                             "and beard) or tight (the inner face), e.g. head,margin=0.1 (see face_align.py)")
     parser.add_argument("--device", default="auto", choices=config.DEVICES, help="where the generator runs")
     return parser
+
+
+def _crop_flag(text: str) -> face_align.Crop:
+    """argparse type of ``--crop``: a :class:`face_align.Crop` spec."""
+    try:
+        return face_align.Crop.parse(text, what="--crop")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--crop: ")) from None
 
 
 def _reason(exc: Exception, path: Path) -> str:
@@ -289,6 +307,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     except ValueError as exc:
         return cli.fail("age.py", exc)
     no_face: tuple = ()
+    if args.crop is not None and not args.align:
+        return cli.fail("age.py", "--crop chooses the crop of --align: add --align")
     if args.align:
         import face_align
 
@@ -304,6 +324,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     g = g.to(device)
     if cfg.data == "synthetic":
         print(cli.one_line(SYNTHETIC_MODEL_WARNING, 1000), file=sys.stderr)
+    crop = None
+    if args.align:
+        crop, why = photo_crop(cfg.crop, args.crop)
+        if crop is None:
+            crop = face_align.Crop("head")
+            why += f"; aligning with {crop.describe()}, face_align's default"
+        print(f"age.py: --align: {why}", file=sys.stderr)
     created = not os.path.exists(args.out)
     try:
         files.check_writable_folder(args.out)
@@ -323,7 +350,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     for path, stem in bar:
         notes: List[str] = []
         try:
-            x = load_input(path, cfg.image_size, args.align, notes)
+            x = load_input(path, cfg.image_size, crop, notes)
         except DatasetError as exc:
             tqdm.write(f"cannot read {path}: {_reason(exc, path)}", file=sys.stderr)
             failed += 1

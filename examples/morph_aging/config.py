@@ -83,6 +83,10 @@ class TrainConfig:
     clip_young: bool = _opt(False, "data", "put ages below 10 into the 10-20 group (UTKFace and FG-NET hold "
                             "children) instead of refusing them")
     allow_empty_groups: bool = _opt(False, "data", "train even when an age group has no training images")
+    crop: Optional[str] = _opt(None, "data", "face crop of the photos of --data, CROP[,margin=M][,size=S] with CROP "
+                               "head or tight (face_align.py), or unknown; recorded in the checkpoint, so that age.py "
+                               "--align and evaluate.py crop photos as the model learned (default: read from "
+                               "DATA/prepared.json, written by prepare.py; unknown without one)")
     workers: Optional[int] = _opt(None, "run", "DataLoader worker processes (default: 0 for cached data, "
                                   "else 4 per GPU)", minimum=0, maximum=256)
     # run
@@ -347,6 +351,13 @@ def validate_config(cfg: TrainConfig) -> TrainConfig:
         if not MIN_IMAGE_SIZE <= cfg.image_size <= MAX_IMAGE_SIZE:
             _bad("image_size", f"synthetic faces render at {MIN_IMAGE_SIZE} to {MAX_IMAGE_SIZE} pixels, "
                                f"got {cfg.image_size}")
+    if cfg.crop is not None:
+        from face_align import UNKNOWN_CROP, Crop
+
+        if cfg.data == "synthetic":
+            _bad("crop", "the synthetic faces are drawn, not cropped from photos: --crop describes a dataset of photos")
+        if cfg.crop != UNKNOWN_CROP:
+            cfg.crop = str(Crop.parse(cfg.crop, what="--crop"))  # the spec in full: the margin stated
     for name in ("lambda_adv", "lambda_att", "lambda_cls", "lambda_gp", "lambda_tv", "lambda_l1", "lr"):
         value = getattr(cfg, name)
         if not math.isfinite(value) or value < 0:

@@ -24,8 +24,11 @@ torch.Size([2, 3, 64, 64])
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+import warnings
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -34,8 +37,9 @@ from ages import GROUP_NAMES, NUM_GROUPS
 from config import TrainConfig
 from pictures import dequantize, quantize
 
-__all__ = ["SPLITS", "UNREADABLE", "BatchSource", "EightBit", "build_datasets", "check_groups", "fixed_sample_inputs",
-           "group_counts"]
+__all__ = ["PREPARED", "SPLITS", "UNREADABLE", "BatchSource", "EightBit", "build_datasets", "check_groups",
+           "evaluation_crop", "fixed_sample_inputs", "group_counts", "photo_crop", "prepared_crop", "read_prepared",
+           "with_data_crop"]
 
 #: Dataset splits :func:`build_datasets` makes: the training subjects, the
 #: held-out subjects, and every image.
@@ -43,7 +47,7 @@ SPLITS = ("train", "test", "all")
 
 
 def build_datasets(cfg: TrainConfig, *, data: Optional[str] = None,
-                   splits: Sequence[str] = ("train", "test")) -> Tuple[Dataset, ...]:
+                   splits: Sequence[str] = ("train", "test"), crop: Optional[Any] = None) -> Tuple[Dataset, ...]:
     """The datasets of ``splits`` for a config; their items are dicts with
     ``"image"`` (3, S, S) float in [-1, 1], ``"label"``, ``"subject"`` and ``"index"``.
 
@@ -52,6 +56,8 @@ def build_datasets(cfg: TrainConfig, *, data: Optional[str] = None,
     train / test split is the paper's, by subject, from ``cfg.test_fraction``
     and ``cfg.seed``; synthetic faces are drawn from ``cfg.num_subjects``,
     ``cfg.images_per_subject``, ``cfg.image_size`` and ``cfg.seed``.
+    ``crop`` (a :class:`face_align.Crop`, photos only) aligns each photo with
+    it as it is read (:func:`evaluation_crop` says when).
 
     Raises ValueError (``face_datasets.DatasetError`` for unusable files) or
     TypeError for data that cannot be used.
@@ -82,8 +88,174 @@ def build_datasets(cfg: TrainConfig, *, data: Optional[str] = None,
                 f"{data} holds {len(parts['all'])} image(s): too few to split into train and test subjects")
         parts["train"], parts["test"] = face_datasets.subject_split(parts["all"], test_fraction=cfg.test_fraction,
                                                                     seed=cfg.seed)
-    return tuple(face_datasets.FaceImageDataset(parts[s], cfg.image_size, clip_young=cfg.clip_young)
+    return tuple(face_datasets.FaceImageDataset(parts[s], cfg.image_size, clip_young=cfg.clip_young, crop=crop)
                  for s in splits)
+
+
+# --------------------------------------------------------------------------- #
+# The crop of the photos
+# --------------------------------------------------------------------------- #
+
+#: The record ``prepare.py`` writes into a prepared dataset folder: the crop
+#: (its name, margin and the images' size), the source, the counts and the
+#: tools' versions.
+PREPARED = "prepared.json"
+
+
+def _prepared_path(data: str) -> str:
+    folder = data if os.path.isdir(data) else os.path.dirname(os.path.abspath(data))  # a CSV: its folder
+    return os.path.join(folder, PREPARED)
+
+
+def read_prepared(data: str) -> Optional[Dict[str, Any]]:
+    """The :data:`PREPARED` record of a dataset (a folder, or the folder of a CSV), None where there is none.
+
+    Raises ``face_datasets.DatasetError`` (a ValueError) naming the file
+    when the record cannot be read or names no usable crop.
+    """
+    from face_align import Crop
+    from face_datasets import DatasetError
+
+    path = _prepared_path(data)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as fh:
+            record = json.load(fh)
+        crop = record["crop"]
+        Crop(crop["name"], crop["margin"], crop["size"])
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+        raise DatasetError(f"cannot read {path} (the record prepare.py writes): {type(exc).__name__}: {exc}") from None
+    return record
+
+
+def prepared_crop(data: str) -> Optional[Any]:
+    """The :class:`face_align.Crop` (with its size) of a folder prepared by ``prepare.py``, None for other data.
+
+    A record of a preparation that did not finish warns
+    (``face_datasets.DatasetWarning``).
+    """
+    from face_align import Crop
+    from face_datasets import DatasetWarning
+
+    if data == "synthetic":
+        return None
+    record = read_prepared(data)
+    if record is None:
+        return None
+    if not record.get("complete", False):
+        warnings.warn(f"{_prepared_path(data)}: the preparation of {record.get('source', 'this folder')} did not "
+                      "finish; run prepare.py again to complete it", DatasetWarning, stacklevel=2)
+    c = record["crop"]
+    return Crop(c["name"], c["margin"], c["size"])
+
+
+def with_data_crop(cfg: TrainConfig) -> TrainConfig:
+    """``cfg`` with its ``crop`` filled in from its data, so that checkpoints record what the model learned.
+
+    The crop of a folder prepared by ``prepare.py`` (its :data:`PREPARED`
+    record, resolution included); :data:`face_align.UNKNOWN_CROP` for other
+    photos unless ``cfg.crop`` says how they were aligned; None (no crop)
+    for the synthetic faces. A ``cfg.crop`` that contradicts the folder's
+    record is a ValueError naming both.
+    """
+    if cfg.data == "synthetic":
+        return cfg
+    from face_align import UNKNOWN_CROP, Crop
+
+    prepared = prepared_crop(cfg.data)
+    if prepared is None:
+        return cfg if cfg.crop is not None else dataclasses.replace(cfg, crop=UNKNOWN_CROP)
+    if cfg.crop is not None:
+        given = None if cfg.crop == UNKNOWN_CROP else Crop.parse(cfg.crop, what="--crop")
+        if given is None or not given.same_crop(prepared) or given.size not in (None, prepared.size):
+            raise ValueError(f"--crop {cfg.crop}: {_prepared_path(cfg.data)} records {prepared} ({prepared.describe()}, "
+                             "written by prepare.py); leave --crop out to take it")
+    if prepared.size < cfg.image_size:
+        from face_datasets import DatasetWarning
+
+        warnings.warn(f"{cfg.data} holds {prepared.size}-px faces, enlarged to --image-size {cfg.image_size}: "
+                      f"prepare.py --size {cfg.image_size} keeps their detail", DatasetWarning, stacklevel=2)
+    return dataclasses.replace(cfg, crop=str(prepared))
+
+
+def photo_crop(recorded: Optional[str], override: Optional[Any] = None) -> Tuple[Optional[Any], str]:
+    """The crop to align photos with for a model, and a sentence saying which and why.
+
+    Parameters
+    ----------
+    recorded : str or None
+        The model's ``TrainConfig.crop`` (from its checkpoint): a crop spec,
+        :data:`face_align.UNKNOWN_CROP`, or None (a model of the synthetic
+        faces, or from before crops were recorded).
+    override : face_align.Crop, optional
+        A crop chosen on the command line (``--crop``), taken instead.
+
+    Returns
+    -------
+    (face_align.Crop or None, str)
+        None where the model's crop is not known.
+
+    >>> crop, why = photo_crop("head,margin=0,size=224")
+    >>> str(crop), why
+    ('head,margin=0,size=224', "the head crop (margin 0, 224 px), the model's (recorded in its checkpoint)")
+    >>> photo_crop("unknown")[0] is None
+    True
+    """
+    from face_align import UNKNOWN_CROP, Crop
+
+    if override is not None:
+        return override, f"{override.describe()} (--crop)"
+    if recorded is None:
+        return None, ("the checkpoint records no crop (a model of the synthetic faces, or one trained before crops "
+                      "were recorded)")
+    if recorded == UNKNOWN_CROP:
+        return None, ("the checkpoint records no crop: the model was trained on photos not prepared by prepare.py, "
+                      "whose crop is unknown")
+    crop = Crop.parse(recorded, what="the checkpoint's crop")
+    return crop, f"{crop.describe()}, the model's (recorded in its checkpoint)"
+
+
+def evaluation_crop(cfg: TrainConfig, override: Union[None, str, Any], data: str) -> Tuple[Optional[Any], str]:
+    """How ``evaluate.py`` crops the photos of ``data`` for a model of config ``cfg``.
+
+    The crop is ``override`` (``--crop``: a :class:`face_align.Crop`, or
+    ``"none"``: read the photos as they are) or else the model's
+    (:func:`photo_crop`). A folder prepared with that crop is read as it is;
+    other photos are aligned with it as they are read (the crop returned,
+    for :func:`build_datasets`). Without a known crop the photos are read as
+    they are (the centre square), as before crops were recorded.
+
+    Returns
+    -------
+    (face_align.Crop or None, str)
+        The crop to align each photo with (None: read as they are), and a
+        sentence saying what is done and why ("" for the synthetic faces).
+
+    Raises
+    ------
+    ValueError
+        For ``override`` on the synthetic faces, or a folder prepared with
+        another crop than the chosen one (naming both).
+    """
+    if data == "synthetic":
+        if override is not None:
+            raise ValueError("--crop: the synthetic faces are drawn, not cropped from photos")
+        return None, ""
+    prepared = prepared_crop(data)
+    as_prepared = f"{data} is read as prepared ({prepared.describe()})" if prepared is not None else ""
+    if override == "none":
+        return None, "--crop none: " + (as_prepared or f"the photos of {data} are read as they are (centre square)")
+    crop, why = photo_crop(cfg.crop, override)
+    if crop is None:
+        return None, f"{why}: " + (as_prepared or f"the photos of {data} are read as they are (centre square)")
+    if prepared is None:
+        return crop, f"{why}: each photo of {data} is aligned with it as it is read (faces not found are reported)"
+    if not crop.same_crop(prepared):
+        raise ValueError(f"--crop: the model is evaluated with {why}, but {data} was prepared with "
+                         f"{prepared.describe()}: evaluate on photos prepared with the model's crop, on the raw photos "
+                         "(aligned as they are read), or pass --crop none to read them as they are")
+    return None, f"{why}: {as_prepared}"
 
 
 def group_counts(dataset: Dataset) -> List[int]:

@@ -53,7 +53,7 @@ from PIL import Image, ImageOps
 from torch.utils.data import Dataset
 
 from ages import MIN_AGE, age_to_group
-from pictures import dequantize
+from pictures import dequantize, from_uint8
 from synthetic_faces import check_index
 
 __all__ = [
@@ -694,6 +694,11 @@ class FaceImageDataset(Dataset):
         puts them in group 0.
     draft : bool, default True
         Passed to :func:`load_image`: large JPEGs are shrunk while decoding.
+    crop : face_align.Crop, optional
+        Align each photo with this crop (:meth:`face_align.Crop.align`,
+        needs the ``face`` extra) instead of taking its centre square; a
+        photo in which no face is found raises ``face_align.NoFaceError``
+        (a ValueError) naming its path.
 
     Notes
     -----
@@ -710,6 +715,7 @@ class FaceImageDataset(Dataset):
         *,
         clip_young: bool = False,
         draft: bool = True,
+        crop: Optional[Any] = None,
     ) -> None:
         records = list(records)
         if not records:
@@ -722,6 +728,12 @@ class FaceImageDataset(Dataset):
         if not isinstance(draft, bool):
             raise TypeError(f"draft must be a bool, got {type(draft).__name__}")
         self.draft = draft
+        if crop is not None:
+            from face_align import Crop
+
+            if not isinstance(crop, Crop):
+                raise TypeError(f"crop must be a face_align.Crop or None, got {type(crop).__name__}")
+        self.crop = crop
         ages = np.array([float(r.age) for r in records], dtype=np.float64)
         try:
             groups = age_to_group(ages, clip_young=clip_young)
@@ -754,11 +766,22 @@ class FaceImageDataset(Dataset):
     def _check_index(self, index: Any) -> int:
         return check_index(index, len(self))
 
+    def _image(self, path: Path) -> torch.Tensor:
+        if self.crop is None:
+            return load_image(path, self.image_size, draft=self.draft)
+        import face_align
+
+        try:
+            face = self.crop.align(open_rgb(path), self.image_size)
+        except face_align.NoFaceError as exc:
+            raise face_align.NoFaceError(f"{str(path)!r}: {exc}") from None
+        return from_uint8(np.asarray(face))
+
     def __getitem__(self, index: Any) -> Dict[str, torch.Tensor]:
         i = self._check_index(index)
         r = self.records[i]
         return {
-            "image": load_image(r.path, self.image_size, draft=self.draft),
+            "image": self._image(r.path),
             "label": torch.tensor(int(self._labels[i]), dtype=torch.int64),
             "subject": torch.tensor(int(self._subjects[i]), dtype=torch.int64),
             "index": torch.tensor(i, dtype=torch.int64),

@@ -59,7 +59,7 @@ import run_folder
 from acgan import DIVERGED, FINISHED, INTERRUPTED, TIME_BUDGET
 from ages import GROUP_NAMES
 from config import TrainConfig
-from data import BatchSource, build_datasets, check_groups, fixed_sample_inputs, group_counts
+from data import BatchSource, build_datasets, check_groups, fixed_sample_inputs, group_counts, with_data_crop
 
 EXIT_ERROR, EXIT_DIVERGED, EXIT_INTERRUPTED = 1, 3, 130
 
@@ -329,7 +329,8 @@ def startup_summary(cfg: TrainConfig, *, device: torch.device, precision: str, w
               "budget)" if cfg.max_minutes is not None else "none (no --max-minutes)")
     processes = f" x {world} processes" if world > 1 else ""
     lines = [
-        f"train.py: preset {cfg.preset}, data {cfg.data}, device {device}{processes}, precision {precision}",
+        f"train.py: preset {cfg.preset}, data {cfg.data}" + (f" (crop {cfg.crop})" if cfg.crop else "")
+        + f", device {device}{processes}, precision {precision}",
         f"  model:       {cfg.image_size}x{cfg.image_size} images, batch {cfg.batch_size}, generator width "
         f"{cfg.g_channels} with {cfg.g_res_blocks} residual blocks, critic width {cfg.d_channels}",
         f"  iterations:  {total_steps} ({stop}; {steps_per_epoch} per epoch)"
@@ -384,6 +385,7 @@ WARMUP_BAR_FORMAT = "{desc}: {n_fmt}/{total_fmt} [{elapsed}, critic warm-up, no 
 
 def train(cfg: TrainConfig, guard: Optional[RunGuard] = None, *, argv: Optional[Sequence[str]] = None) -> int:
     guard = guard if guard is not None else RunGuard()
+    cfg = with_data_crop(cfg)  # the crop of the photos (prepare.py's record), kept in every checkpoint
     rank, world, device = setup_distributed(cfg)
     is_main = rank == 0
     precision = config.resolve_precision(cfg.precision, device)
