@@ -18,6 +18,15 @@ used; ``--split all`` uses every image of ``--data``. At most
 ``--num-faces`` faces per age group are used, the first ones in the test set's
 order.
 
+Crop (``--crop``, default: the crop the checkpoint records, that of the
+folder ``prepare.py`` aligned for training): a folder prepared with that
+crop is read as it is; raw photos are aligned with it as they are read
+(needs the ``face`` extra; a photo without a face found is reported and
+left out); a folder prepared with another crop is refused. A model trained
+on photos not prepared by ``prepare.py`` records no crop: its photos are
+read as they are (the centre square). ``--crop none`` reads any data as it
+is. Which crop was used, and why, is printed and written to the report.
+
 Estimators (``--estimator``): ``synthetic`` (the default on synthetic data)
 is a small CNN trained once on synthetic faces of subjects disjoint from
 the GAN's (its own seed = checkpoint seed + 100), cached in
@@ -94,7 +103,7 @@ import run_folder
 from ages import GROUP_CENTRES, GROUP_NAMES as GROUPS, NUM_GROUPS
 from cli import EXIT_FAILED, EXIT_OK
 from config import TrainConfig
-from data import build_datasets
+from data import build_datasets, evaluation_crop
 from metrics import (CHROMA, ELLIPSE_AXES, LUMA, PSNR_CAP, background_errors, calibrate_threshold,  # noqa: F401
                      central_ellipse_mask, chroma_errors, laplacian_variance, to_levels)
 from pictures import dequantize, quantize
@@ -136,8 +145,9 @@ class EvalData:
     notes: List[str] = field(default_factory=list)
 
 
-def load_data(data: str, split: str, cfg: TrainConfig) -> EvalData:
-    """The evaluation images: ``split`` ("test" or "all") of ``data`` as the checkpoint's config builds it."""
+def load_data(data: str, split: str, cfg: TrainConfig, crop: Optional[Any] = None) -> EvalData:
+    """The evaluation images: ``split`` ("test" or "all") of ``data`` as the checkpoint's config builds it,
+    each photo aligned with ``crop`` (a ``face_align.Crop``) where one is given."""
     import warnings
 
     synthetic = data == "synthetic"
@@ -147,7 +157,7 @@ def load_data(data: str, split: str, cfg: TrainConfig) -> EvalData:
                 import face_datasets
 
                 warnings.simplefilter("always", face_datasets.DatasetWarning)
-            (ds,) = build_datasets(cfg, data=data, splits=(split,))
+            (ds,) = build_datasets(cfg, data=data, splits=(split,), crop=crop)
     except (TypeError, ValueError) as exc:
         if synthetic:
             raise EvalError(f"cannot rebuild the synthetic faces from the checkpoint's config: {exc}") from None
@@ -214,7 +224,22 @@ def build_parser() -> argparse.ArgumentParser:
                            "checkpoint's run)")
     cli.add_bool_flag(parser, "--clip-young", default=None,
                       help="real data: put ages below 10 into the 10-20 group (default: as the checkpoint's run)")
+    parser.add_argument("--crop", type=_crop_flag, default=None, metavar="CROP[,margin=M]|none",
+                        help="real data: crop the photos with this (head or tight, e.g. head,margin=0.1) instead of "
+                             "the checkpoint's crop; none reads them as they are (default: the checkpoint's crop)")
     return parser
+
+
+def _crop_flag(text: str) -> Any:
+    """argparse type of ``--crop``: ``"none"`` or a :class:`face_align.Crop` spec."""
+    import face_align
+
+    if text == "none":
+        return text
+    try:
+        return face_align.Crop.parse(text, what="--crop")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--crop: ")) from None
 
 
 class _NoBar:
@@ -337,7 +362,17 @@ def evaluate(args: argparse.Namespace, command: str) -> Tuple[Dict[str, Any], in
     g = g.to(device).eval()
     data_arg = args.data if args.data is not None else cfg.data
     synthetic = data_arg == "synthetic"
-    data = load_data(data_arg, args.split, cfg)
+    try:
+        crop, crop_note = evaluation_crop(cfg, args.crop, data_arg)
+        if crop is not None:
+            import face_align
+
+            face_align.load_models()
+    except (ValueError, ImportError) as exc:  # a refused crop, or face_align.FaceExtraMissing
+        raise EvalError(str(exc)) from None
+    if crop_note:
+        print(f"evaluate.py: crop: {crop_note}", file=sys.stderr)
+    data = load_data(data_arg, args.split, cfg, crop)
     if not bool((data.labels == SOURCE_GROUP).any()):
         raise EvalError(f"no test faces of group {GROUPS[SOURCE_GROUP]} in {data.description}"
                         + ("; try --split all" if args.split == "test" else ""))
@@ -525,6 +560,7 @@ def evaluate(args: argparse.Namespace, command: str) -> Tuple[Dict[str, Any], in
         "git_commit": cli.git_commit(),
         "config": {k: v for k, v in cfg.to_dict().items() if k not in config.RUN_FIELDS},
         "data": {"source": data_arg, "split": args.split, "description": data.description, "synthetic": synthetic,
+                 "crop": str(crop) if crop is not None else cfg.crop, "crop_note": crop_note or None,
                  "num_inputs": {GROUPS[s]: len(real_idx[s]) for s in sources if s in real},
                  "num_real": {GROUPS[grp]: len(real_idx.get(grp, [])) for grp in range(NUM_GROUPS)}},
         "estimator": est.description,
@@ -598,6 +634,8 @@ def render_report(r: Dict[str, Any]) -> str:
             "* config: " + ", ".join(f"{k} {v}" for k, v in cfg.items() if v is not None),
             f"* data: {r['data']['description']}; inputs per source group: "
             + ", ".join(f"{k}: {v}" for k, v in r["data"]["num_inputs"].items())]
+    if r["data"].get("crop_note"):
+        out.append(f"* crop: {r['data']['crop_note']}")
     if est["age"] == "synthetic":
         info = est["classifier"]
         out.append(f"* age estimator: synthetic CNN classifier (seed {info['seed']}, {info['num_subjects']} subjects "

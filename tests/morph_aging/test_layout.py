@@ -13,7 +13,7 @@ import config
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "morph_aging"
-SCRIPTS = {"train", "evaluate", "age", "ablation", "export"}
+SCRIPTS = {"train", "evaluate", "age", "ablation", "export", "prepare"}
 
 
 def _imports(path: Path) -> set:
