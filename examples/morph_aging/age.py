@@ -36,9 +36,14 @@ landmarks; see ``face_align.py``). ``age.py`` says which crop it uses.
 exported by ``export.py`` (``.safetensors``). A folder argument ages every
 image file in it (.jpg, .jpeg, .png, .bmp, .webp; not recursive).
 
+A photo's files are written together or not at all: an error or Ctrl-C
+while one is aged leaves none of its files, and the photos aged before it
+complete. Ctrl-C ends the run with one line saying how many photos were
+aged and from which one on they were not.
+
 Exit status: 0 when every photo was aged, 1 when some could not be (each is
 reported on stderr, the others are still written), 2 for a usage error or an
-unusable checkpoint.
+unusable checkpoint, 130 when interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ import argparse
 import os
 import sys
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -61,7 +67,7 @@ import face_datasets
 import files
 import pictures
 from ages import GROUP_CENTRES, GROUP_NAMES, NUM_GROUPS, age_to_group
-from cli import EXIT_FAILED, EXIT_OK
+from cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from data import photo_crop
 from face_datasets import DatasetError
 
@@ -139,14 +145,14 @@ def animation_frames(image: torch.Tensor, positions: torch.Tensor, faces: torch.
             for p, face in zip(positions.tolist(), faces)]
 
 
-def save_aging_animation(g: torch.nn.Module, image: torch.Tensor, path: str, device: torch.device) -> None:
-    """Write the aging animation of one input (3, S, S) to ``path``: youngest to oldest, a pause at
+def aging_animation(g: torch.nn.Module, image: torch.Tensor, device: torch.device) -> bytes:
+    """The GIF file of the aging animation of one input (3, S, S): youngest to oldest, a pause at
     each group and a longer one at both ends, then again from the start."""
     positions, out = acgan.age_gradually(g, image.to(device), steps_between=STEPS_BETWEEN)
     frames = animation_frames(image, positions.cpu(), out.image.cpu())
     whole = [float(p).is_integer() for p in positions.tolist()]
     durations = [END_MS if i in (0, len(frames) - 1) else GROUP_MS if w else FRAME_MS for i, w in enumerate(whole)]
-    pictures.save_animation(frames, path, durations_ms=durations)
+    return pictures.gif_bytes(frames, durations_ms=durations)
 
 
 def animation_filename(stem: str) -> str:
@@ -251,7 +257,8 @@ def load_input(path: Path, size: int, crop: Optional[face_align.Crop], notes: Li
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="age.py", description=__doc__.split("\n\n")[0],
-        epilog="Exit status: 0 all photos aged, 1 some failed (reported), 2 usage or checkpoint error.",
+        epilog="Exit status: 0 all photos aged, 1 some failed (reported), 2 usage or checkpoint error, "
+               "130 interrupted.",
         formatter_class=cli.HelpFormatter,
     )
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="photos, or folders of photos")
@@ -290,18 +297,59 @@ def _reason(exc: Exception, path: Path) -> str:
     return text
 
 
-def _remove_if_empty(folder: str) -> None:
-    """Remove ``folder`` (that this run created) if nothing is in it."""
-    try:
-        if not os.listdir(folder):
-            os.rmdir(folder)
-    except OSError:
-        pass
+@dataclass
+class Tally:
+    """What a run has done so far, and the line it ends with, finished or interrupted.
+
+    ``total`` counts the photos and the folder arguments without any (each
+    of which has failed); ``current`` is the photo being aged, if any. A
+    ``--out`` the run created (``created``) and wrote nothing into is
+    removed when it ends.
+    """
+
+    out: str
+    created: bool
+    total: int = 0
+    aged: int = 0
+    failed: int = 0
+    files: int = 0
+    current: Optional[Path] = None
+
+    def _failed(self) -> str:
+        return f"; {self.failed} failed" if self.failed else ""
+
+    def finished(self) -> str:
+        """The closing line of a run that went through every photo."""
+        if self.created and not self.aged:
+            files.remove_if_empty(self.out)  # nothing to show: leave no empty folder behind
+            return f"aged none of {self.total} photo(s); nothing written{self._failed()}"
+        return f"aged {self.aged} of {self.total} photo(s) into {self.out} ({self.files} files){self._failed()}"
+
+    def interrupted(self) -> str:
+        """The one line of a run stopped by Ctrl-C."""
+        if not self.aged:
+            if self.created:
+                files.remove_if_empty(self.out)
+            return "age.py: interrupted before any photo was aged; nothing written"
+        left = self.total - self.aged - self.failed
+        where = f", from {self.current} on," if self.current is not None else ""
+        return (f"age.py: interrupted: aged {self.aged} of {self.total} photo(s) into {self.out} ({self.files} files)"
+                f"{self._failed()}; the other {left}{where} were not aged")
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     cli.one_line_warnings()
+    tally = Tally(args.out, created=not os.path.lexists(args.out))
+    try:
+        return age_photos(args, tally)
+    except KeyboardInterrupt:
+        print(tally.interrupted(), file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def age_photos(args: argparse.Namespace, tally: Tally) -> int:
+    """Age the photos of the command line ``args``, counting in ``tally``; returns the exit status."""
     try:
         device = config.resolve_device(args.device)
     except ValueError as exc:
@@ -331,7 +379,6 @@ def main(argv: Optional[List[str]] = None) -> int:
             crop = face_align.Crop("head")
             why += f"; aligning with {crop.describe()}, face_align's default"
         print(f"age.py: --align: {why}", file=sys.stderr)
-    created = not os.path.exists(args.out)
     try:
         files.check_writable_folder(args.out)
     except OSError as exc:
@@ -342,49 +389,46 @@ def main(argv: Optional[List[str]] = None) -> int:
     paths, problems = collect_inputs(args.images)
     for msg in problems:
         print(msg, file=sys.stderr)
-    failed = len(problems)
-    written = files_written = 0
+    tally.total, tally.failed = len(paths) + len(problems), len(problems)
     inputs_in_out = [p.name for p in paths if os.path.abspath(p.parent) == os.path.abspath(args.out)]
     bar = tqdm(list(zip(paths, _unique_stems(paths, inputs_in_out))), desc="aging", unit="photo", file=sys.stderr,
                disable=len(paths) <= PROGRESS_ABOVE, dynamic_ncols=True)
-    for path, stem in bar:
-        notes: List[str] = []
-        try:
-            x = load_input(path, cfg.image_size, crop, notes)
-        except DatasetError as exc:
-            tqdm.write(f"cannot read {path}: {_reason(exc, path)}", file=sys.stderr)
-            failed += 1
-            continue
-        except no_face:
-            tqdm.write(f"no face found in {path}", file=sys.stderr)
-            failed += 1
-            continue
-        for note in notes:
-            tqdm.write(f"{path}: {note}", file=sys.stderr)
-        aged = acgan.age_all_groups(g, x.unsqueeze(0).to(device))
-        aged = type(aged)(*(t.cpu() for t in aged))
-        try:
-            pictures.save_png(compose_strip(x, aged, masks=args.masks), os.path.join(args.out, f"{stem}_aged.png"))
+    try:
+        for path, stem in bar:
+            tally.current = path
+            notes: List[str] = []
+            try:
+                x = load_input(path, cfg.image_size, crop, notes)
+            except DatasetError as exc:
+                tqdm.write(f"cannot read {path}: {_reason(exc, path)}", file=sys.stderr)
+                tally.failed += 1
+                continue
+            except no_face:
+                tqdm.write(f"no face found in {path}", file=sys.stderr)
+                tally.failed += 1
+                continue
+            for note in notes:
+                tqdm.write(f"{path}: {note}", file=sys.stderr)
+            aged = acgan.age_all_groups(g, x.unsqueeze(0).to(device))
+            aged = type(aged)(*(t.cpu() for t in aged))
+            results = {f"{stem}_aged.png": pictures.png_bytes(compose_strip(x, aged, masks=args.masks))}
             for k in range(NUM_GROUPS):
-                pictures.save_png(pictures.to_uint8(aged.image[0, k]), os.path.join(args.out, group_filename(stem, k)))
-            files_written += 1 + NUM_GROUPS
+                results[group_filename(stem, k)] = pictures.png_bytes(pictures.to_uint8(aged.image[0, k]))
             if args.animation:
-                save_aging_animation(g, x, os.path.join(args.out, animation_filename(stem)), device)
-                files_written += 1
-        except OSError as exc:
-            tqdm.write(f"cannot write the results of {path} to {args.out}: {exc}", file=sys.stderr)
-            failed += 1
-            continue
-        written += 1
-    bar.close()
-    total = len(paths) + len(problems)
-    if created and not written:
-        _remove_if_empty(args.out)  # nothing to show: leave no empty folder behind
-        print(f"aged none of {total} photo(s); nothing written" + (f"; {failed} failed" if failed else ""))
-        return EXIT_FAILED if failed else EXIT_OK
-    print(f"aged {written} of {total} photo(s) into {args.out} ({files_written} files)"
-          + (f"; {failed} failed" if failed else ""))
-    return EXIT_FAILED if failed else EXIT_OK
+                results[animation_filename(stem)] = aging_animation(g, x, device)
+            try:
+                with files.interrupts_held():  # Ctrl-C waits until the files are in place and counted
+                    files.write_together({os.path.join(args.out, name): data for name, data in results.items()})
+                    tally.aged += 1
+                    tally.files += len(results)
+                    tally.current = None
+            except OSError as exc:
+                tqdm.write(f"cannot write the results of {path} to {args.out}: {exc}", file=sys.stderr)
+                tally.failed += 1
+    finally:
+        bar.close()
+    print(tally.finished())
+    return EXIT_FAILED if tally.failed else EXIT_OK
 
 
 if __name__ == "__main__":

@@ -29,12 +29,13 @@ import sys
 import warnings
 from typing import Any, Callable, Optional
 
-__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "BoolFlag", "HelpFormatter", "add_bool_flag", "fail",
+__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "BoolFlag", "HelpFormatter", "add_bool_flag", "fail",
            "INT_LIMIT", "finite_float", "install_hint", "int_at_least", "one_line", "one_line_warnings", "positive_int"]
 
 #: Exit statuses of the scripts: done; done, but some inputs failed (each reported);
-#: usage error, unusable checkpoint or data, or a missing optional extra.
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+#: usage error, unusable checkpoint or data, or a missing optional extra;
+#: interrupted (Ctrl-C: 128 + SIGINT, as a shell reports it).
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 class BoolFlag(argparse.Action):

@@ -72,15 +72,19 @@ Metrics (generated faces are first quantised to 8 bits, as if saved as PNG):
   of that group (1 = as sharp as real faces, below 1 = blurrier; well above 1
   means high-frequency noise or artefacts, which the Laplacian counts too).
 
+The outputs are written together or not at all. Ctrl-C ends the run with one
+line; it leaves no output and no empty ``--out`` folder behind.
+
 Exit status: 0 evaluated; 1 evaluated, but some faces could not be read (each
 is reported, the report is still written); 2 usage error, unusable
-checkpoint or data, or a missing optional extra.
+checkpoint or data, or a missing optional extra; 130 interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import io
 import json
 import math
 import os
@@ -101,7 +105,7 @@ import files
 import pictures
 import run_folder
 from ages import GROUP_CENTRES, GROUP_NAMES as GROUPS, NUM_GROUPS
-from cli import EXIT_FAILED, EXIT_OK
+from cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from config import TrainConfig
 from data import build_datasets, evaluation_crop
 from metrics import (CHROMA, ELLIPSE_AXES, LUMA, PSNR_CAP, background_errors, calibrate_threshold,  # noqa: F401
@@ -189,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="evaluate.py", description=__doc__.split("\n\n")[0],
         epilog="Exit status: 0 evaluated, 1 some faces could not be read (reported), 2 usage, checkpoint or "
-               "data error or a missing extra.",
+               "data error or a missing extra, 130 interrupted.",
     )
     parser.add_argument("--checkpoint", required=True, metavar="CKPT",
                         help="training checkpoint (.pt) or exported generator (.safetensors)")
@@ -752,15 +756,18 @@ def examples_picture(ex: Dict[str, np.ndarray]) -> np.ndarray:
 
 
 def write_outputs(out_dir: str, bundle: Dict[str, Any]) -> None:
+    """Write ``results.json``, ``report.md`` and (with examples) ``examples.png`` and ``examples.npz``
+    into ``out_dir``, together or not at all (:func:`files.write_together`)."""
     r = bundle["results"]
-    files.write_text(os.path.join(out_dir, "results.json"),
-                     json.dumps(r, indent=2, allow_nan=False, default=_json_default) + "\n")
-    files.write_text(os.path.join(out_dir, "report.md"), render_report(r))
+    outputs = {"results.json": (json.dumps(r, indent=2, allow_nan=False, default=_json_default) + "\n").encode(),
+               "report.md": render_report(r).encode()}
     ex = bundle["examples"]
     if ex is not None:
-        pictures.save_png(examples_picture(ex), os.path.join(out_dir, "examples.png"))
-        with files.atomic_file(os.path.join(out_dir, "examples.npz")) as tmp:
-            np.savez_compressed(tmp, **ex)
+        outputs["examples.png"] = pictures.png_bytes(examples_picture(ex))
+        npz = io.BytesIO()
+        np.savez_compressed(npz, **ex)
+        outputs["examples.npz"] = npz.getvalue()
+    files.write_together({os.path.join(out_dir, name): data for name, data in outputs.items()})
 
 
 def _json_default(obj: Any) -> Any:
@@ -773,21 +780,39 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"cannot serialise {type(obj).__name__}")
 
 
+def _interrupted(out: str, created: bool) -> int:
+    """Report Ctrl-C before the outputs were written (none is: they are written together), removing
+    the ``--out`` folder this run created; returns :data:`cli.EXIT_INTERRUPTED`."""
+    removed = created and files.remove_if_empty(out)
+    print("evaluate.py: interrupted before the evaluation finished; no results written"
+          + (f" (the empty --out {out} removed)" if removed else ""), file=sys.stderr)
+    return EXIT_INTERRUPTED
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     cli.one_line_warnings()
     command = "python examples/morph_aging/evaluate.py " + " ".join(shlex.quote(a) for a in argv)
+    created = not os.path.lexists(args.out)
     try:
         bundle, code = evaluate(args, command)
     except EvalError as exc:
         return cli.fail("evaluate.py", exc)
+    except KeyboardInterrupt:
+        return _interrupted(args.out, created)
     bundle["results"] = run_folder.strict_json(bundle["results"])  # JSON has no NaN
+    written = False
     try:
-        write_outputs(args.out, bundle)
+        with files.interrupts_held():  # Ctrl-C while the outputs are written comes after them
+            write_outputs(args.out, bundle)
+            written = True
     except OSError as exc:
         return cli.fail("evaluate.py", exc if isinstance(exc, files.WriteError)
                         else f"cannot write the results to {args.out}: {exc}")
+    except KeyboardInterrupt:
+        if not written:
+            return _interrupted(args.out, created)
     r = bundle["results"]
     for msg in r["failures"]:
         print(msg, file=sys.stderr)

@@ -15,8 +15,9 @@
   attention masks (white = input kept) and the colour masks below, the rows
   labelled; :func:`aging_figure` draws them under the age-group columns
   (:data:`AGING_COLUMNS`) at a readable size.
-* :func:`save_png` writes a picture atomically, :func:`save_animation` an
-  animated GIF.
+* :func:`save_png` writes a picture atomically; :func:`png_bytes` and
+  :func:`gif_bytes` (an animation) give a file's content, for files written
+  together (:func:`files.write_together`).
 
 Examples
 --------
@@ -38,17 +39,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from io import BytesIO
 from typing import Any, List, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 
 from ages import GROUP_NAMES
-from files import atomic_file
+from files import write_bytes
 
 __all__ = ["AGING_COLUMNS", "GridLayout", "READABLE_TILE", "aging_figure", "aging_figure_layout", "aging_rows",
-           "dequantize", "from_uint8", "grid_layout", "quantize", "readable_scale", "render_grid", "save_animation",
-           "save_png", "to_uint8"]
+           "dequantize", "from_uint8", "gif_bytes", "grid_layout", "png_bytes", "quantize", "readable_scale",
+           "render_grid", "save_png", "to_uint8"]
 
 #: Column labels of the aging figures: the input, then the five age groups.
 AGING_COLUMNS: Tuple[str, ...] = ("input",) + GROUP_NAMES
@@ -281,28 +283,27 @@ def aging_figure_layout(size: int, *, masks: bool = True, pad: int = 2) -> GridL
                        row_labels=("output", "attention", "colour") if masks else (), pad=pad)
 
 
-def save_animation(frames: Sequence[np.ndarray], path: str, *, durations_ms: Union[int, Sequence[int]] = 80,
-                   loop: bool = True) -> None:
-    """Write (H, W, 3) uint8 frames of one size as an animated GIF, atomically.
+def gif_bytes(frames: Sequence[np.ndarray], *, durations_ms: Union[int, Sequence[int]] = 80,
+              loop: bool = True) -> bytes:
+    """The animated GIF file of (H, W, 3) uint8 frames of one size.
 
     All frames share one 256-colour palette made from all of them, without
     dithering, so that what does not change between frames does not
     flicker. ``durations_ms``: one duration for every frame or one per frame;
     ``loop``: play forever (else once).
 
-    >>> import os, tempfile
+    >>> from io import BytesIO
     >>> from PIL import Image
     >>> frames = [np.full((8, 8, 3), v, np.uint8) for v in (0, 128, 255)]
-    >>> path = os.path.join(tempfile.mkdtemp(), "fade.gif")
-    >>> save_animation(frames, path, durations_ms=[500, 80, 500])
-    >>> with Image.open(path) as im:
+    >>> gif = gif_bytes(frames, durations_ms=[500, 80, 500])
+    >>> with Image.open(BytesIO(gif)) as im:
     ...     im.n_frames, im.info["loop"], np.asarray(im.convert("RGB"))[0, 0].tolist()
     (3, 0, [0, 0, 0])
     """
     from PIL import Image
 
     if not frames:
-        raise ValueError("save_animation needs at least one frame")
+        raise ValueError("an animation needs at least one frame")
     shape = frames[0].shape
     if any(f.shape != shape for f in frames) or len(shape) != 3 or shape[2] != 3:
         raise ValueError(f"frames must be (H, W, 3) arrays of one size, got {sorted({f.shape for f in frames})}")
@@ -314,14 +315,21 @@ def save_animation(frames: Sequence[np.ndarray], path: str, *, durations_ms: Uni
     palette = sheet.quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
     images = [Image.fromarray(np.ascontiguousarray(f)).quantize(palette=palette, dither=Image.Dither.NONE)
               for f in frames]
-    with atomic_file(path) as tmp:
-        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=durations,
-                       optimize=True, disposal=1, **({"loop": 0} if loop else {}))
+    out = BytesIO()
+    images[0].save(out, format="GIF", save_all=True, append_images=images[1:], duration=durations,
+                   optimize=True, disposal=1, **({"loop": 0} if loop else {}))
+    return out.getvalue()
+
+
+def png_bytes(array: np.ndarray) -> bytes:
+    """The PNG file of an (H, W, 3) uint8 array."""
+    from PIL import Image
+
+    out = BytesIO()
+    Image.fromarray(array).save(out, format="PNG")
+    return out.getvalue()
 
 
 def save_png(array: np.ndarray, path: str) -> None:
     """Write an (H, W, 3) uint8 array as a PNG file, atomically."""
-    from PIL import Image
-
-    with atomic_file(path) as tmp:
-        Image.fromarray(array).save(tmp, format="PNG")
+    write_bytes(path, png_bytes(array))
