@@ -10,8 +10,11 @@ with the training config as metadata, so ``age.py --checkpoint
 generator.safetensors`` rebuilds the same network. Reading and writing it
 needs the ``export`` extra: ``pip install -e ".[export]"``.
 
-Exit status: 0 on success, 2 for a usage error, a missing extra or an
-unusable checkpoint.
+An existing ``--out`` is replaced, unless it is read-only: then it is left
+as it is and the export refused, as for a folder that cannot be written.
+
+Exit status: 0 on success, 2 for a usage error, a missing extra, an
+unusable checkpoint or an ``--out`` that cannot be written.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import List, Optional
 import acgan
 import cli
 from cli import EXIT_OK
-from files import atomic_file
+from files import atomic_file, check_replaceable
 
 PROG, SUFFIX = "export.py", ".safetensors"
 
@@ -53,6 +56,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return cli.fail(PROG, "exporting needs the 'export' extra (safetensors is missing): "
                               + cli.install_hint("export"))
     try:
+        check_replaceable(out)  # a read-only file stays as it is
         with atomic_file(out) as tmp:
             acgan.export_safetensors(ckpt, tmp)
     except acgan.CheckpointError as exc:
