@@ -82,6 +82,7 @@ def build_datasets(cfg: TrainConfig, *, data: Optional[str] = None,
 
     kind = cfg.data_kind if os.path.abspath(data) == os.path.abspath(cfg.data) else "auto"
     parts["all"] = face_datasets.scan_dataset(data, kind=kind, strict=not cfg.skip_bad_files)
+    face_datasets.age_groups(parts["all"], clip_young=cfg.clip_young)  # unusable ages counted over every image
     if split:
         if len(parts["all"]) < 2:
             raise face_datasets.DatasetError(

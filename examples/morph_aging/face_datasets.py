@@ -63,6 +63,8 @@ __all__ = [
     "DatasetWarning",
     "FaceImageDataset",
     "FaceRecord",
+    "SkippedFilesWarning",
+    "age_groups",
     "load_image",
     "parse_cacd",
     "parse_csv",
@@ -95,6 +97,15 @@ class DatasetError(ValueError):
 
 class DatasetWarning(UserWarning):
     """Something in a dataset was skipped or is weaker than it looks."""
+
+
+class SkippedFilesWarning(DatasetWarning):
+    """Files (or CSV rows) of a dataset skipped as unusable: ``summary`` says how many and where,
+    ``skipped`` lists every one (``str()`` names the first few)."""
+
+    def __init__(self, summary: str, skipped: Sequence[str]) -> None:
+        self.summary, self.skipped = summary, list(skipped)
+        super().__init__(f"{summary}: {_listing(self.skipped, ', ')}")
 
 
 @dataclass(frozen=True)
@@ -285,17 +296,23 @@ def parse_csv(csv_path: Union[str, os.PathLike], *, strict: bool = True) -> List
 # --------------------------------------------------------------------------
 
 
+def _listing(items: Sequence[str], sep: str) -> str:
+    """The first :data:`_MAX_LISTED` of ``items`` joined by ``sep``, then how many more there are."""
+    more = f"{sep}... and {len(items) - _MAX_LISTED} more" if len(items) > _MAX_LISTED else ""
+    return sep.join(items[:_MAX_LISTED]) + more
+
+
 def _handle_bad(bad: Sequence[str], strict: bool, where: str, what: str) -> None:
     if not bad:
         return
     if strict:
-        listed = "\n  ".join(bad[:_MAX_LISTED])
-        more = f"\n  ... and {len(bad) - _MAX_LISTED} more" if len(bad) > _MAX_LISTED else ""
+        sep = "\n  "
         raise DatasetError(
             f"{len(bad)} {what} in {where} could not be used (pass strict=False, on the command line "
-            f"--skip-bad-files, to skip them):\n  {listed}{more}"
+            f"--skip-bad-files, to skip them):{sep}{_listing(bad, sep)}"
         )
-    warnings.warn(f"skipped {len(bad)} {what} in {where} that could not be used", DatasetWarning, stacklevel=3)
+    warnings.warn(SkippedFilesWarning(f"skipped {len(bad)} {what} in {where} that could not be used", bad),
+                  stacklevel=3)
 
 
 def _list_images(root: Path) -> List[Path]:
@@ -336,19 +353,19 @@ def _is_regular_file(path: Any) -> bool:
         return False
 
 
-def _folder_csv(root: Path) -> Optional[Path]:
-    """The only top-level CSV of ``root`` with ``path`` and ``age`` columns."""
-    hits = []
+def _folder_csvs(root: Path) -> Tuple[List[Path], List[Path]]:
+    """The top-level CSVs of ``root``: those with ``path`` and ``age`` columns (one of them is the
+    dataset's list), and the others."""
+    hits, others = [], []
     for f in sorted(root.iterdir()):
         if f.is_file() and f.suffix.lower() == ".csv" and not f.name.startswith("."):
             try:
                 with open(f, newline="", encoding="utf-8-sig") as fh:
                     header = [h.strip().lower() for h in next(csv.reader(fh), [])]
             except (OSError, UnicodeDecodeError, csv.Error):
-                continue
-            if "path" in header and "age" in header:
-                hits.append(f)
-    return hits[0] if len(hits) == 1 else None
+                header = []
+            (hits if "path" in header and "age" in header else others).append(f)
+    return hits, others
 
 
 def scan_dataset(
@@ -402,13 +419,21 @@ def scan_dataset(
         return sorted(parse_csv(root_p, strict=strict), key=lambda r: str(r.path))
 
     if kind in ("auto", "csv"):
-        csv_file = _folder_csv(root_p)
-        if csv_file is not None:
-            return sorted(parse_csv(csv_file, strict=strict), key=lambda r: str(r.path))
+        csv_files, others = _folder_csvs(root_p)
+        if len(csv_files) == 1:
+            return sorted(parse_csv(csv_files[0], strict=strict), key=lambda r: str(r.path))
         if kind == "csv":
+            if csv_files:
+                found = (f"found {len(csv_files)} in {str(root_p)!r} ({_listing([f.name for f in csv_files], ', ')}): "
+                         "name the one to read as the root (on the command line --data FOLDER/NAME.csv)")
+            elif others:
+                found = (f"found none in {str(root_p)!r}: its {len(others)} CSV file(s) "
+                         f"({_listing([f.name for f in others], ', ')}) lack a path or an age column")
+            else:
+                found = f"found none in {str(root_p)!r}"
             raise DatasetError(
                 f"kind 'csv' needs a CSV file or a folder with exactly one top-level CSV "
-                f"having path and age columns; found none in {str(root_p)!r}"
+                f"having path and age columns; {found}"
             )
 
     files = _list_images(root_p)
@@ -678,6 +703,37 @@ def _check_size(image_size: Any) -> int:
 # --------------------------------------------------------------------------
 
 
+def age_groups(records: Sequence[FaceRecord], *, clip_young: bool = False) -> np.ndarray:
+    """The age group of each record, int64 (:func:`ages.age_to_group`).
+
+    Raises :class:`DatasetError` when some ages have no group (below 10
+    without ``clip_young``), counting them among ``records`` and naming the
+    first; checking a whole dataset before it is split counts them all.
+
+    >>> records = [FaceRecord(Path(f"{a}_0_0_1.jpg"), a, None) for a in (4, 30, 7)]
+    >>> age_groups(records, clip_young=True).tolist()
+    [0, 1, 0]
+    >>> age_groups(records)
+    Traceback (most recent call last):
+    ...
+    face_datasets.DatasetError: 2 of 3 images have unusable ages, e.g. '4_0_0_1.jpg' with age 4: ages must be >= 10 ...
+    """
+    ages = np.array([float(r.age) for r in records], dtype=np.float64)
+    try:
+        return age_to_group(ages, clip_young=clip_young)
+    except ValueError:
+        low = 0 if clip_young else MIN_AGE
+        bad = [r for r in records if not (math.isfinite(float(r.age)) and float(r.age) >= low)]
+        first = bad[0] if bad else records[0]
+        try:  # the reason for the first one alone, without its position among the records
+            age_to_group(np.float64(first.age), clip_young=clip_young)
+            reason = "no age group"
+        except ValueError as exc:
+            reason = str(exc)
+        raise DatasetError(f"{len(bad)} of {len(records)} images have unusable ages, e.g. {str(first.path)!r} with "
+                           f"age {first.age!r}: {reason}") from None
+
+
 class FaceImageDataset(Dataset):
     """Face images with age groups, in the layout of ``SyntheticFaces``.
 
@@ -734,17 +790,7 @@ class FaceImageDataset(Dataset):
             if not isinstance(crop, Crop):
                 raise TypeError(f"crop must be a face_align.Crop or None, got {type(crop).__name__}")
         self.crop = crop
-        ages = np.array([float(r.age) for r in records], dtype=np.float64)
-        try:
-            groups = age_to_group(ages, clip_young=clip_young)
-        except ValueError as exc:
-            low = 0 if clip_young else MIN_AGE
-            bad = [r for r in records if not (math.isfinite(float(r.age)) and float(r.age) >= low)]
-            first = bad[0] if bad else records[0]
-            raise DatasetError(
-                f"{len(bad)} record(s) have unusable ages, e.g. {str(first.path)!r} with age {first.age!r}: {exc}"
-            ) from None
-        self._labels = groups
+        self._labels = age_groups(records, clip_young=clip_young)
         names = sorted({r.subject for r in records if r.subject is not None})
         index = {s: k for k, s in enumerate(names)}
         self._subjects = np.array([-1 if r.subject is None else index[r.subject] for r in records], dtype=np.int64)

@@ -13,6 +13,10 @@ A run folder holds one run. :func:`open_run` is how ``train.py`` takes one:
   ``metrics.jsonl`` or ``checkpoints/last.pt``) unless the run is resumed
   (``--resume``) or explicitly started afresh (``--overwrite``, which
   removes the files a run writes -- :func:`run_files` -- and nothing else);
+* it refuses, whatever the flags and before writing anything there, a
+  folder where one of those files is not a run's (another program's
+  ``config.json``, say, beside its ``pytorch_model.bin``): the message names
+  what is there (:func:`foreign_files`);
 * it removes the temporary files a killed run left behind.
 
 :class:`MetricsLog` writes ``metrics.jsonl`` as strict JSON, one object per
@@ -47,6 +51,7 @@ import errno
 import json
 import math
 import os
+import zipfile
 from contextlib import contextmanager
 from typing import Any, Dict, Iterator, List, Optional
 
@@ -57,17 +62,22 @@ try:  # POSIX; elsewhere runs are not locked
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["CHECKPOINT", "CONFIG", "LOCK", "LOG", "METRICS", "SAMPLES", "MetricsLog", "RunFolderError", "RunLock",
-           "holds_run", "open_run", "remove_run", "run_files", "strict_json", "truncate_metrics"]
+__all__ = ["CHECKPOINT", "CONFIG", "LOCK", "LOG", "METRICS", "SAMPLES", "SKIPPED", "MetricsLog", "RunFolderError",
+           "RunLock", "foreign_files", "holds_run", "open_run", "remove_run", "run_files", "strict_json",
+           "truncate_metrics"]
 
 #: Files of a run, relative to its folder.
 CONFIG, METRICS, LOG, LOCK = "config.json", "metrics.jsonl", "train.log", ".lock"
 CHECKPOINT = os.path.join("checkpoints", "last.pt")
 SAMPLES = "samples"
+#: The list of the dataset files ``--skip-bad-files`` passed over.
+SKIPPED = "skipped_files.txt"
 #: Files whose presence means the folder holds a run.
 _RUN_MARKERS = (CONFIG, METRICS, CHECKPOINT)
 #: Files the run writes whole; each must be a file (or absent), never a folder.
-_WRITTEN = (CONFIG, METRICS, LOG, CHECKPOINT, os.path.join(SAMPLES, "latest.png"))
+_WRITTEN = (CONFIG, METRICS, LOG, SKIPPED, CHECKPOINT, os.path.join(SAMPLES, "latest.png"))
+#: Other entries of a foreign folder named in its refusal (then their count).
+_NAMED = 5
 
 
 class RunFolderError(ValueError):
@@ -84,11 +94,69 @@ def holds_run(out: str) -> List[str]:
     return [name for name in _RUN_MARKERS if os.path.lexists(os.path.join(out, name))]
 
 
+def _not_a_run_file(out: str, name: str) -> Optional[str]:
+    """Why the file ``name`` of ``out`` is not one a run wrote, or None when it is (or is absent).
+
+    A run's ``config.json`` is a JSON object with ``image_size`` and
+    ``resolved``; its ``metrics.jsonl`` starts with an object with a
+    ``step`` (or is empty: a run killed before its first log line); its
+    ``checkpoints/last.pt`` is a torch archive of this example's format.
+    """
+    path = os.path.join(out, name)
+    if not os.path.isfile(path):
+        return None  # absent, or a folder: check_output names that
+    try:
+        if name == CHECKPOINT:
+            from acgan import CHECKPOINT_FORMAT
+
+            with zipfile.ZipFile(path) as archive:
+                pickles = [n for n in archive.namelist() if n.endswith("/data.pkl")]
+                ours = len(pickles) == 1 and CHECKPOINT_FORMAT.encode() in archive.read(pickles[0])
+            return None if ours else "not a checkpoint of train.py"
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read() if name == CONFIG else fh.readline()
+        if name == METRICS and not text.strip():
+            return None
+        record = json.loads(text)
+    except (OSError, ValueError, zipfile.BadZipFile):
+        return "not a file train.py writes"
+    if not isinstance(record, dict):
+        return f"not a JSON object but a {type(record).__name__}"
+    if name == METRICS:
+        return None if "step" in record else "a log without train.py's steps"
+    if "image_size" in record and isinstance(record.get("resolved"), dict):
+        return None
+    keys = ", ".join(list(record)[:3]) + (", ..." if len(record) > 3 else "")
+    return f"not a train.py config: its keys are {keys}" if record else "an empty JSON object"
+
+
+def foreign_files(out: str) -> List[str]:
+    """The files of ``out`` where a run writes its own that hold something else, each with why
+    (``config.json (not a train.py config: its keys are model_type)``); empty when there are none."""
+    return [f"{name} ({why})" for name in _RUN_MARKERS for why in [_not_a_run_file(out, name)] if why]
+
+
+def _refuse_foreign(out: str) -> None:
+    """Raise :class:`RunFolderError` naming what ``out`` holds when one of its run files is not a run's."""
+    foreign = foreign_files(out)
+    if not foreign:
+        return
+    markers = {name.split(os.sep)[0] for name in _RUN_MARKERS}
+    others = sorted(n for n in os.listdir(out) if n not in markers and n != LOCK)
+    beside = ""
+    if others:
+        more = f" and {len(others) - _NAMED} more" if len(others) > _NAMED else ""
+        beside = f"; beside them: {', '.join(others[:_NAMED])}{more}"
+    raise RunFolderError(f"--out {out} holds files of something other than a train.py run: {'; '.join(foreign)}"
+                         f"{beside}. It is refused whatever the flags (--resume cannot continue it, --overwrite "
+                         "would replace them): choose another --out")
+
+
 def run_files(out: str) -> List[str]:
     """Every file a run wrote into ``out`` (paths), as ``--overwrite`` removes them: the config,
-    metrics, log, checkpoint, sample grids (``samples/step_*.png``, ``samples/latest.png``) and
-    leftover temporaries; nothing else the folder holds."""
-    found = [os.path.join(out, name) for name in (CONFIG, METRICS, LOG, CHECKPOINT)]
+    metrics, log, list of skipped dataset files, checkpoint, sample grids (``samples/step_*.png``,
+    ``samples/latest.png``) and leftover temporaries; nothing else the folder holds."""
+    found = [os.path.join(out, name) for name in (CONFIG, METRICS, LOG, SKIPPED, CHECKPOINT)]
     samples = os.path.join(out, SAMPLES)
     if os.path.isdir(samples):
         found += [os.path.join(samples, n) for n in sorted(os.listdir(samples))
@@ -190,9 +258,9 @@ def _read_pid(fd: int) -> Optional[int]:
 
 
 def check_output(out: str) -> None:
-    """Refuse, before any work, an ``--out`` that is a file, cannot be written, or has a folder
-    where the run writes a file (``checkpoints/last.pt/``)."""
-    if os.path.lexists(out) and not os.path.isdir(out):
+    """Refuse, before any work, an ``--out`` that is a file (or a link to nothing), cannot be written,
+    or has a folder where the run writes a file (``checkpoints/last.pt/``)."""
+    if os.path.lexists(out) and not os.path.isdir(out) and files.broken_link(out) is None:
         raise RunFolderError(f"--out {out} is a file, not a folder")
     for sub in ("", "checkpoints", SAMPLES):
         folder = os.path.join(out, sub) if sub else out
@@ -208,12 +276,14 @@ def check_output(out: str) -> None:
 def open_run(out: str, *, resume: bool, overwrite: bool) -> Iterator[RunLock]:
     """Take the run folder ``out`` for a run, holding its lock until the block ends.
 
-    Checks the folder (:func:`check_output`), locks it (:class:`RunLock`),
+    Refuses a folder where something other than a run is (:func:`foreign_files`),
+    checks the folder (:func:`check_output`), locks it (:class:`RunLock`),
     refuses a folder that holds a run unless ``resume`` or ``overwrite``,
     removes the previous run's files with ``overwrite`` (:func:`remove_run`)
     and the temporaries a killed run left. Raises :class:`RunFolderError` or
     :class:`files.WriteError`, one line each.
     """
+    _refuse_foreign(out)  # before anything is written there
     check_output(out)
     with RunLock(out) as lock:
         held = holds_run(out)

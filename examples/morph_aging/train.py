@@ -45,6 +45,7 @@ import signal
 import sys
 import time
 import traceback
+import warnings
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -268,6 +269,9 @@ class RunGuard:
                 ckpt = "no checkpoint saved (the weights are not finite)" + self.previous_checkpoint()
             except Exception as again:  # noqa: BLE001 - the report must still come out
                 ckpt = f"no checkpoint saved ({cli.one_line(again, 200)})" + self.previous_checkpoint()
+        elif step is not None and step == self.saved_step and self.previous_checkpoint():
+            # the write that failed came after this step's checkpoint (a sample picture)
+            ckpt = f"the checkpoint of step {step} was saved before it ({self.ckpt_path}); --resume continues from it"
         else:
             ckpt = "no checkpoint saved" + self.previous_checkpoint()
         details = f"; traceback in {log}" if log else ""
@@ -299,6 +303,56 @@ def _report_unreadable(source: BatchSource, reported: int, bar: Any) -> int:
         else:
             print(text, file=sys.stderr)
     return len(source.unreadable)
+
+
+def build_training_sets(cfg: TrainConfig, out: str, is_main: bool) -> Tuple[Any, Any]:
+    """The training and test sets of ``cfg`` (:func:`data.build_datasets`).
+
+    The dataset files that ``--skip-bad-files`` passes over are listed,
+    every one, in ``OUT/skipped_files.txt`` (:data:`run_folder.SKIPPED`),
+    which the warning names; a list left by an earlier run of the folder
+    that skipped nothing is removed.
+    """
+    if cfg.data == "synthetic":
+        return build_datasets(cfg)
+    from face_datasets import SkippedFilesWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SkippedFilesWarning)
+        sets = build_datasets(cfg)
+    path = os.path.join(out, run_folder.SKIPPED)
+    skipped = [w.message for w in caught if isinstance(w.message, SkippedFilesWarning)]
+    for w in caught:
+        if not isinstance(w.message, SkippedFilesWarning):
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)  # as they were
+    if is_main and skipped:
+        files.write_text(path, "".join(f"{name}\n" for w in skipped for name in w.skipped))
+        for w in skipped:
+            print(cli.one_line(f"warning: {w.summary}, listed in {path}: {', '.join(w.skipped)}"), file=sys.stderr)
+    elif is_main and os.path.isfile(path):
+        os.unlink(path)
+    return sets
+
+
+def lazy_penalty_warning(gp_every: int, total_steps: int) -> Optional[str]:
+    """The warning for a ``--gp-every`` that spans the whole run, None for one that does not.
+
+    The lazy penalty is computed at the iterations whose index is a multiple
+    of ``gp_every``, with ``gp_every`` times its weight; when no multiple
+    but 0 falls in the run, only its first iteration is penalised.
+
+    >>> lazy_penalty_warning(4, 12) is None
+    True
+    >>> print(lazy_penalty_warning(2147483647, 12))
+    warning: --gp-every 2147483647 spans the whole run (12 iterations): the gradient penalty is computed at
+    iteration 1 only, with 2147483647 times its weight, and never again; a --gp-every well below 12 spreads it over
+    the run (1, the paper's, computes it at every iteration)
+    """
+    if gp_every == 1 or gp_every < total_steps:
+        return None
+    return (f"warning: --gp-every {gp_every} spans the whole run ({total_steps} iterations): the gradient penalty is "
+            f"computed at iteration 1 only, with {gp_every} times its weight, and never again; a --gp-every well "
+            f"below {total_steps} spreads it over the run (1, the paper's, computes it at every iteration)")
 
 
 # --------------------------------------------------------------------------- #
@@ -435,7 +489,7 @@ def train(cfg: TrainConfig, guard: Optional[RunGuard] = None, *, argv: Optional[
                 print(f"resuming at step {start_step}: dropped {dropped} line(s) of metrics.jsonl logged after "
                       "that checkpoint", file=sys.stderr)
 
-    train_set, test_set = build_datasets(cfg)
+    train_set, test_set = build_training_sets(cfg, out, is_main)
     group_sizes = group_counts(train_set)
     if is_main:
         print("training images per age group: " + ", ".join(f"{name} {n}" for name, n in zip(GROUP_NAMES, group_sizes)),
@@ -459,6 +513,9 @@ def train(cfg: TrainConfig, guard: Optional[RunGuard] = None, *, argv: Optional[
         print(startup_summary(cfg, device=device, precision=precision, world=world, start_step=start_step,
                               total_steps=total_steps, steps_per_epoch=source.steps_per_epoch,
                               total_elapsed_s=prior_s), file=sys.stderr, flush=True)
+        gp_warning = lazy_penalty_warning(cfg.gp_every, total_steps)
+        if gp_warning:
+            print(gp_warning, file=sys.stderr)
 
     g_train, d_train = g, d
     if world > 1:
@@ -599,7 +656,9 @@ def train(cfg: TrainConfig, guard: Optional[RunGuard] = None, *, argv: Optional[
             where = f"checkpoint {ckpt_path}"
         else:  # diverged: the last checkpoint is an earlier one
             where = f"last checkpoint {ckpt_path} (step {guard.saved_step})"
-        print(f"{status} at step {step}/{total_steps}: samples in {os.path.join(out, 'samples')}, {where}"
+        samples = os.path.join(out, run_folder.SAMPLES)
+        shown = f"samples in {samples}" if os.path.isfile(os.path.join(samples, "latest.png")) else "no samples written"
+        print(f"{status} at step {step}/{total_steps}: {shown}, {where}"
               + (f"; {len(source.unreadable)} unreadable image(s) skipped (listed above)" if source.unreadable else ""),
               file=sys.stderr)
         if status == TIME_BUDGET and step < total_steps:

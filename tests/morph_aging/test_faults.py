@@ -5,7 +5,9 @@ images on both data paths, unexpected errors), output-side errors (a file or
 folder in the way, a full disk), weights verified at load (NaN, flipped
 bytes, old checkpoints), boundary validation (flags, checkpoint configs,
 ablation.py), datasets (FIFOs, empty age groups, command-line hints), logs
-(strict JSON, resume truncation, divergence) and age.py's output names.
+(strict JSON, resume truncation, divergence), age.py's output names, Ctrl-C
+(what was finished is said, nothing is left half-written), folders that
+hold another program's files, and messages that name the real cause.
 """
 
 from __future__ import annotations
@@ -603,11 +605,17 @@ def test_resume_drops_the_lines_logged_after_its_checkpoint(trained, tmp_path, c
         _strict(line)
 
 
-def test_divergence_names_no_checkpoint_that_was_never_written(tmp_path, capsys, nan_critic):
-    out = tmp_path / "run"
+def _diverged_at_once(out, capsys) -> str:
+    """The closing line of a run whose critic gives NaN from the start (use with ``nan_critic``)."""
     assert run_main(out, "--max-steps", "20", "--max-nonfinite", "2") == train.EXIT_DIVERGED
     final = [line for line in capsys.readouterr().err.splitlines() if line.startswith("diverged at step")]
-    assert len(final) == 1 and "no checkpoint was written" in final[0] and "last.pt" not in final[0]
+    assert len(final) == 1
+    return final[0]
+
+
+def test_divergence_names_no_checkpoint_that_was_never_written(tmp_path, capsys, nan_critic):
+    final = _diverged_at_once(tmp_path / "run", capsys)
+    assert "no checkpoint was written" in final and "last.pt" not in final
 
 
 # --------------------------------------------------------------------------- #
@@ -643,3 +651,228 @@ def test_outputs_never_overwrite_a_photo_in_the_output_folder(trained, tmp_path,
     assert code == 0, capsys.readouterr().err
     assert all((folder / n).read_bytes() == data for n, data in before.items())
     assert len(os.listdir(folder)) == 3 + 3 * len(age.output_names("x"))
+
+
+# --------------------------------------------------------------------------- #
+# 9. Ctrl-C: what was finished is said, nothing is left half-written
+# --------------------------------------------------------------------------- #
+
+
+def _interruptible(main, argv):
+    """Run a script's main(); a KeyboardInterrupt escaping it (a traceback for the user) fails the test
+    instead of stopping pytest."""
+    try:
+        return main([str(a) for a in argv])
+    except KeyboardInterrupt:
+        pytest.fail("KeyboardInterrupt escaped main()")
+
+
+def _photos(folder, n):
+    folder.mkdir()
+    for i in range(n):
+        Image.fromarray(np.full((64, 64, 3), 40 * i, np.uint8)).save(folder / f"p{i}.png")
+    return folder
+
+
+def test_ctrl_c_while_aging_keeps_whole_photos_and_says_how_far(trained, tmp_path, capsys, monkeypatch):
+    photos, out = _photos(tmp_path / "photos", 5), tmp_path / "aged"
+    real, calls = acgan.age_gradually, []
+
+    def animate(*a, **k):  # the animation, a photo's last file, of the third photo
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(acgan, "age_gradually", animate)
+    code = _interruptible(age.main, [photos, "--checkpoint", trained / "checkpoints" / "last.pt", "--out", out])
+    err = capsys.readouterr().err
+    assert code == 130 and "Traceback" not in err
+    per_photo = len(age.output_names("x"))
+    written = sorted(os.listdir(out))
+    assert len(written) == 2 * per_photo and {n.split("_")[0] for n in written} == {"p0", "p1"}  # p2: nothing
+    line = [line for line in err.splitlines() if "interrupted" in line]
+    assert len(line) == 1 and f"aged 2 of 5 photo(s) into {out} ({2 * per_photo} files)" in line[0]
+    assert f"the other 3, from {photos / 'p2.png'} on, were not aged" in line[0]
+
+
+def test_ctrl_c_before_any_photo_is_aged_leaves_no_folder(trained, tmp_path, capsys, monkeypatch):
+    def interrupt(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(acgan, "age_all_groups", interrupt)
+    out = tmp_path / "aged"
+    code = _interruptible(age.main, [_photo(tmp_path), "--checkpoint", trained / "checkpoints" / "last.pt",
+                                     "--out", out])
+    assert code == 130 and not out.exists()
+    assert "age.py: interrupted before any photo was aged; nothing written" in capsys.readouterr().err
+
+
+def test_ctrl_c_during_an_evaluation_leaves_no_empty_folder(trained, tmp_path, capsys, monkeypatch):
+    def interrupt(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(evaluate, "load_data", interrupt)
+    out = tmp_path / "eval"
+    code = _interruptible(evaluate.main, ["--checkpoint", trained / "checkpoints" / "last.pt", "--out", out,
+                                          "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 130 and not out.exists() and "Traceback" not in err
+    assert "evaluate.py: interrupted before the evaluation finished; no results written" in err
+
+
+def test_ctrl_c_while_files_are_renamed_into_place_waits_for_the_last(tmp_path, monkeypatch):
+    targets = {tmp_path / f"{name}.png": name.encode() for name in ("strip", "young", "old")}
+    renames, real = [], os.replace
+
+    def replace(src, dst):
+        renames.append(dst)
+        if len(renames) == 1:  # Ctrl-C as the first file is renamed
+            signal.raise_signal(signal.SIGINT)
+        return real(src, dst)
+
+    monkeypatch.setattr(files.os, "replace", replace)
+    with pytest.raises(KeyboardInterrupt):
+        files.write_together(targets)
+    assert len(renames) == 3 and sorted(os.listdir(tmp_path)) == ["old.png", "strip.png", "young.png"]
+    monkeypatch.undo()
+
+    syncs, real_fsync = [], os.fsync
+
+    def fsync(fd):
+        syncs.append(fd)
+        if len(syncs) == 2:  # Ctrl-C while the second file is written: none of them changes
+            signal.raise_signal(signal.SIGINT)
+        return real_fsync(fd)
+
+    monkeypatch.setattr(files.os, "fsync", fsync)
+    with pytest.raises(KeyboardInterrupt):
+        files.write_together({path: b"new" for path in targets})
+    assert {path.read_bytes() for path in targets} == {b"strip", b"young", b"old"}
+    assert sorted(os.listdir(tmp_path)) == ["old.png", "strip.png", "young.png"]  # no temporary left
+
+
+# --------------------------------------------------------------------------- #
+# 10. A folder that holds something else is never taken for a run
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.parametrize("flag", [[], ["--overwrite"], ["--resume"]], ids=["no-flag", "overwrite", "resume"])
+def test_a_folder_of_another_programs_files_is_refused_whatever_the_flag(flag, tmp_path, capsys):
+    out = _mkdir(tmp_path / "bert")
+    (out / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    (out / "pytorch_model.bin").write_bytes(b"weights")
+    assert run_main(out, "--max-steps", "1", *flag) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "config.json (not a train.py config: its keys are model_type)" in line and "pytorch_model.bin" in line
+    assert "whatever the flags" in line and "choose another --out" in line
+    assert json.loads((out / "config.json").read_text()) == {"model_type": "bert"}
+    assert sorted(os.listdir(out)) == ["config.json", "pytorch_model.bin"]  # nothing of ours left there
+
+
+def test_a_checkpoint_of_another_program_is_not_taken_for_a_run(tmp_path, capsys):
+    out = _mkdir(tmp_path / "other")
+    _mkdir(out / "checkpoints")
+    torch.save({"state_dict": {"w": torch.zeros(2)}, "epoch": 3}, out / "checkpoints" / "last.pt")
+    assert run_main(out, "--max-steps", "1", "--overwrite") == 2
+    assert "checkpoints/last.pt (not a checkpoint of train.py)" in one_error_line(capsys.readouterr().err)
+    assert torch.load(out / "checkpoints" / "last.pt")["epoch"] == 3
+
+
+# --------------------------------------------------------------------------- #
+# 11. Settings that quietly do something else, and messages naming the cause
+# --------------------------------------------------------------------------- #
+
+
+def test_a_lazy_penalty_spanning_the_whole_run_is_warned_about(tmp_path, capsys):
+    assert run_main(tmp_path / "run", "--max-steps", "2", "--gp-every", "2147483647") == 0
+    warning = [line for line in capsys.readouterr().err.splitlines() if "--gp-every" in line]
+    assert len(warning) == 1 and warning[0].startswith("warning: --gp-every 2147483647 spans the whole run (2 ")
+    assert "iteration 1 only, with 2147483647 times its weight" in warning[0]
+
+
+def test_an_out_that_links_to_nothing_is_named_as_such(trained, tmp_path, capsys):
+    out = tmp_path / "link"
+    out.symlink_to(tmp_path / "gone")
+    assert run_main(out, "--max-steps", "1") == 2
+    assert f"is a link to {tmp_path / 'gone'}, which does not exist" in one_error_line(capsys.readouterr().err)
+    code, err = _run_script(age.main, [_photo(tmp_path), "--checkpoint", trained / "checkpoints" / "last.pt",
+                                       "--out", out], capsys)
+    assert code == 2 and f"is a link to {tmp_path / 'gone'}, which does not exist" in one_error_line(err)
+    assert not (tmp_path / "gone").exists()
+
+
+def test_a_run_that_wrote_no_sample_does_not_point_at_the_samples(tmp_path, capsys, nan_critic):
+    final = _diverged_at_once(tmp_path / "run", capsys)
+    assert "no samples written" in final and "samples in" not in final
+
+
+def test_a_full_disk_at_the_sample_picture_says_the_checkpoint_was_saved(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "run"
+    real = train.pictures.save_png
+
+    def save_png(array, path):
+        if path.endswith("step_000002.png"):
+            raise files.WriteError(path, "no space left on device", errno.ENOSPC)
+        return real(array, path)
+
+    monkeypatch.setattr(train.pictures, "save_png", save_png)
+    assert run_main(out, "--max-steps", "4", "--checkpoint-every", "2", "--sample-every", "2") == train.EXIT_ERROR
+    line = one_error_line(capsys.readouterr().err)
+    assert f"cannot write {out / 'samples' / 'step_000002.png'}: no space left on device" in line
+    assert "the checkpoint of step 2 was saved before it" in line and "no checkpoint saved" not in line
+    assert last(out)["step"] == 2
+
+
+def test_a_folder_of_several_csv_lists_names_them(tmp_path, capsys):
+    data = _fgnet(tmp_path / "fgnet", subjects=2)
+    for k in range(24):
+        (data / f"list{k:02d}.csv").write_text("path,age\n001A12.JPG,12\n")
+    assert run_main(tmp_path / "run", "--data", str(data), "--data-kind", "csv", "--max-steps", "1") == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "found 24 in" in line and "list00.csv" in line and "found none" not in line
+
+
+def _utkface(folder, ages):
+    rng = np.random.default_rng(2)
+    folder.mkdir()
+    for i, a in enumerate(ages):
+        Image.fromarray(rng.integers(0, 255, (30, 30, 3), dtype=np.uint8)).save(folder / f"{a}_0_1_2017{i:05d}.jpg")
+    return folder
+
+
+def test_children_are_counted_over_the_whole_dataset_without_internal_positions(tmp_path, capsys):
+    ages = [4, 15, 25, 35, 45, 60] * 10
+    data = _utkface(tmp_path / "utk", ages)
+    assert run_main(tmp_path / "run", "--data", str(data), "--max-steps", "1", "--test-fraction", "0.5") == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "10 of 60 images have unusable ages" in line and "--clip-young" in line
+    assert "at position" not in line and "ages in all" not in line  # no index into one split's records
+
+
+def test_skip_bad_files_lists_the_files_it_skipped_beside_the_run(tmp_path, capsys):
+    data = _fgnet(tmp_path / "fgnet")
+    for name in ("holiday.jpg", "scan.png"):
+        (data / name).write_bytes((data / "001A12.JPG").read_bytes())  # names no convention parses
+    out = tmp_path / "run"
+    flags = ["--data", str(data), "--max-steps", "1", "--test-fraction", "0.2"]
+    assert run_main(out, *flags, "--skip-bad-files") == 0
+    warning = [line for line in capsys.readouterr().err.splitlines() if "skipped 2 images" in line]
+    assert len(warning) == 1 and f"listed in {out / 'skipped_files.txt'}" in warning[0]
+    assert "holiday.jpg" in warning[0] and "scan.png" in warning[0]
+    assert (out / "skipped_files.txt").read_text().splitlines() == [str(data / "holiday.jpg"), str(data / "scan.png")]
+    for name in ("holiday.jpg", "scan.png"):
+        (data / name).unlink()
+    assert run_main(out, *flags, "--overwrite") == 0
+    assert not (out / "skipped_files.txt").exists()
+
+
+def test_export_refuses_to_replace_a_read_only_file(ckpt, tmp_path, capsys):
+    pytest.importorskip("safetensors")
+    out = tmp_path / "g.safetensors"
+    out.write_bytes(b"somebody's generator")
+    out.chmod(0o444)
+    code, err = _run_script(export.main, ["--checkpoint", ckpt, "--out", out], capsys)
+    assert code == 2 and f"cannot write {out}: the file is read-only (mode 0444)" in one_error_line(err)
+    assert out.read_bytes() == b"somebody's generator" and (out.stat().st_mode & 0o777) == 0o444
+    assert sorted(os.listdir(tmp_path)) == ["g.safetensors", "last.pt"]  # no temporary left
