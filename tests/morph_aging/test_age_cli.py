@@ -19,29 +19,10 @@ import face_align
 import face_datasets
 import pictures
 from ages import NUM_GROUPS
+from extras import importable, needs_export, needs_face, write_synthetic_face
 
 TILE = 64  # the test checkpoint's image size
 EXAMPLE = Path(age.__file__).resolve().parent
-
-
-def _has_face_extra() -> bool:
-    try:
-        face_align.load_models()
-    except face_align.FaceExtraMissing:
-        return False
-    return True
-
-
-def _has_safetensors() -> bool:
-    try:
-        import safetensors.torch  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-needs_face = pytest.mark.skipif(not _has_face_extra(), reason="needs the face extra")
-needs_export = pytest.mark.skipif(not _has_safetensors(), reason="needs the export extra (safetensors)")
 
 
 # --------------------------------------------------------------------------- #
@@ -342,7 +323,7 @@ def _bad_checkpoints(tmp_path: Path, checkpoint: str) -> dict:
 @pytest.mark.parametrize("kind", ["missing", "not-a-checkpoint", "foreign", "mismatched", "folder",
                                   "garbage-safetensors"])
 def test_bad_checkpoint_exits_2_with_one_line(kind, checkpoint, photos, tmp_path, capsys):
-    if kind == "garbage-safetensors" and not _has_safetensors():
+    if kind == "garbage-safetensors" and not importable("safetensors.torch"):
         pytest.skip("needs the export extra (safetensors)")
     bad = _bad_checkpoints(tmp_path, checkpoint)[kind]
     out = tmp_path / "out"
@@ -483,13 +464,7 @@ def test_align_without_the_face_extra_exits_2(missing, checkpoint, photos, tmp_p
 
 @pytest.fixture(scope="module")
 def synthetic_face_photo(tmp_path_factory) -> Path:
-    """A 224-px synthetic face that dlib's HOG detector finds (see test_face_align)."""
-    from synthetic_faces import SyntheticFaces
-
-    ds = SyntheticFaces(num_subjects=4, images_per_subject=5, image_size=224)
-    path = tmp_path_factory.mktemp("agecli-face") / "face.png"
-    Image.fromarray(pictures.to_uint8(ds[0]["image"])).save(path)
-    return path
+    return write_synthetic_face(tmp_path_factory.mktemp("agecli-face"))
 
 
 @needs_face

@@ -21,28 +21,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import face_align
+from extras import needs_face, needs_photo
 from pictures import to_uint8
-
-
-def _has_face_extra() -> bool:
-    try:
-        face_align.load_models()
-    except face_align.FaceExtraMissing:
-        return False
-    return True
-
-
-def _has_skimage() -> bool:
-    try:
-        import skimage.data  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-needs_face = pytest.mark.skipif(not _has_face_extra(), reason="needs the face extra")
-needs_photo = pytest.mark.skipif(not (_has_face_extra() and _has_skimage()),
-                                 reason="needs the face extra and scikit-image (its astronaut photograph)")
 
 
 @pytest.fixture(scope="module")

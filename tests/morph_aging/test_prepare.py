@@ -32,28 +32,9 @@ import files
 import pictures
 import prepare
 import train
+from extras import importable, needs_face, needs_photo, write_synthetic_face
 from face_align import Crop
 
-
-def _has_face_extra() -> bool:
-    try:
-        face_align.load_models()
-    except face_align.FaceExtraMissing:
-        return False
-    return True
-
-
-def _has_skimage() -> bool:
-    try:
-        import skimage.data  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-needs_face = pytest.mark.skipif(not _has_face_extra(), reason="needs the face extra")
-needs_photo = pytest.mark.skipif(not (_has_face_extra() and _has_skimage()),
-                                 reason="needs the face extra and scikit-image (its astronaut photograph)")
 
 SIZE = 64
 #: The astronaut's face, cut so close that it fills the picture (as UTKFace's chips do): dlib finds it only
@@ -362,9 +343,7 @@ def test_the_prepared_crop_reaches_config_and_checkpoint(prepared_run, tmp_path,
     assert json.loads((prepared_run / "config.json").read_text())["crop"] == spec
     state = acgan.load_checkpoint(str(prepared_run / "checkpoints" / "last.pt"))
     assert acgan.config_of(state, "ckpt").crop == spec
-    try:
-        import safetensors  # noqa: F401
-    except ImportError:
+    if not importable("safetensors.torch"):
         return
     export = str(tmp_path / "g.safetensors")  # the export keeps the config, crop included
     acgan.export_safetensors(str(prepared_run / "checkpoints" / "last.pt"), export)
@@ -399,13 +378,7 @@ def test_resuming_a_prepared_run_keeps_its_crop_without_a_warning(prepared_run, 
 
 @pytest.fixture(scope="module")
 def face_photo(tmp_path_factory) -> Path:
-    """A 224-px synthetic face that dlib finds (see test_face_align)."""
-    from synthetic_faces import SyntheticFaces
-
-    ds = SyntheticFaces(num_subjects=4, images_per_subject=5, image_size=224)
-    path = tmp_path_factory.mktemp("prepare-face") / "face.png"
-    Image.fromarray(pictures.to_uint8(ds[0]["image"])).save(path)
-    return path
+    return write_synthetic_face(tmp_path_factory.mktemp("prepare-face"))
 
 
 def input_tile(strip_png: Path) -> np.ndarray:
