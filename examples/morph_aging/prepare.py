@@ -349,8 +349,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="border on each side as a fraction of the crop (default: 0 for head, 0.1 for tight)")
     parser.add_argument("--size", type=cli.int_at_least(8, 4096), default=DEFAULT_SIZE, metavar="PX",
                         help="side of the written faces in pixels: the largest size to train at")
-    parser.add_argument("--workers", type=cli.positive_int, default=os.cpu_count() or 1, metavar="N",
-                        help="processes that align in parallel")
+    parser.add_argument("--workers", type=cli.positive_int, default=None, metavar="N",
+                        help="processes that align in parallel (default: one per core)")
     parser.add_argument("--jpeg-quality", type=cli.int_at_least(1, 100), default=95, metavar="Q",
                         help="quality of the JPEG files (4:4:4, no chroma subsampling)")
     parser.add_argument("--limit", type=cli.positive_int, default=None, metavar="N",
@@ -390,6 +390,7 @@ def prepare(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise PrepareError(str(exc)) from None
     source, out = os.path.abspath(args.dataset), args.out
+    workers = args.workers or os.cpu_count() or 1
     check_folders(source, out)
     try:
         _load_models(crop.name)  # a missing extra is found before any work
@@ -423,7 +424,7 @@ def prepare(args: argparse.Namespace) -> int:
             "complete": False, "report": REPORT, "runs": list((earlier or {}).get("runs") or []),
             "tools": tool_versions(),
         }
-        run = {"started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"), "workers": args.workers,
+        run = {"started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"), "workers": workers,
                "limit": args.limit}
         record["runs"].append(run)
         write_json(os.path.join(out, PREPARED), record)  # first: the folder is known as this preparation's
@@ -451,7 +452,7 @@ def prepare(args: argparse.Namespace) -> int:
                    disable=not args.progress or not tasks)
         failed_write: Optional[BaseException] = None
         try:
-            for result in run_tasks(tasks, args.workers, crop.name):
+            for result in run_tasks(tasks, workers, crop.name):
                 attempted += 1
                 rel = result.pop("file")
                 if result["status"] != "aligned" or result.get("greyscale"):
@@ -478,7 +479,7 @@ def prepare(args: argparse.Namespace) -> int:
                       unread_names={"count": len(unread), "files": unread[:100]})
         write_json(os.path.join(out, PREPARED), record)
     print(summary(counts, source=source, out=out, crop=crop, wall_s=wall_s, attempted=attempted,
-                  workers=args.workers, unread=unread, complete=complete))
+                  workers=workers, unread=unread, complete=complete))
     if failed_write is not None:
         print(f"{PROG}: error: {cli.one_line(failed_write)}; run it again once there is room", file=sys.stderr)
         return EXIT_FAILED
@@ -496,6 +497,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         return prepare(args)
     except (PrepareError, run_folder.RunFolderError, files.WriteError) as exc:
         return cli.fail(PROG, exc)
+    except KeyboardInterrupt:  # before the work, or a second Ctrl-C while the report is written
+        print(f"{PROG}: interrupted: run the same command again to continue", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

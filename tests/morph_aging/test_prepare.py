@@ -180,6 +180,32 @@ def test_a_limited_trial_is_completed_by_the_full_run(fgnet, tmp_path, capsys):
 
 
 @needs_photo
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, "full disk"])
+def test_a_stopped_run_reports_what_it_did_and_the_next_completes(stop, fgnet, tmp_path, capsys, monkeypatch):
+    def first_then_stop(tasks, workers, crop_name):
+        yield prepare.align_one(tasks[0])
+        if stop is KeyboardInterrupt:
+            raise KeyboardInterrupt
+        raise files.WriteError(tasks[1][1], "no space left on device")
+
+    out = tmp_path / "prepared"
+    argv = [fgnet, "--out", out, "--size", SIZE, "--workers", 1, "--no-progress"]
+    with monkeypatch.context() as patch:
+        patch.setattr(prepare, "run_tasks", first_then_stop)
+        code, stdout, err = run(argv, capsys)
+    assert code == (prepare.EXIT_INTERRUPTED if stop is KeyboardInterrupt else 1)
+    assert ("interrupted after 1 image(s)" if stop is KeyboardInterrupt else "no space left on device") in err
+    assert "not finished" in stdout and "(1 now, 0 already there)" in stdout
+    written = [p for p in out.rglob("*") if p.suffix in (".JPG", ".png")]
+    assert [p.name for p in written] == ["001A25.JPG"]
+    for name in (prepare.REPORT, data.PREPARED):
+        assert json.loads((out / name).read_text())["complete"] is False
+    code, stdout, _ = run(argv, capsys)
+    assert code == 1 and "(4 now, 1 already there)" in stdout
+    assert json.loads((out / data.PREPARED).read_text())["complete"] is True
+
+
+@needs_photo
 def test_two_workers_write_what_one_writes(fgnet, tmp_path, capsys):
     one, two = tmp_path / "one", tmp_path / "two"
     run([fgnet, "--out", one, "--size", SIZE, "--workers", 1, "--no-progress"], capsys)
