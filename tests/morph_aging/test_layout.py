@@ -13,7 +13,7 @@ import config
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "morph_aging"
-SCRIPTS = {"train", "evaluate", "age", "ablation", "export", "prepare"}
+SCRIPTS = {"train", "evaluate", "evaluate_photos", "age", "ablation", "export", "prepare"}
 
 
 def _imports(path: Path) -> set:
@@ -37,7 +37,7 @@ def test_every_field_has_one_group_and_a_flag():
     assert all(f.metadata["group"] in config.GROUPS and f.metadata["help"] for f in fields)
     assert sorted(sum((config.fields_in(g) for g in config.GROUPS), ())) == sorted(f.name for f in fields)
     assert config.MODEL_FIELDS == ("image_size", "g_channels", "g_res_blocks", "g_downsamples", "g_upsample",
-                                   "d_channels", "d_max_channels", "generator_mode")
+                                   "g_condition", "g_padding", "d_channels", "d_max_channels", "generator_mode")
     assert set(config.RUN_FIELDS) == {"epochs", "max_steps", "max_minutes", "resume", "progress", "log_every",
                                       "sample_every", "checkpoint_every", "workers", "out", "compile", "device",
                                       "overwrite"}

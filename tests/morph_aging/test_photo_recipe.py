@@ -1,0 +1,95 @@
+"""The pieces of the photo recipe: the condition in the normalisation layers, border padding, the cycle
+reconstruction term, mirrored training images and the cpu-photo preset."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import acgan
+import attngan
+import config
+import train
+
+TINY = dict(data="random-tensors", image_size=32, batch_size=4, g_channels=8, g_res_blocks=1, d_channels=8,
+            device="cpu", precision="fp32", critic_warmup=0)
+
+
+def _step(**kw):
+    cfg = config.validate_config(config.TrainConfig(**{**TINY, **kw}))
+    torch.manual_seed(0)
+    g, d = acgan.build_generator(cfg), acgan.build_critic(cfg)
+    opt_g, opt_d = acgan.build_optimizers(cfg, g, d, fused=False)
+    return cfg, g, d, acgan.AcGANStep(cfg, g, d, opt_g, opt_d)
+
+
+def test_the_generator_follows_the_condition_and_padding_flags():
+    _, g, _, _ = _step(g_condition="norm", g_padding="reflect")
+    assert g.condition == "norm" and g.padding == "reflect"
+    assert any(isinstance(m, attngan.ConditionalNorm2d) for m in g.modules())
+    _, g, _, _ = _step(g_condition="input")
+    assert g.condition == "input" and not any(isinstance(m, attngan.ConditionalNorm2d) for m in g.modules())
+
+
+def test_border_padding_with_input_planes_is_refused_naming_both_flags():
+    with pytest.raises(ValueError, match=r"--g-padding: reflect padding needs --g-condition norm"):
+        config.validate_config(config.TrainConfig(**TINY, g_condition="input", g_padding="reflect"))
+    with pytest.raises(ValueError, match="--lambda-rec"):
+        config.validate_config(config.TrainConfig(**TINY, lambda_rec=-1.0))
+
+
+def test_reconstruction_term_is_the_cycle_back_to_the_source_group():
+    """g_loss gains lambda_rec * mean |G(G(x, y_t), y_s) - x|; g_rec is that mean, computed before the update."""
+    cfg, g, d, step = _step(lambda_rec=10.0)
+    real, labels = torch.rand(4, 3, 32, 32) * 2 - 1, torch.tensor([0, 1, 2, 3])
+    g_before = {k: v.clone() for k, v in g.state_dict().items()}
+    offsets, _ = acgan.step_randomness(cfg.seed, 0, 0, 4, torch.device("cpu"))
+    m = step(real, labels, 0)
+    probe = acgan.build_generator(cfg)
+    probe.load_state_dict(g_before)
+    with torch.no_grad():
+        fake = probe(real, (labels + offsets) % 5).image
+        expected = (probe(fake, labels).image - real).abs().mean()
+    torch.testing.assert_close(m["g_rec"], expected, rtol=1e-4, atol=1e-5)
+    assert "g_rec" not in _step()[3](real, labels, 0)  # off by default
+
+
+def test_the_reconstruction_term_enters_the_generator_loss():
+    real, labels = torch.rand(4, 3, 32, 32) * 2 - 1, torch.tensor([0, 1, 2, 3])
+    m = _step(lambda_rec=10.0)[3](real, labels, 0)
+    plain = 10 * m["g_adv"] + 2 * m["g_att"] + 100 * m["g_cls"]
+    torch.testing.assert_close(m["g_loss"], plain + 10 * m["g_rec"])
+
+
+def test_flip_masks_are_reproducible_independent_and_split_across_processes():
+    a = acgan.flip_mask(3, 7, 0, 64, torch.device("cpu"))
+    assert a.dtype == torch.bool and torch.equal(a, acgan.flip_mask(3, 7, 0, 64, torch.device("cpu")))
+    assert 10 < int(a.sum()) < 54  # about half
+    assert not torch.equal(a, acgan.flip_mask(3, 8, 0, 64, torch.device("cpu")))
+    whole = acgan.flip_mask(3, 7, 0, 8, torch.device("cpu"), world=2)
+    halves = torch.cat([acgan.flip_mask(3, 7, r, 4, torch.device("cpu"), world=2) for r in range(2)])
+    assert torch.equal(whole, halves)
+
+
+def test_mirroring_feeds_the_critic_the_flipped_images(monkeypatch):
+    """With --hflip the iteration sees each image mirrored where the flip mask says so, and the targets
+    and penalty weights of the iteration are unchanged."""
+    cfg, _, d, step = _step(hflip=True)
+    real, labels = torch.rand(4, 3, 32, 32) * 2 - 1, torch.tensor([0, 1, 2, 3])
+    seen = []
+    original = d.forward
+    monkeypatch.setattr(d, "forward", lambda x: (seen.append(x.detach().clone()), original(x))[1])
+    step(real, labels, 5)
+    flips = acgan.flip_mask(cfg.seed, 5, 0, 4, torch.device("cpu"))
+    assert flips.any() and not flips.all()  # step 5 of seed 0 mirrors some images and keeps others
+    expected = torch.where(flips.view(4, 1, 1, 1), real.flip(-1), real)
+    torch.testing.assert_close(seen[0][:4], expected)
+
+
+def test_cpu_photo_preset_resolves_and_the_paper_keeps_its_recipe():
+    cfg = train.parse_config(["--preset", "cpu-photo"])
+    assert cfg.image_size == 64 and cfg.g_condition == "norm" and cfg.max_minutes <= 30
+    paper = train.parse_config(["--preset", "paper"])
+    assert (paper.g_condition, paper.g_padding, paper.lambda_rec, paper.hflip) == ("input", "zeros", 0.0, False)
+    demo = train.parse_config(["--preset", "cpu-demo"])
+    assert demo.lambda_rec == 0.0 and demo.hflip is False
