@@ -1,0 +1,149 @@
+"""The photo protocol and evaluate_photos.py, with stand-in estimators (no dlib needed)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+import estimators
+import evaluate_photos
+import photo_protocol as pp
+import train
+from ages import NUM_GROUPS
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+class PixelVerifier:
+    """Embeds an image as its 4x4 average-pooled pixels; confidence falls with their distance."""
+
+    threshold = 50.0
+
+    def embed(self, images):
+        return F.adaptive_avg_pool2d(images.float(), 4).flatten(1)
+
+    def confidence(self, a, b):
+        return (100 * (1 - torch.linalg.vector_norm(a - b, dim=-1) / 2)).clamp(0, 100)
+
+
+class BrightnessAge:
+    """Age = 10 + 60 * mean brightness in [0, 1]."""
+
+    def estimate(self, images):
+        return 10 + 60 * ((images.float().mean(dim=(1, 2, 3)) + 1) / 2)
+
+
+class Keep(torch.nn.Module):
+    """A generator that keeps the input (mask 1)."""
+
+    def forward(self, x, y):
+        from attngan import GeneratorOutput
+        return GeneratorOutput(x, torch.ones_like(x[:, :1]), torch.zeros_like(x))
+
+
+class Paint(torch.nn.Module):
+    """A generator that paints one grey face per target group (mask 0), brighter for older groups."""
+
+    def forward(self, x, y):
+        from attngan import GeneratorOutput
+        level = (y.float() / (NUM_GROUPS - 1) * 1.6 - 0.8).view(-1, 1, 1, 1)
+        color = level.expand_as(x).contiguous()
+        return GeneratorOutput(color, torch.zeros_like(x[:, :1]), color)
+
+
+def _photos(n=15, seed=0):
+    """Photos with coarse structure (4x4 blocks), so that different photos are far apart."""
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(n, 3, 4, 4, generator=g) * 2 - 1
+    return F.interpolate(coarse, scale_factor=4, mode="nearest"), torch.arange(n) % NUM_GROUPS
+
+
+def test_a_generator_that_keeps_the_input_verifies_like_the_copy():
+    images, sources = _photos()
+    aged, masks = pp.age_every_group(Keep(), images)
+    assert aged.shape == (15, NUM_GROUPS, 3, 16, 16) and torch.equal(masks, torch.ones(15, NUM_GROUPS))
+    table = pp.identity_table(PixelVerifier(), images, aged, sources, [None] * 15, far=0.01)
+    assert table["threshold"]["pairs"] == 15 * 14 // 2 and table["threshold"]["subjects_known"] is False
+    for row in table["per_target"]:
+        assert row["pairs"] == 12  # inputs of the other four groups
+        assert row["verification_rate"] == 1.0 and row["copy_rate"] == 1.0
+    assert table["impostor_rate"] <= 0.01
+    back = pp.background_table(images, aged, masks, sources)
+    assert all(r["psnr"] > 40 and r["mask_mean"] == 1.0 for r in back)  # 8-bit rounding only
+
+
+def test_a_generator_that_paints_prototypes_loses_the_person_but_ages():
+    images, sources = _photos()
+    aged, masks = pp.age_every_group(Paint(), images)
+    table = pp.identity_table(PixelVerifier(), images, aged, sources, [None] * 15, far=0.01)
+    assert all(row["verification_rate"] < 0.5 for row in table["per_target"])
+    ages = pp.age_table(BrightnessAge(), images, aged, sources)
+    # the painted faces grow brighter, hence older, with the target group
+    for s in range(NUM_GROUPS):
+        means = [m for t, m in enumerate(ages["mean_age"][s]) if t != s]
+        assert means == sorted(means)
+    assert len(ages["accuracy"]) == NUM_GROUPS and len(ages["real_accuracy"]) == NUM_GROUPS
+
+
+def test_known_subjects_are_not_impostors_of_themselves():
+    images, sources = _photos(6)
+    aged, _ = pp.age_every_group(Keep(), images)
+    table = pp.identity_table(PixelVerifier(), images, aged, sources, ["a", "a", "b", "b", "c", "c"], far=0.5)
+    assert table["threshold"]["pairs"] == 15 - 3 and table["threshold"]["subjects_known"] is True
+
+
+def test_ground_truth_table_puts_copy_the_input_beside_the_aged_photo():
+    young, _ = _photos(4)
+    old = young.flip(-1)
+    out = pp.ground_truth_table(PixelVerifier(), BrightnessAge(), young, old.clone(), old, threshold=50.0)
+    assert out["pairs"] == 4
+    assert out["aged"]["verification_rate"] == 1.0 and out["aged"]["age_gap"] == 0.0
+    assert out["copy"]["age_gap"] >= 0.0 and 0.0 <= out["copy"]["verification_rate"] <= 1.0
+
+
+def _write_photos(folder, names, seed=0):
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True)
+    for name in names:
+        Image.fromarray(rng.integers(0, 255, size=(40, 40, 3), dtype=np.uint8)).save(folder / name, quality=90)
+
+
+def test_evaluate_photos_end_to_end_with_stand_in_estimators(tmp_path, monkeypatch, capsys):
+    ages = [12, 25, 35, 45, 60]
+    _write_photos(tmp_path / "utk", [f"{a}_0_0_2017{i:04d}{k}.jpg.chip.jpg" for i in range(8)
+                                     for k, a in enumerate(ages)])
+    _write_photos(tmp_path / "fgnet", [f"{s:03d}A{a:02d}.JPG" for s in range(1, 4) for a in (8, 30, 55)], seed=1)
+    run = tmp_path / "run"
+    assert train.main(["--out", str(run), "--data", str(tmp_path / "utk"), "--data-kind", "utkface", "--max-steps",
+                       "2", "--image-size", "32", "--batch-size", "4", "--g-channels", "8", "--g-res-blocks", "1",
+                       "--d-channels", "8", "--precision", "fp32", "--no-progress", "--g-condition", "norm",
+                       "--lambda-rec", "10", "--test-fraction", "0.5"]) == 0
+    monkeypatch.setattr(estimators, "DlibVerifier", PixelVerifier)
+    monkeypatch.setattr(estimators, "DlibAgeEstimator", BrightnessAge)
+    out = tmp_path / "eval"
+    rc = evaluate_photos.main(["--checkpoint", str(run / "checkpoints" / "last.pt"), "--out", str(out),
+                               "--num-faces", "3", "--ground-truth", str(tmp_path / "fgnet"), "--num-examples", "2"])
+    assert rc == 0
+    r = json.loads((out / "results.json").read_text())
+    assert r["photos"] == sum(r["photos_per_source"]) and r["config"]["g_condition"] == "norm"
+    assert len(r["identity"]["per_target"]) == NUM_GROUPS and r["ground_truth"]["pairs"] == 6
+    assert {"aged", "copy"} <= set(r["ground_truth"])
+    report = (out / "report.md").read_text()
+    assert "copy-the-input" in report and "each photo taken as a person of its own" in report
+    assert (out / "examples.png").exists() and (out / "ground_truth.png").exists()
+
+
+def test_evaluate_photos_refuses_a_synthetic_run_without_photos_and_leaves_no_folder(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert train.main(["--out", str(run), "--max-steps", "1", "--image-size", "64", "--batch-size", "4",
+                       "--num-subjects", "10", "--g-channels", "8", "--g-res-blocks", "1", "--d-channels", "8",
+                       "--precision", "fp32", "--no-progress"]) == 0
+    out = tmp_path / "eval"
+    assert evaluate_photos.main(["--checkpoint", str(run / "checkpoints" / "last.pt"), "--out", str(out)]) == 2
+    assert "synthetic faces: pass --data" in capsys.readouterr().err
+    assert not out.exists()
