@@ -37,7 +37,7 @@ def test_statistics_equal_their_definitions(shape, seed):
     torch.testing.assert_close(s.near_one, (a > 0.8).double().mean())
     per_sample_std = torch.stack([x.flatten().std(unbiased=False) for x in a])
     torch.testing.assert_close(s.spread, per_sample_std.mean())
-    assert 0 <= s.near_zero + s.near_one <= 1
+    assert 0 <= s.near_zero + s.near_one <= 1 + 1e-12  # two fractions of one count, rounded separately
 
 
 @FAST

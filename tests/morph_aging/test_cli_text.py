@@ -51,7 +51,8 @@ def test_train_help_shows_preset_values_and_each_default_once():
         assert flag in flags, flag
         assert "(default: " in flags[flag] and ("cpu-demo" in flags[flag] or "every preset" in flags[flag]), \
             flags[flag]
-    assert "(default: paper 224, cpu-demo 64, cpu-photo 64)" in flags["--image-size"]
+    # argparse may wrap a line after a hyphen ("cpu-" / "photo"); join such breaks back
+    assert "(default: paper 224, cpu-demo 64, cpu-photo 64)" in re.sub(r"-\s+", "-", flags["--image-size"])
     assert "(default: on in every preset)" in flags["--channels-last"]
     assert "--no-progress" in flags["--progress"] and "show a progress bar (default: on)" in flags["--progress"]
     assert "(default: 0.0001)" in flags["--lr"]
