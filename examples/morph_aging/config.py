@@ -227,9 +227,9 @@ PRESET_VALUES: Dict[str, Dict[str, Any]] = {
         # cpu-demo plus two changes beyond the paper, chosen from single-seed
         # 1,500-iteration screens on UTKFace (docs/results.rst, "On
         # photographs"): the condition in every normalisation layer and the
-        # cycle reconstruction term, which raised verification from 0-24% to
-        # 61-86% while the age change weakened. Not yet confirmed over 3 seeds
-        # at this full budget.
+        # cycle reconstruction term, which raised verification from 0-24% (one
+        # seed) to 41-67% per target group (mean of 3 seeds) while the age
+        # change weakened. Not yet confirmed at this full budget.
         attention_form="paper", critic_warmup=0, g_attention_bias=0.0, g_upsample="nearest", init="default",
         g_ema=0.999, g_condition="norm", lambda_rec=10.0, hflip=False,
     ),
