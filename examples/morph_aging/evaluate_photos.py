@@ -203,11 +203,12 @@ def _ground_truth(args: argparse.Namespace, cfg: config.TrainConfig, g: torch.nn
     young = _load(ds, [a for a, _ in pairs])
     old = _load(ds, [b for _, b in pairs])
     targets = ds.labels()[[b for _, b in pairs]]
-    aged = torch.cat([
-        pictures.dequantize(pictures.quantize(
-            g(young[i:i + args.batch_size].to(device), targets[i:i + args.batch_size].to(device)).image)).cpu()
-        for i in range(0, len(pairs), args.batch_size)
-    ]) if pairs else young
+    with torch.no_grad():
+        aged = torch.cat([
+            pictures.dequantize(pictures.quantize(
+                g(young[i:i + args.batch_size].to(device), targets[i:i + args.batch_size].to(device)).image)).cpu()
+            for i in range(0, len(pairs), args.batch_size)
+        ])
     table = pp.ground_truth_table(verifier, estimator, young, aged, old, threshold)
     table.update(data=args.ground_truth, source_groups=ds.labels()[[a for a, _ in pairs]].tolist(),
                  target_groups=targets.tolist())
