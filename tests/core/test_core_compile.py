@@ -6,7 +6,7 @@ training processes kept the load average near 9, about 8 s with a warm
 inductor cache. Under 20 s when the machine is not shared, so not marked slow.
 
 The conditioning functions and the losses take integer labels inside a
-``fullgraph=True`` graph too (issue 12): their label range check reads values,
+``fullgraph=True`` graph too: their label range check reads values,
 so it is skipped while compiling, and out-of-range labels fail in the compiled
 kernel's bounds checks instead. That test compiles a few element-wise ops
 only (a few seconds).

@@ -221,7 +221,7 @@ CASES = [
      r"condition must have num_classes=5 columns, got shape \(2, 4\)"),
     ("labels without num_classes", lambda: broadcast_condition(torch.tensor([0, 1]), 2, 2), ValueError,
      r"condition of shape \(B,\) holds integer labels: pass num_classes .*got condition shape \(2,\)"),
-    # ---- inputs on two devices (issue 14)
+    # ---- inputs on two devices
     ("compose color device", lambda: compose(mask, meta4, x4), ValueError,
      r"color must be on the device of source \(cpu\), got color on meta"),
     ("compose attention device", lambda: compose(mask.to("meta"), x4, x4), ValueError,
@@ -370,7 +370,7 @@ def test_gradient_norm_penalty_rejects_inputs_without_grad():
 
 
 # --------------------------------------------------------------------------- #
-# Value checks (issue 12): where they run, the switch, and what happens where
+# Value checks: where they run, the switch, and what happens where
 # they are skipped
 # --------------------------------------------------------------------------- #
 

@@ -1,4 +1,4 @@
-"""Issue 14: nothing lost, nothing hangs, nothing half-said.
+"""Faults: nothing lost, nothing hangs, nothing half-said.
 
 Run folders (refusal, --overwrite, the lock), faults mid-run (unreadable
 images on both data paths, unexpected errors), output-side errors (a file or

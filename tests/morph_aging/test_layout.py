@@ -1,4 +1,4 @@
-"""The example's layout: scripts are leaves, and each job has one definition (STYLE.md)."""
+"""The example's layout: scripts are leaves, and each job has one definition."""
 
 from __future__ import annotations
 
