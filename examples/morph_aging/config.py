@@ -44,7 +44,7 @@ import torch
 
 import cli
 
-__all__ = ["DEVICES", "GROUPS", "MODEL_FIELDS", "PRECISIONS", "PRESETS", "PRESET_VALUES", "RUN_FIELDS",
+__all__ = ["DEVICES", "FIELD_GROUPS", "MODEL_FIELDS", "PRECISIONS", "PRESETS", "PRESET_VALUES", "RUN_FIELDS",
            "TrainConfig", "add_config_arguments", "autocast_dtype", "config_from_args", "config_from_dict",
            "cpu_has_fast_bf16", "fields_in", "preset_defaults", "resolve_device", "resolve_precision", "validate_config"]
 
@@ -53,7 +53,7 @@ DEVICES = ("auto", "cpu", "cuda")
 PRESETS = ("auto", "paper", "cpu-demo", "cpu-photo")
 #: Field groups: the data, the networks' shape, the rest of the recipe, and
 #: where / how long a run goes (free to change when resuming).
-GROUPS = ("data", "model", "training", "run")
+FIELD_GROUPS = ("data", "model", "training", "run")
 
 
 def _opt(default: Any, group: str, help: str, **checks: Any) -> Any:
@@ -188,9 +188,9 @@ class TrainConfig:
 
 
 def fields_in(group: str) -> Tuple[str, ...]:
-    """Names of the :class:`TrainConfig` fields of one group (see :data:`GROUPS`), in declaration order."""
-    if group not in GROUPS:
-        raise ValueError(f"group must be one of {', '.join(GROUPS)}, got {group!r}")
+    """Names of the :class:`TrainConfig` fields of one group (see :data:`FIELD_GROUPS`), in declaration order."""
+    if group not in FIELD_GROUPS:
+        raise ValueError(f"group must be one of {', '.join(FIELD_GROUPS)}, got {group!r}")
     return tuple(f.name for f in dataclasses.fields(TrainConfig) if f.metadata["group"] == group)
 
 
