@@ -17,9 +17,7 @@ aged face on its own as ``OUT/NAME_<group>.png``, and (unless
 above. Faces smaller than 128 pixels are drawn enlarged in the strip and the
 animation.
 
-A model trained on the built-in synthetic faces (the README's first
-command) ages those drawings only; given one, ``age.py`` says so in a
-warning: photographs need a model trained on a dataset of aligned photos.
+What the demo model (synthetic faces) can and cannot do, and aging photos: docs/acgan_guide.rst.
 
 Photos of any size and mode (RGB, grey, alpha, palette, 16-bit) are read,
 turned upright by their EXIF orientation, and the centred square is resized
