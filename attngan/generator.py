@@ -361,13 +361,20 @@ def _autocast_enabled(device_type: str) -> bool:
 
 
 def _plain_conv(m: nn.Module) -> bool:
-    """An ``nn.Conv2d`` itself (not a subclass), with a bias, numeric padding and no hooks."""
+    """An ``nn.Conv2d`` itself (not a subclass), with a bias, numeric padding and no hooks.
+
+    "No hooks" reads the dictionaries ``nn.Module.__call__`` reads before it
+    skips the hooks (private to PyTorch: ``tests/core/test_core_internals.py``
+    checks that every public way of registering a hook still fills one of them).
+    """
+    module = nn.modules.module
     return (
         type(m) is nn.Conv2d
         and m.bias is not None
         and isinstance(m.padding, tuple)
         and not (m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks)
-        and not (nn.modules.module._global_forward_hooks or nn.modules.module._global_forward_pre_hooks)
+        and not (module._global_forward_hooks or module._global_forward_pre_hooks
+                 or module._global_backward_hooks or module._global_backward_pre_hooks)
     )
 
 

@@ -207,8 +207,8 @@ def _rgb_array(image: Image.Image) -> np.ndarray:
         raise ValueError(f"image is empty ({image.width}x{image.height})")
     if image.mode != "RGB":
         try:  # the example's converter handles 16-bit, alpha and float modes properly
-            from face_datasets import to_rgb
-        except ImportError:  # pragma: no cover - face_datasets sits next to this file
+            from pictures import to_rgb
+        except ImportError:  # pragma: no cover - pictures sits next to this file
             image = image.convert("RGB")
         else:
             image = to_rgb(image)

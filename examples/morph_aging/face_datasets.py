@@ -53,8 +53,8 @@ from PIL import Image, ImageOps
 from torch.utils.data import Dataset
 
 from ages import MIN_AGE, age_to_group
-from pictures import dequantize, from_uint8
-from synthetic_faces import check_index
+from indexing import check_index
+from pictures import dequantize, from_uint8, to_rgb
 
 __all__ = [
     "DATASET_KINDS",
@@ -550,35 +550,6 @@ def subject_split(
 # --------------------------------------------------------------------------
 # image loading
 # --------------------------------------------------------------------------
-
-
-def to_rgb(im: Image.Image) -> Image.Image:
-    """Convert any PIL mode to 8-bit RGB (alpha composited on white)."""
-    mode = im.mode
-    if mode == "RGB":
-        return im
-    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
-        arr = np.asarray(im).astype(np.float64)
-        # 16-bit images (and 32-bit "I" images holding 16-bit data) are
-        # scaled from 0..65535; an "I" image whose values fit in 0..255 is
-        # taken as 8-bit data.
-        scale = 257.0 if (mode != "I" or arr.max(initial=0) > 255) else 1.0
-        arr8 = np.clip(np.round(arr / scale), 0, 255).astype(np.uint8)
-        return Image.fromarray(arr8).convert("RGB")
-    if mode == "F":
-        arr = np.asarray(im).astype(np.float64)
-        arr = np.nan_to_num(arr, nan=0.0, posinf=255.0, neginf=0.0)
-        if arr.max(initial=0) <= 1.0:
-            arr = arr * 255.0
-        return Image.fromarray(np.clip(np.round(arr), 0, 255).astype(np.uint8)).convert("RGB")
-    has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in im.info)
-    if has_alpha:
-        rgba = im.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, rgba).convert("RGB")
-    if mode == "1":
-        im = im.convert("L")
-    return im.convert("RGB")
 
 
 def open_rgb(path: Path, *, draft: Optional[int] = None) -> Image.Image:

@@ -21,6 +21,9 @@ folder has no space left, reported as such (:func:`write_failure`).
 link to nothing, read-only) before any work is spent, and
 :func:`check_replaceable` a read-only file that a new one would replace.
 
+JSON files hold ``null`` where a value is not a finite number
+(:func:`strict_json`): strict JSON has no NaN or infinity.
+
 Examples
 --------
 >>> import os, tempfile
@@ -38,6 +41,7 @@ Examples
 from __future__ import annotations
 
 import errno
+import math
 import os
 import signal
 import stat
@@ -47,8 +51,8 @@ from contextlib import contextmanager
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Union
 
 __all__ = ["TEMP_PREFIX", "WriteError", "atomic_file", "broken_link", "check_replaceable", "check_writable_folder",
-           "interrupts_held", "remove_if_empty", "remove_stale_temporaries", "write_bytes", "write_failure", "write_text",
-           "write_together"]
+           "interrupts_held", "remove_if_empty", "remove_stale_temporaries", "strict_json", "write_bytes", "write_failure",
+           "write_text", "write_together"]
 
 #: Prefix of the temporary files :func:`atomic_file` writes next to their targets.
 TEMP_PREFIX = ".tmp-"
@@ -285,6 +289,40 @@ def _give_new_file_mode(path: str) -> None:
 def write_text(path: PathLike, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     write_bytes(path, text.encode("utf-8"))
+
+
+def strict_json(value: Any) -> Any:
+    """``value`` with every non-finite float (NaN, infinity) replaced by None, for strict JSON.
+
+    ``json.dumps`` writes NaN and infinity as ``NaN`` and ``Infinity``,
+    which strict JSON readers refuse; the example's JSON files
+    (``metrics.jsonl``, the evaluation's results) hold ``null`` there
+    instead.
+
+    Parameters
+    ----------
+    value : Any
+        A float, or dicts, lists and tuples of values (nested); anything
+        else is kept as it is.
+
+    Returns
+    -------
+    Any
+        ``value`` with its non-finite floats replaced by None; tuples
+        become lists, as JSON writes them.
+
+    Examples
+    --------
+    >>> strict_json({"a": float("nan"), "b": [1.0, float("-inf")], "c": "x"})
+    {'a': None, 'b': [1.0, None], 'c': 'x'}
+    """
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(v) for v in value]
+    return value
 
 
 def broken_link(path: PathLike) -> Optional[str]:

@@ -3,7 +3,9 @@
 * :func:`quantize` / :func:`dequantize` convert image tensors between
   [-1, 1] floats and 8-bit levels (``round((x + 1) * 127.5)``), keeping the
   layout; :func:`to_uint8` / :func:`from_uint8` convert one image between a
-  (C, H, W) tensor and an (H, W, 3) array as image libraries hold it.
+  (C, H, W) tensor and an (H, W, 3) array as image libraries hold it;
+  :func:`to_rgb` converts a PIL image of any mode (16-bit, float,
+  transparent) to 8-bit RGB.
 * :func:`render_grid` draws every figure of the example: the training
   samples, ``age.py``'s strips and animation frames, ``evaluate.py``'s and
   ``ablation.py``'s examples. Rows of equally sized tiles, optionally
@@ -40,7 +42,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from io import BytesIO
-from typing import Any, List, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, List, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -48,9 +50,12 @@ import torch
 from ages import GROUP_NAMES
 from files import write_bytes
 
+if TYPE_CHECKING:
+    from PIL import Image
+
 __all__ = ["AGING_COLUMNS", "GridLayout", "READABLE_TILE", "aging_figure", "aging_figure_layout", "aging_rows",
            "dequantize", "from_uint8", "gif_bytes", "grid_layout", "png_bytes", "quantize", "readable_scale",
-           "render_grid", "save_png", "to_uint8"]
+           "render_grid", "save_png", "to_rgb", "to_uint8"]
 
 #: Column labels of the aging figures: the input, then the five age groups.
 AGING_COLUMNS: Tuple[str, ...] = ("input",) + GROUP_NAMES
@@ -93,6 +98,63 @@ def to_uint8(image: torch.Tensor) -> np.ndarray:
 def from_uint8(array: np.ndarray) -> torch.Tensor:
     """An (H, W, 3) uint8 array -> a (3, H, W) float32 tensor in [-1, 1]."""
     return dequantize(torch.from_numpy(np.array(array, dtype=np.uint8)).permute(2, 0, 1))
+
+
+# --------------------------------------------------------------------------- #
+# PIL images
+# --------------------------------------------------------------------------- #
+
+
+def to_rgb(im: Image.Image) -> Image.Image:
+    """Convert a PIL image of any mode to 8-bit RGB.
+
+    Parameters
+    ----------
+    im : PIL.Image.Image
+        An image in any mode: 16-bit (``I;16*``, and ``I`` holding 16-bit
+        data) is scaled from 0..65535 to 0..255, ``F`` from [0, 1] or
+        0..255 (NaN to 0), a transparent image is composited on white.
+
+    Returns
+    -------
+    PIL.Image.Image
+        An ``RGB`` image: ``im`` itself when it already is one.
+
+    Examples
+    --------
+    >>> from PIL import Image
+    >>> to_rgb(Image.new("LA", (1, 1), (0, 0))).getpixel((0, 0))   # fully transparent black
+    (255, 255, 255)
+    >>> to_rgb(Image.new("I;16", (1, 1), 65535)).getpixel((0, 0))
+    (255, 255, 255)
+    """
+    from PIL import Image
+
+    mode = im.mode
+    if mode == "RGB":
+        return im
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        arr = np.asarray(im).astype(np.float64)
+        # 16-bit images (and 32-bit "I" images holding 16-bit data) are
+        # scaled from 0..65535; an "I" image whose values fit in 0..255 is
+        # taken as 8-bit data.
+        scale = 257.0 if (mode != "I" or arr.max(initial=0) > 255) else 1.0
+        arr8 = np.clip(np.round(arr / scale), 0, 255).astype(np.uint8)
+        return Image.fromarray(arr8).convert("RGB")
+    if mode == "F":
+        arr = np.asarray(im).astype(np.float64)
+        arr = np.nan_to_num(arr, nan=0.0, posinf=255.0, neginf=0.0)
+        if arr.max(initial=0) <= 1.0:
+            arr = arr * 255.0
+        return Image.fromarray(np.clip(np.round(arr), 0, 255).astype(np.uint8)).convert("RGB")
+    has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in im.info)
+    if has_alpha:
+        rgba = im.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    if mode == "1":
+        im = im.convert("L")
+    return im.convert("RGB")
 
 
 # --------------------------------------------------------------------------- #

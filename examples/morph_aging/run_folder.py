@@ -49,13 +49,13 @@ from __future__ import annotations
 
 import errno
 import json
-import math
 import os
 import zipfile
 from contextlib import contextmanager
 from typing import Any, Dict, Iterator, List, Optional
 
 import files
+from files import strict_json
 
 try:  # POSIX; elsewhere runs are not locked
     import fcntl
@@ -63,8 +63,7 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
 __all__ = ["CHECKPOINT", "CONFIG", "LOCK", "LOG", "METRICS", "SAMPLES", "SKIPPED", "MetricsLog", "RunFolderError",
-           "RunLock", "foreign_files", "holds_run", "open_run", "remove_run", "run_files", "strict_json",
-           "truncate_metrics"]
+           "RunLock", "foreign_files", "holds_run", "open_run", "remove_run", "run_files", "truncate_metrics"]
 
 #: Files of a run, relative to its folder.
 CONFIG, METRICS, LOG, LOCK = "config.json", "metrics.jsonl", "train.log", ".lock"
@@ -301,21 +300,6 @@ def open_run(out: str, *, resume: bool, overwrite: bool) -> Iterator[RunLock]:
 # --------------------------------------------------------------------------- #
 # metrics.jsonl
 # --------------------------------------------------------------------------- #
-
-
-def strict_json(value: Any) -> Any:
-    """``value`` with every non-finite float (NaN, infinity) replaced by None, for strict JSON.
-
-    >>> strict_json({"a": float("nan"), "b": [1.0, float("-inf")], "c": "x"})
-    {'a': None, 'b': [1.0, None], 'c': 'x'}
-    """
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: strict_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [strict_json(v) for v in value]
-    return value
 
 
 class MetricsLog:

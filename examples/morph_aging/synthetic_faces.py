@@ -51,7 +51,6 @@ Examples
 from __future__ import annotations
 
 import math
-import operator
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Dict, Optional, Sequence, Tuple, Union
@@ -61,6 +60,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ages import NUM_GROUPS  # 0..4 = 10-20, 21-30, 31-40, 41-50, 51+
+from indexing import check_index
 
 __all__ = ["NUM_GROUPS", "SyntheticFaces", "train_test_split"]
 
@@ -611,51 +611,102 @@ def _base_image(seed: int, subject: int, j: int, size: int) -> np.ndarray:
     return img
 
 
-def _render(idn: _Identity, p: _ImageParams, t: float, size: int, base: Optional[np.ndarray] = None) -> np.ndarray:
-    """Image at continuous age ``t``: (3, H, W) float32 in [0, 1].
+@dataclass(frozen=True)
+class _Scene:
+    """What every feature of one render draws with.
 
-    ``base`` is :func:`_base` of the same identity and image (copied, not
-    changed); drawn here when not given. Everything age-dependent is drawn
-    in :func:`_head_window` only.
+    Attributes
+    ----------
+    img : numpy.ndarray
+        The image being drawn, (3, H, W) float32, changed in place.
+    idn : _Identity
+        The subject.
+    cv : _Canvas
+        The image's coordinates.
+    ag : _Age
+        The strength of each age cue.
+    vis : numpy.ndarray
+        Visible skin, (H, W) float32: the face's coverage below the
+        hairline, zero outside :func:`_head_window`. Features are drawn
+        through it, so hair and background never take them.
+    skin : numpy.ndarray
+        The skin colour at this age, (3,) float32.
+    lw : float
+        Half-width of the wrinkle lines (at least half a pixel).
     """
-    cv = _canvas(size)
-    px = cv.px
-    img = _base(idn, p, size) if base is None else base.copy()
-    hw = _head_window(idn, cv)
-    xh, yh = cv.coords(hw)
 
-    face_h, face_r, hair_h, ag = _region_alphas(idn, cv, t, hw)
+    img: np.ndarray
+    idn: _Identity
+    cv: _Canvas
+    ag: _Age
+    vis: np.ndarray
+    skin: np.ndarray
+    lw: float
 
-    # --- skin colour: duller and slightly darker with age
+
+def _aged_skin(idn: _Identity, ag: _Age) -> np.ndarray:
+    """The skin colour at an age: duller (towards its own grey) and slightly darker."""
     skin = idn.skin
     skin = skin + (skin.mean() - skin) * _F(0.35 * ag.dull)
-    skin = (skin * (1 - 0.08 * ag.dull)).astype(_F)
+    return (skin * (1 - 0.08 * ag.dull)).astype(_F)
 
-    # --- ears (behind the face), then the face with edge shading
+
+def _visible_skin(idn: _Identity, cv: _Canvas, hw: Tuple[slice, slice], face_h: np.ndarray,
+                  recede: float) -> Tuple[np.ndarray, np.ndarray]:
+    """Face below the hairline.
+
+    Parameters
+    ----------
+    idn : _Identity
+        The subject.
+    cv : _Canvas
+        The image's coordinates.
+    hw : (slice, slice)
+        The head window (:func:`_head_window`).
+    face_h : numpy.ndarray
+        The face's coverage on the head window.
+    recede : float
+        How far the hairline has receded (:attr:`_Age.recede`).
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray)
+        The visible skin on the whole canvas (zero outside the head window,
+        so that every feature can read its own window of it) and the
+        coverage below the hairline on the head window.
+    """
+    xh, yh = cv.coords(hw)
+    hl = _hairline(idn, xh, recede)  # (1, w)
+    below_h = _coverage(hl - yh, cv.px)
+    vis = np.zeros((cv.size, cv.size), _F)
+    vis[hw] = face_h * below_h
+    return vis, below_h
+
+
+def _draw_face(s: _Scene, hw: Tuple[slice, slice], face_h: np.ndarray, face_r: np.ndarray) -> None:
+    """Ears (behind the face), then the face, darker towards its edge."""
+    img, idn, cv, skin = s.img, s.idn, s.cv, s.skin
     ew = _ears_window(idn, cv)
     _blend(img, ew, _ears_alpha(idn, cv, ew), skin * 0.85)
     shade = 1.0 - 0.22 * np.clip((face_r - 0.62) / 0.38, 0.0, 1.0) ** 2
     _blend(img, hw, face_h, skin[:, None, None] * shade[None].astype(_F))
 
-    # visible skin: face below the hairline (whole-canvas arrays, zero outside
-    # the head window, for the features' windows)
-    hl = _hairline(idn, xh, ag.recede)  # (1, w)
-    below_h = _coverage(hl - yh, px)
-    vis = np.zeros((size, size), _F)
-    vis[hw] = face_h * below_h
 
-    # --- youth: rosy cheeks
+def _draw_cheeks(s: _Scene) -> None:
+    """Youth: rosy cheeks, fading over the first two groups."""
+    img, idn, cv, ag, vis = s.img, s.idn, s.cv, s.ag, s.vis
     if ag.blush > 0:
         for sx in (-1, 1):
-            ccx, ccy, s = idn.cx + sx * idn.a * 0.55, idn.cy + 0.2 * idn.b, 0.07
-            win = cv.window(ccx - 3 * s, ccx + 3 * s, ccy - 3 * s, ccy + 3 * s)
+            ccx, ccy, sigma = idn.cx + sx * idn.a * 0.55, idn.cy + 0.2 * idn.b, 0.07
+            win = cv.window(ccx - 3 * sigma, ccx + 3 * sigma, ccy - 3 * sigma, ccy + 3 * sigma)
             xw, yw = cv.coords(win)
-            g = np.exp(-((xw - ccx) ** 2 + (yw - ccy) ** 2) / (2 * s * s)).astype(_F)
+            g = np.exp(-((xw - ccx) ** 2 + (yw - ccy) ** 2) / (2 * sigma * sigma)).astype(_F)
             _blend(img, win, 0.35 * ag.blush * g * vis[win], (0.92, 0.45, 0.45))
 
-    lw = max(0.011, 0.55 * float(px))  # wrinkle half-width (>= half a pixel)
 
-    # --- forehead wrinkles: up to four lines, number and contrast grow
+def _draw_forehead_wrinkles(s: _Scene) -> None:
+    """Up to four lines above the brows; their number and contrast grow with age."""
+    img, idn, cv, ag, vis, lw = s.img, s.idn, s.cv, s.ag, s.vis, s.lw
     brow_y = idn.eye_y - idn.brow_gap
     if any(ag.forehead):
         y_top = brow_y - 0.06 - 0.052 * 3 - 0.05
@@ -664,8 +715,8 @@ def _render(idn: _Identity, p: _ImageParams, t: float, size: int, base: Optional
         u = (xw - idn.cx) / idn.a
         taper = np.exp(-((u / 0.62) ** 4))
         dark = np.zeros((yw.shape[0], xw.shape[1]), _F)
-        for k, s in enumerate(ag.forehead):
-            if s <= 0:
+        for k, strength in enumerate(ag.forehead):
+            if strength <= 0:
                 continue
             yk = (
                 brow_y
@@ -674,55 +725,64 @@ def _render(idn: _Identity, p: _ImageParams, t: float, size: int, base: Optional
                 - idn.wr_curv * 0.25 * u * u * idn.a
                 + 0.006 * np.sin(7 * u + idn.wr_phase + k)
             )
-            dark += (0.55 * s) * _line(yw - yk, lw) * taper
+            dark += (0.55 * strength) * _line(yw - yk, lw) * taper
         _darken(img, win, np.minimum(dark, 0.7) * vis[win], (0.85, 1.0, 1.05))
 
-    # --- eyes, bags, crow's feet
-    eye_h = idn.eye_h * (1.0 - 0.25 * ag.eye_close)
-    for sx in (-1, 1):
-        ex = idn.cx + sx * idn.eye_dx
-        ey = idn.eye_y
-        ew = idn.eye_w
-        win = cv.window(ex - ew - 0.13, ex + ew + 0.13, ey - 0.1, ey + 0.1)
-        xw, yw = cv.coords(win)
-        vw = vis[win]
-        # under-eye bags: a dark crescent below the eye
-        if ag.bags > 0:
-            bag_y = ey + eye_h + 0.018 + 0.014 * ag.bags - 0.012 * ((xw - ex) / ew) ** 2
-            bag = _line(yw - bag_y, lw * 1.1) * np.exp(-(((xw - ex) / (ew * 0.9)) ** 4))
-            _darken(img, win, (0.45 * ag.bags * bag * vw).astype(_F), (0.8, 1.0, 1.1))
-        # crow's feet: rays from the outer corner
-        if ag.crows > 0:
-            ox = ex + sx * (ew + 0.012)
-            angles = np.array([-0.5, -0.05, 0.4, 0.8])
-            n_rays = 2 + int(round(2 * ag.crows))
-            angles = angles[:n_rays]
-            length = 0.04 + 0.045 * ag.crows
-            seg = np.stack(
-                [
-                    np.full_like(angles, ox),
-                    np.full_like(angles, ey),
-                    ox + sx * length * np.cos(angles),
-                    ey + length * np.sin(angles),
-                ],
-                axis=1,
-            ).astype(_F)
-            d, tt = _segments_distance(xw, yw, seg)
-            rays = (_line(d, lw) * (1.0 - 0.6 * tt)).max(axis=0)
-            _darken(img, win, (0.6 * ag.crows * rays * vw).astype(_F), (0.85, 1.0, 1.05))
-        # sclera, iris, pupil, lid line
-        sclera = _coverage(_ellipse_sd(xw, yw, ex, ey, ew, eye_h), px)
-        _blend(img, win, sclera * vw, (0.96, 0.95, 0.93))
-        ix = ex + idn.gaze
-        iris = _coverage(_ellipse_sd(xw, yw, ix, ey, 0.026, 0.026), px) * sclera
-        _blend(img, win, iris * vw, idn.iris)
-        pupil = _coverage(_ellipse_sd(xw, yw, ix, ey, 0.011, 0.011), px) * sclera
-        _blend(img, win, pupil * vw, (0.02, 0.02, 0.02))
-        lid = _coverage(_ellipse_sd(xw, yw, ex, ey, ew + 0.008, eye_h + 0.010), px) - sclera
-        lid = lid * (yw < ey + 0.3 * eye_h)
-        _blend(img, win, (0.85 * lid * vw).astype(_F), (0.1, 0.07, 0.06))
 
-    # --- eyebrows (grey with the hair, a little later)
+def _draw_eye(s: _Scene, sx: int) -> None:
+    """One eye (``sx`` -1 left, +1 right): its under-eye bag and crow's feet, then
+    the sclera, iris, pupil and lid line; the eye narrows with age."""
+    img, idn, cv, ag, vis, lw = s.img, s.idn, s.cv, s.ag, s.vis, s.lw
+    px = cv.px
+    eye_h = idn.eye_h * (1.0 - 0.25 * ag.eye_close)
+    ex = idn.cx + sx * idn.eye_dx
+    ey = idn.eye_y
+    ew = idn.eye_w
+    win = cv.window(ex - ew - 0.13, ex + ew + 0.13, ey - 0.1, ey + 0.1)
+    xw, yw = cv.coords(win)
+    vw = vis[win]
+    # under-eye bags: a dark crescent below the eye
+    if ag.bags > 0:
+        bag_y = ey + eye_h + 0.018 + 0.014 * ag.bags - 0.012 * ((xw - ex) / ew) ** 2
+        bag = _line(yw - bag_y, lw * 1.1) * np.exp(-(((xw - ex) / (ew * 0.9)) ** 4))
+        _darken(img, win, (0.45 * ag.bags * bag * vw).astype(_F), (0.8, 1.0, 1.1))
+    # crow's feet: rays from the outer corner
+    if ag.crows > 0:
+        ox = ex + sx * (ew + 0.012)
+        angles = np.array([-0.5, -0.05, 0.4, 0.8])
+        n_rays = 2 + int(round(2 * ag.crows))
+        angles = angles[:n_rays]
+        length = 0.04 + 0.045 * ag.crows
+        seg = np.stack(
+            [
+                np.full_like(angles, ox),
+                np.full_like(angles, ey),
+                ox + sx * length * np.cos(angles),
+                ey + length * np.sin(angles),
+            ],
+            axis=1,
+        ).astype(_F)
+        d, tt = _segments_distance(xw, yw, seg)
+        rays = (_line(d, lw) * (1.0 - 0.6 * tt)).max(axis=0)
+        _darken(img, win, (0.6 * ag.crows * rays * vw).astype(_F), (0.85, 1.0, 1.05))
+    # sclera, iris, pupil, lid line
+    sclera = _coverage(_ellipse_sd(xw, yw, ex, ey, ew, eye_h), px)
+    _blend(img, win, sclera * vw, (0.96, 0.95, 0.93))
+    ix = ex + idn.gaze
+    iris = _coverage(_ellipse_sd(xw, yw, ix, ey, 0.026, 0.026), px) * sclera
+    _blend(img, win, iris * vw, idn.iris)
+    pupil = _coverage(_ellipse_sd(xw, yw, ix, ey, 0.011, 0.011), px) * sclera
+    _blend(img, win, pupil * vw, (0.02, 0.02, 0.02))
+    lid = _coverage(_ellipse_sd(xw, yw, ex, ey, ew + 0.008, eye_h + 0.010), px) - sclera
+    lid = lid * (yw < ey + 0.3 * eye_h)
+    _blend(img, win, (0.85 * lid * vw).astype(_F), (0.1, 0.07, 0.06))
+
+
+def _draw_brows(s: _Scene) -> None:
+    """Both eyebrows, greying with the hair, a little later."""
+    img, idn, cv, ag, vis = s.img, s.idn, s.cv, s.ag, s.vis
+    px = cv.px
+    brow_y = idn.eye_y - idn.brow_gap
     brow_col = idn.hair * 0.8 + (_WHITE * 0.85 - idn.hair * 0.8) * _F(0.8 * ag.grey**1.3)
     for sx in (-1, 1):
         bx = idn.cx + sx * (idn.eye_dx + 0.005)
@@ -734,7 +794,11 @@ def _render(idn: _Identity, p: _ImageParams, t: float, size: int, base: Optional
         alpha = _coverage(np.maximum(np.abs(yw - arch) - thick, (np.abs(uu) - 1) * idn.brow_w), px)
         _blend(img, win, (0.9 * alpha * vis[win]).astype(_F), brow_col)
 
-    # --- nose: side shading and nostrils
+
+def _draw_nose(s: _Scene) -> None:
+    """The nose: shading along one side of the ridge, the tip and the nostrils."""
+    img, idn, cv, vis = s.img, s.idn, s.cv, s.vis
+    px = cv.px
     win = cv.window(idn.cx - 0.08, idn.cx + 0.08, idn.eye_y, idn.nose_y + 0.04)
     xw, yw = cv.coords(win)
     vw = vis[win]
@@ -746,25 +810,40 @@ def _render(idn: _Identity, p: _ImageParams, t: float, size: int, base: Optional
         nos = _coverage(_ellipse_sd(xw, yw, idn.cx + sx * 0.5 * idn.nose_w, idn.nose_y + 0.008, 0.011, 0.006), px)
         _darken(img, win, (0.55 * nos * vw).astype(_F))
 
-    # --- nasolabial folds (nose wing to past the mouth corners)
+
+def _draw_nasolabial_folds(s: _Scene) -> None:
+    """The folds from the nose wings to past the mouth corners, deeper and longer with age."""
+    img, idn, cv, ag, vis, lw = s.img, s.idn, s.cv, s.ag, s.vis, s.lw
     mw = idn.mouth_w
     if ag.fold > 0:
         win = cv.window(idn.cx - mw - 0.1, idn.cx + mw + 0.1, idn.nose_y - 0.03, idn.mouth_y + 0.1)
         xw, yw = cv.coords(win)
         dark = np.zeros((yw.shape[0], xw.shape[1]), _F)
         y0, y1 = idn.nose_y - 0.005, idn.mouth_y + 0.04 + 0.04 * ag.fold
-        s = np.clip((yw - y0) / (y1 - y0), 0.0, 1.0)
+        along = np.clip((yw - y0) / (y1 - y0), 0.0, 1.0)
         inside = (yw > y0) * (yw < y1)
         for sx in (-1, 1):
             x0 = idn.cx + sx * (idn.nose_w + 0.03)
-            xc = x0 + sx * (mw - idn.nose_w + 0.005) * np.sin(s * 1.7)
-            dark = np.maximum(dark, _line(xw - xc, lw * 1.1) * inside * (1.0 - 0.5 * s))
+            xc = x0 + sx * (mw - idn.nose_w + 0.005) * np.sin(along * 1.7)
+            dark = np.maximum(dark, _line(xw - xc, lw * 1.1) * inside * (1.0 - 0.5 * along))
         _darken(img, win, (0.6 * ag.fold * dark * vis[win]).astype(_F), (0.8, 1.0, 1.1))
 
-    # --- mouth: lips thin and corners droop with age
+
+def _mouth_window(s: _Scene) -> Tuple[Tuple[slice, slice], np.ndarray, np.ndarray, np.ndarray]:
+    """The window of the mouth and the lines below it: the window, its x and y, and the visible skin in it."""
+    idn, cv = s.idn, s.cv
+    mw = idn.mouth_w
     win = cv.window(idn.cx - mw - 0.05, idn.cx + mw + 0.05, idn.mouth_y - 0.05, idn.mouth_y + 0.2)
     xw, yw = cv.coords(win)
-    vw = vis[win]
+    return win, xw, yw, s.vis[win]
+
+
+def _draw_mouth(s: _Scene) -> None:
+    """The lips and the line between them: lips thin and corners droop with age."""
+    img, idn, cv, ag, skin = s.img, s.idn, s.cv, s.ag, s.skin
+    px = cv.px
+    mw = idn.mouth_w
+    win, xw, yw, vw = _mouth_window(s)
     uu = (xw - idn.cx) / mw
     inside = np.clip(1.0 - uu * uu, 0.0, None)
     curve = idn.mouth_y + (0.03 * ag.droop - idn.smile) * uu * uu
@@ -776,8 +855,14 @@ def _render(idn: _Identity, p: _ImageParams, t: float, size: int, base: Optional
     _blend(img, win, ((upper + lower) * vw).astype(_F), lip_col)
     mline = _line(yw - curve, max(0.006, 0.45 * float(px))) * (np.abs(uu) < 1.05)
     _darken(img, win, (0.7 * mline * vw).astype(_F))
-    # marionette lines from the mouth corners down
+
+
+def _draw_marionette_lines(s: _Scene) -> None:
+    """Lines from the mouth corners down, in the oldest groups."""
+    img, idn, ag, lw = s.img, s.idn, s.ag, s.lw
+    mw = idn.mouth_w
     if ag.marionette > 0:
+        win, xw, yw, vw = _mouth_window(s)
         seg = np.array(
             [
                 [idn.cx + sx * (mw + 0.008), curve_c, idn.cx + sx * (mw + 0.022), curve_c + 0.09]
@@ -790,7 +875,10 @@ def _render(idn: _Identity, p: _ImageParams, t: float, size: int, base: Optional
         lines = (_line(d, lw) * (1.0 - 0.5 * tt)).max(axis=0)
         _darken(img, win, (0.5 * ag.marionette * lines * vw).astype(_F), (0.8, 1.0, 1.1))
 
-    # --- age spots (all at once, in the face's bounding box)
+
+def _draw_age_spots(s: _Scene) -> None:
+    """Age spots, each appearing at its own age, all drawn at once in the face's bounding box."""
+    img, idn, cv, ag, vis, skin = s.img, s.idn, s.cv, s.ag, s.vis, s.skin
     strength = np.asarray(ag.spots, dtype=_F)
     on = strength > 0
     if on.any():
@@ -802,14 +890,9 @@ def _render(idn: _Identity, p: _ImageParams, t: float, size: int, base: Optional
         g = np.minimum(g.sum(axis=0), 1.0).astype(_F)
         _blend(img, win, 0.75 * g * vis[win], skin * _SPOT / _SPOT.max())
 
-    # --- hair: strands, grey streaks, thinning, over everything outside the visible face
-    hair_alpha = np.zeros((size, size), _F)
-    hair_alpha[hw] = np.maximum(hair_h * (1.0 - vis[hw]), face_h * (1.0 - below_h))  # scalp above the hairline
-    hy0 = idn.cy - idn.b - idn.hair_vol - 0.1
-    ys, _ = cv.window(0, 0, hy0, 1.0)
-    win = (slice(max(ys.start, hw[0].start), max(min(ys.stop, hw[0].stop), max(ys.start, hw[0].start))), hw[1])
-    xw, yw = cv.coords(win)
-    ha = hair_alpha[win]
+
+def _hair_strands(idn: _Identity, cv: _Canvas, xw: np.ndarray, yw: np.ndarray) -> np.ndarray:
+    """The hair's texture in [-1, 1] on a window: curls, or strands fanning out from above the head."""
     if idn.style == _STYLE_CURLY:
         # three plane waves 60 degrees apart: a blobby, curly texture
         f = min(idn.strand_freq * 0.5, 0.3 * cv.size)
@@ -824,7 +907,27 @@ def _render(idn: _Identity, p: _ImageParams, t: float, size: int, base: Optional
         freq = min(idn.strand_freq, 0.4 * cv.size)
         ang = np.arctan2(xw - idn.cx, yw - (idn.cy - idn.b - 0.35))
         strands = np.sin(freq * ang + 9.0 * yw)
-    strands = strands.astype(_F)
+    return strands.astype(_F)
+
+
+def _draw_hair(s: _Scene, hw: Tuple[slice, slice], face_h: np.ndarray, hair_h: np.ndarray,
+               below_h: np.ndarray) -> None:
+    """Hair over everything outside the visible face: strands, greying, thinning.
+
+    ``face_h`` and ``hair_h`` are the face's and the hair silhouette's
+    coverage on the head window ``hw``, ``below_h`` the coverage below the
+    hairline there (:func:`_visible_skin`).
+    """
+    img, idn, cv, ag, vis = s.img, s.idn, s.cv, s.ag, s.vis
+    size = cv.size
+    hair_alpha = np.zeros((size, size), _F)
+    hair_alpha[hw] = np.maximum(hair_h * (1.0 - vis[hw]), face_h * (1.0 - below_h))  # scalp above the hairline
+    hy0 = idn.cy - idn.b - idn.hair_vol - 0.1
+    ys, _ = cv.window(0, 0, hy0, 1.0)
+    win = (slice(max(ys.start, hw[0].start), max(min(ys.stop, hw[0].stop), max(ys.start, hw[0].start))), hw[1])
+    xw, yw = cv.coords(win)
+    ha = hair_alpha[win]
+    strands = _hair_strands(idn, cv, xw, yw)
     # greying: a blend towards grey, then white, with some streakiness
     g = ag.grey
     grey_mix = np.clip(g * (1.0 + 0.35 * (1.0 - g) * strands), 0.0, 1.0)
@@ -835,6 +938,35 @@ def _render(idn: _Identity, p: _ImageParams, t: float, size: int, base: Optional
     ha = ha * (1.0 - 0.45 * ag.thin * (0.5 + 0.5 * strands))
     _blend(img, win, ha.astype(_F), col)
 
+
+def _render(idn: _Identity, p: _ImageParams, t: float, size: int, base: Optional[np.ndarray] = None) -> np.ndarray:
+    """Image at continuous age ``t``: (3, H, W) float32 in [0, 1].
+
+    ``base`` is :func:`_base` of the same identity and image (copied, not
+    changed); drawn here when not given. Everything age-dependent is drawn
+    in :func:`_head_window` only, one feature after the other: ears and
+    face, cheeks, forehead wrinkles, eyes, brows, nose, nasolabial folds,
+    mouth, marionette lines, age spots, and the hair over them.
+    """
+    cv = _canvas(size)
+    img = _base(idn, p, size) if base is None else base.copy()
+    hw = _head_window(idn, cv)
+    face_h, face_r, hair_h, ag = _region_alphas(idn, cv, t, hw)
+    vis, below_h = _visible_skin(idn, cv, hw, face_h, ag.recede)
+    lw = max(0.011, 0.55 * float(cv.px))  # wrinkle half-width (>= half a pixel)
+    s = _Scene(img=img, idn=idn, cv=cv, ag=ag, vis=vis, skin=_aged_skin(idn, ag), lw=lw)
+    _draw_face(s, hw, face_h, face_r)
+    _draw_cheeks(s)
+    _draw_forehead_wrinkles(s)
+    for sx in (-1, 1):
+        _draw_eye(s, sx)
+    _draw_brows(s)
+    _draw_nose(s)
+    _draw_nasolabial_folds(s)
+    _draw_mouth(s)
+    _draw_marionette_lines(s)
+    _draw_age_spots(s)
+    _draw_hair(s, hw, face_h, hair_h, below_h)
     # only darkening and hair strands can leave [0, 1], and only in the head
     # window; everything else is a convex blend of colours in [0, 1]
     view = img[:, hw[0], hw[1]]
@@ -861,24 +993,6 @@ def _region(idn: _Identity, group_ts: Sequence[float], size: int, window: bool =
 # --------------------------------------------------------------------------
 # dataset
 # --------------------------------------------------------------------------
-
-
-def check_index(index: Any, length: int) -> int:
-    """``index`` as a Python int in ``[0, length)``: TypeError for non-integers
-    (bools and float tensors included), IndexError when out of range."""
-    if isinstance(index, torch.Tensor):
-        if index.numel() != 1 or index.is_floating_point():
-            raise TypeError(f"index must be an int, got tensor of shape {tuple(index.shape)} and dtype {index.dtype}")
-        index = int(index.item())
-    if isinstance(index, bool):
-        raise TypeError("index must be an int, got bool")
-    try:
-        i = operator.index(index)
-    except TypeError:
-        raise TypeError(f"index must be an int, got {type(index).__name__}") from None
-    if not 0 <= i < length:
-        raise IndexError(f"index must be in [0, {length - 1}], got {i}")
-    return i
 
 
 class SyntheticFaces(Dataset):
