@@ -376,13 +376,6 @@ def emit(result: Mapping[str, Any], json_out: Optional[str]) -> None:
 # --------------------------------------------------------------------------- #
 
 
-def import_acgan():
-    """The example's ``acgan`` module (examples/morph_aging is on sys.path)."""
-    import acgan
-
-    return acgan
-
-
 #: The :class:`config.TrainConfig` fields the benchmarks take as flags: the
 #: networks' shape and how they run.
 CONFIG_FLAGS = config.MODEL_FIELDS + ("preset", "device", "precision", "channels_last", "compile", "batch_size", "seed")

@@ -1,6 +1,6 @@
 """Throughput, FLOPs and utilisation of aging faces to all five age groups.
 
-One call is ``acgan.age_all_groups(generator, faces)``: every face of the
+One call is ``models.age_all_groups(generator, faces)``: every face of the
 batch (``--batch-size`` faces, default 1) is aged to each of the 5 groups in
 one batched generator call (5 generator images per face), under
 ``torch.no_grad`` and the case's autocast. The generator is the preset's
@@ -34,7 +34,10 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import common  # noqa: E402
+import common  # noqa: E402  # first: it puts the example's folder on sys.path
+import checkpoints  # noqa: E402
+import models  # noqa: E402
+from ages import NUM_GROUPS  # noqa: E402
 
 FEATURES = ("channels_last", "bf16", "fp16", "compile")
 ABLATION = ("plain", "channels_last", "lowp", "optimised")
@@ -49,7 +52,7 @@ def describe(features: Sequence[str]) -> Dict[str, Any]:
 class AgeCase:
     """One case: its own copy of the generator and a fixed batch of faces."""
 
-    def __init__(self, acgan, features: Sequence[str], g0: torch.nn.Module, faces: torch.Tensor) -> None:
+    def __init__(self, features: Sequence[str], g0: torch.nn.Module, faces: torch.Tensor) -> None:
         s = describe(features)
         self.settings = s
         g = copy.deepcopy(g0).eval()
@@ -59,7 +62,7 @@ class AgeCase:
         self.g = torch.compile(g) if s["compile"] else g
         self.faces = faces
         self.dtype = common.config.autocast_dtype(s["precision"])
-        self.age_all_groups = acgan.age_all_groups
+        self.age_all_groups = models.age_all_groups
         self.calls = 0
 
     def __call__(self):
@@ -78,7 +81,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     common.check_common_args(parser, args)
-    acgan, config = common.import_acgan(), common.config
+    config = common.config
     faces_per_call = args.batch_size if args.batch_size is not None else 1
     cfg = common.build_config(parser, args, batch_size=faces_per_call)
     device = config.resolve_device(cfg.device)
@@ -89,27 +92,27 @@ def main(argv: Optional[List[str]] = None) -> int:
     source = "random weights of the preset"
     if args.checkpoint:
         try:
-            g0, ckpt_cfg = acgan.generator_from_checkpoint(args.checkpoint, map_location="cpu")
-        except acgan.CheckpointError as exc:
+            g0, ckpt_cfg = checkpoints.generator_from_checkpoint(args.checkpoint, map_location="cpu")
+        except checkpoints.CheckpointError as exc:
             parser.error(f"--checkpoint: {exc}")
         # the checkpoint's networks; the generator is convolutional, so --image-size may differ from training
         cfg = dataclasses.replace(cfg, **{k: getattr(ckpt_cfg, k) for k in config.MODEL_FIELDS
                                           if k != "image_size" or args.image_size is None})
         source = args.checkpoint
     else:
-        g0 = acgan.build_generator(cfg)
+        g0 = models.build_generator(cfg)
     g0 = g0.to(device).eval()
     gen = torch.Generator().manual_seed(cfg.seed)
     faces = (torch.rand(faces_per_call, 3, cfg.image_size, cfg.image_size, generator=gen) * 2 - 1).to(device)
 
-    plain = AgeCase(acgan, [], g0, faces)
+    plain = AgeCase([], g0, faces)
     flops = common.count_flops(plain)
-    cases = {name: AgeCase(acgan, feats, g0, faces) for name, feats in variants.items()}
+    cases = {name: AgeCase(feats, g0, faces) for name, feats in variants.items()}
     timings = common.run_interleaved(cases, device, warmup=args.warmup, repeats=args.repeats,
                                      iters=args.iters_per_repeat)
     rss = common.max_rss_bytes()
 
-    groups = acgan.NUM_GROUPS
+    groups = NUM_GROUPS
     flops_per_face = flops["total"] / faces_per_call
     results: Dict[str, Any] = {}
     for name, case in cases.items():

@@ -2,7 +2,7 @@
 
 One iteration is what ``train.py`` runs per batch: a critic update with the
 WGAN gradient penalty (Eq. 2, double backward), then a generator update
-(Eq. 5), through ``acgan.AcGANStep``. Inputs are random images in [-1, 1]
+(Eq. 5), through ``step.AcGANStep``. Inputs are random images in [-1, 1]
 and random age groups made before timing: no data loading is timed.
 
 Cases (``--compare`` / ``--variants``) are sets of *features*, each one
@@ -71,7 +71,10 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import common  # noqa: E402
+import common  # noqa: E402  # first: it puts the example's folder on sys.path
+import models  # noqa: E402
+from ages import NUM_GROUPS  # noqa: E402
+from step import AcGANStep, StepOptions, step_randomness  # noqa: E402
 
 FEATURES = ("channels_last", "bf16", "fp16", "fused_adam", "joint_gp", "fused_critic", "reuse_fake", "compile",
             "lazy_gp")
@@ -114,18 +117,18 @@ class AuthorsLoopStep:
     the released code. The losses and weights are those of Eq. (5) with the
     released code's separate penalty step."""
 
-    def __init__(self, acgan, cfg, g: torch.nn.Module, d: torch.nn.Module) -> None:
+    def __init__(self, cfg, g: torch.nn.Module, d: torch.nn.Module) -> None:
         import attngan
 
-        self.attngan, self.acgan, self.cfg, self.g, self.d = attngan, acgan, cfg, g, d
+        self.attngan, self.cfg, self.g, self.d = attngan, cfg, g, d
         kw = dict(lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
         self.opt_g, self.opt_d = torch.optim.Adam(g.parameters(), **kw), torch.optim.Adam(d.parameters(), **kw)
         self.attention_loss = attngan.AttentionRegularizer(lambda_tv=cfg.lambda_tv, form=cfg.attention_form)
 
     def __call__(self, real: torch.Tensor, labels: torch.Tensor, step: int) -> Dict[str, float]:
         A, cfg = self.attngan, self.cfg
-        offsets, alpha = self.acgan.step_randomness(cfg.seed, step, 0, real.shape[0], real.device)
-        source, target = A.one_hot(labels, self.acgan.NUM_GROUPS), A.one_hot((labels + offsets) % 5, 5)
+        offsets, alpha = step_randomness(cfg.seed, step, 0, real.shape[0], real.device)
+        source, target = A.one_hot(labels, NUM_GROUPS), A.one_hot((labels + offsets) % 5, 5)
         gp_weight = cfg.lambda_gp * (cfg.lambda_adv if cfg.gp_weighting == "nested" else 1.0)
         fake = self.g(real, target).image  # forward_D: the generator's graph is built, not used
         out_real, out_fake = self.d(real), self.d(fake.detach())
@@ -156,7 +159,7 @@ class TrainCase:
     """One case: its own copies of the networks and optimisers, a fixed batch,
     and an ``AcGANStep`` called with increasing step indices."""
 
-    def __init__(self, acgan, cfg, features: Sequence[str], g0: torch.nn.Module, d0: torch.nn.Module,
+    def __init__(self, cfg, features: Sequence[str], g0: torch.nn.Module, d0: torch.nn.Module,
                  real: torch.Tensor, labels: torch.Tensor, gp_every: int = 1) -> None:
         self.real, self.labels = real, labels
         self.k = 0
@@ -164,7 +167,7 @@ class TrainCase:
             self.settings = dict(AUTHORS_SETTINGS)
             self.cfg = cfg
             self.g, self.d = copy.deepcopy(g0), copy.deepcopy(d0)
-            self.step = AuthorsLoopStep(acgan, cfg, self.g, self.d)
+            self.step = AuthorsLoopStep(cfg, self.g, self.d)
             return
         s = describe(features, gp_every)
         self.settings = s
@@ -174,13 +177,13 @@ class TrainCase:
         if s["channels_last"]:
             g, d = g.to(memory_format=torch.channels_last), d.to(memory_format=torch.channels_last)
         self.g, self.d = g, d
-        opt_g, opt_d = acgan.build_optimizers(self.cfg, g, d, fused=s["fused_adam"])
+        opt_g, opt_d = models.build_optimizers(self.cfg, g, d, fused=s["fused_adam"])
         g_run = torch.compile(g) if s["compile"] else g
         autocast = common.config.autocast_dtype(s["precision"])
         scaler = torch.amp.GradScaler(real.device.type) if s["precision"] == "fp16" else None
-        options = acgan.StepOptions(fused_critic=s["fused_critic"], reuse_fake=s["reuse_fake"],
-                                    autocast=autocast, channels_last=s["channels_last"])
-        self.step = acgan.AcGANStep(self.cfg, g_run, d, opt_g, opt_d, options, scaler=scaler)
+        options = StepOptions(fused_critic=s["fused_critic"], reuse_fake=s["reuse_fake"],
+                              autocast=autocast, channels_last=s["channels_last"])
+        self.step = AcGANStep(self.cfg, g_run, d, opt_g, opt_d, options, scaler=scaler)
 
     def __call__(self) -> Dict[str, Any]:
         metrics = self.step(self.real, self.labels, self.k)
@@ -188,7 +191,7 @@ class TrainCase:
         return metrics
 
 
-def count_iteration_flops(acgan, cfg, g0, d0, real, labels, *, reuse_fake: bool, gp_mode: str,
+def count_iteration_flops(cfg, g0, d0, real, labels, *, reuse_fake: bool, gp_mode: str,
                           fused_critic: bool, gp_every: int = 1, authors_loop: bool = False) -> Dict[str, Any]:
     """FLOPs of one iteration, counted eagerly in fp32 on copies of the networks.
 
@@ -199,12 +202,11 @@ def count_iteration_flops(acgan, cfg, g0, d0, real, labels, *, reuse_fake: bool,
     """
     g, d = copy.deepcopy(g0), copy.deepcopy(d0)
     if authors_loop:
-        step = AuthorsLoopStep(acgan, cfg, g, d)
+        step = AuthorsLoopStep(cfg, g, d)
     else:
         c = dataclasses.replace(cfg, gp_mode=gp_mode, gp_every=gp_every)
-        opt_g, opt_d = acgan.build_optimizers(c, g, d, fused=False)
-        step = acgan.AcGANStep(c, g, d, opt_g, opt_d,
-                               acgan.StepOptions(fused_critic=fused_critic, reuse_fake=reuse_fake))
+        opt_g, opt_d = models.build_optimizers(c, g, d, fused=False)
+        step = AcGANStep(c, g, d, opt_g, opt_d, StepOptions(fused_critic=fused_critic, reuse_fake=reuse_fake))
     counts = [common.count_flops(lambda k=k: step(real, labels, k)) for k in range(gp_every)]
     by_op: Dict[str, float] = {}
     for c_ in counts:
@@ -254,7 +256,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     common.check_common_args(parser, args)
-    acgan, config = common.import_acgan(), common.config
+    config = common.config
     cfg = common.build_config(parser, args)
     device = config.resolve_device(cfg.device)
     common.setup_runtime(args, device)
@@ -263,10 +265,10 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     b = cfg.batch_size
     torch.manual_seed(cfg.seed)
-    g0, d0 = acgan.build_generator(cfg).to(device), acgan.build_critic(cfg).to(device)
+    g0, d0 = models.build_generator(cfg).to(device), models.build_critic(cfg).to(device)
     gen = torch.Generator().manual_seed(cfg.seed)
     real = (torch.rand(b, 3, cfg.image_size, cfg.image_size, generator=gen) * 2 - 1).to(device)
-    labels = torch.randint(0, acgan.NUM_GROUPS, (b,), generator=gen).to(device)
+    labels = torch.randint(0, NUM_GROUPS, (b,), generator=gen).to(device)
 
     flops_cache: Dict[Any, Dict[str, Any]] = {}
 
@@ -274,13 +276,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         key = (s["reuse_fake"], s["gp_mode"], s["fused_critic"], s["gp_every"],
                s.get("released_loop_stand_in", False))
         if key not in flops_cache:
-            flops_cache[key] = count_iteration_flops(acgan, cfg, g0, d0, real, labels, reuse_fake=key[0],
+            flops_cache[key] = count_iteration_flops(cfg, g0, d0, real, labels, reuse_fake=key[0],
                                                      gp_mode=key[1], fused_critic=key[2], gp_every=key[3],
                                                      authors_loop=key[4])
         return flops_cache[key]
 
     model_flops = flops_of(describe(["joint_gp", "reuse_fake"]))
-    cases = {name: TrainCase(acgan, cfg, feats, g0, d0, real, labels, gp_every=args.lazy_gp_every)
+    cases = {name: TrainCase(cfg, feats, g0, d0, real, labels, gp_every=args.lazy_gp_every)
              for name, feats in variants.items()}
     timings = common.run_interleaved(cases, device, warmup=args.warmup, repeats=args.repeats,
                                      iters=args.iters_per_repeat)

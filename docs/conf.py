@@ -21,7 +21,7 @@ ROOT = os.path.dirname(DOCS)
 EXAMPLE = os.path.join(ROOT, "examples", "morph_aging")
 
 # The library from this checkout (also when it is not pip-installed), and the
-# AcGAN example's modules (``config``, ``acgan``, ``synthetic_faces``, ...),
+# AcGAN example's modules (``config``, ``models``, ``step``, ``checkpoints``, ...),
 # which import each other by their bare names.
 for path in (EXAMPLE, ROOT):
     if path not in sys.path:

@@ -125,9 +125,9 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     os.makedirs(args.out, exist_ok=True)
     if args.checkpoint:
-        import acgan
+        import checkpoints
 
-        g, cfg = acgan.generator_from_checkpoint(args.checkpoint)
+        g, cfg = checkpoints.generator_from_checkpoint(args.checkpoint)
         ds = SyntheticFaces(num_subjects=40, image_size=cfg.image_size, seed=args.seed)
         indices = young_faces(ds, args.faces)
         panels = trained_panels(g, ds, indices, args.group)

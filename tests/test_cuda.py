@@ -38,12 +38,10 @@ if EXAMPLE not in sys.path:
 
 import attngan  # noqa: E402
 
-import acgan  # noqa: E402
-
-try:  # the example's configuration module (older layouts keep it in acgan)
-    from config import TrainConfig, validate_config  # noqa: E402
-except ImportError:  # pragma: no cover - depends on the example's layout
-    from acgan import TrainConfig, validate_config  # noqa: E402
+import models  # noqa: E402
+from ages import NUM_GROUPS  # noqa: E402
+from config import TrainConfig, validate_config  # noqa: E402
+from step import AcGANStep, StepOptions  # noqa: E402
 
 HAS_CUDA = torch.cuda.is_available()
 pytestmark = [
@@ -81,10 +79,10 @@ def make_setup(device: torch.device, seed: int = 0):
         device="cpu", precision="fp32", seed=seed, critic_warmup=0,
     ))
     torch.manual_seed(seed)
-    g0, d0 = acgan.build_generator(cfg), acgan.build_critic(cfg)
+    g0, d0 = models.build_generator(cfg), models.build_critic(cfg)
     gen = torch.Generator().manual_seed(seed + 1)
     real = torch.rand(BATCH, 3, SIZE, SIZE, generator=gen) * 2 - 1
-    labels = torch.randint(0, acgan.NUM_GROUPS, (BATCH,), generator=gen)
+    labels = torch.randint(0, NUM_GROUPS, (BATCH,), generator=gen)
     return cfg, g0.to(device), d0.to(device), real.to(device), labels.to(device)
 
 
@@ -99,10 +97,10 @@ def run_steps(setup, *, steps: int, autocast: Optional[torch.dtype] = None, chan
     g, d = copy.deepcopy(g0), copy.deepcopy(d0)
     if channels_last:
         g, d = g.to(memory_format=torch.channels_last), d.to(memory_format=torch.channels_last)
-    opt_g, opt_d = acgan.build_optimizers(cfg, g, d, fused=True)
+    opt_g, opt_d = models.build_optimizers(cfg, g, d, fused=True)
     grad_scaler = torch.amp.GradScaler(real.device.type, init_scale=init_scale) if scaler else None
-    step = acgan.AcGANStep(cfg, g, d, opt_g, opt_d,
-                           acgan.StepOptions(autocast=autocast, channels_last=channels_last), scaler=grad_scaler)
+    step = AcGANStep(cfg, g, d, opt_g, opt_d,
+                     StepOptions(autocast=autocast, channels_last=channels_last), scaler=grad_scaler)
     history = []
     for k in range(steps):
         metrics = step(real, labels, k)
@@ -192,7 +190,7 @@ def check_channels_last(device: torch.device) -> None:
     g_cl = copy.deepcopy(g0).to(memory_format=torch.channels_last)
     d_cl = copy.deepcopy(d0).to(memory_format=torch.channels_last)
     x_cl = real.contiguous(memory_format=torch.channels_last)
-    codes = attngan.one_hot(labels, acgan.NUM_GROUPS)
+    codes = attngan.one_hot(labels, NUM_GROUPS)
     with torch.no_grad():
         a, b = g0(real, codes), g_cl(x_cl, codes)
         assert (a.image - b.image).abs().max() < 1e-4
@@ -252,8 +250,8 @@ def test_training_iteration_never_synchronises() -> None:
     cfg, g0, d0, real, labels = setup
     g, d = copy.deepcopy(g0).to(memory_format=torch.channels_last), copy.deepcopy(d0).to(
         memory_format=torch.channels_last)
-    opt_g, opt_d = acgan.build_optimizers(cfg, g, d, fused=True)
-    step = acgan.AcGANStep(cfg, g, d, opt_g, opt_d, acgan.StepOptions(autocast=torch.bfloat16, channels_last=True))
+    opt_g, opt_d = models.build_optimizers(cfg, g, d, fused=True)
+    step = AcGANStep(cfg, g, d, opt_g, opt_d, StepOptions(autocast=torch.bfloat16, channels_last=True))
     step(real, labels, 0)  # first call: lazy initialisation, cuDNN algorithm choice
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")

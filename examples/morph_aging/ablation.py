@@ -70,7 +70,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-import acgan
+import checkpoints
 import cli
 import config
 import files
@@ -91,7 +91,7 @@ VARIANTS = ("attention", "no-attention", "no-attention-l1")
 RESERVED = ("--out", "--generator-mode", "--lambda-l1", "--seed", "--max-steps", "--max-minutes", "--resume",
             "--overwrite")
 #: Checkpoint reasons of a run that needs no more training.
-DONE_REASONS = (acgan.FINISHED, acgan.TIME_BUDGET)
+DONE_REASONS = (checkpoints.FINISHED, checkpoints.TIME_BUDGET)
 #: Columns of the side-by-side table: (summary key, header, format).
 COLUMNS = (
     ("age_accuracy", "Age accuracy", "pct"),
@@ -247,8 +247,8 @@ def _say(msg: str) -> None:
 def checkpoint_reason(path: str) -> Optional[str]:
     """The reason recorded in a checkpoint ("finished", "interrupted", ...), or None if unreadable."""
     try:
-        state = acgan.load_checkpoint(path)
-    except acgan.CheckpointError:  # an unreadable checkpoint is trained again
+        state = checkpoints.load_checkpoint(path)
+    except checkpoints.CheckpointError:  # an unreadable checkpoint is trained again
         return None
     return str(state["extra"].get("reason"))
 

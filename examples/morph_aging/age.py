@@ -57,12 +57,13 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-import acgan
+import checkpoints
 import cli
 import config
 import face_align
 import face_datasets
 import files
+import models
 import pictures
 from ages import GROUP_CENTRES, GROUP_NAMES, NUM_GROUPS, age_to_group
 from cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
@@ -113,7 +114,7 @@ def compose_strip(image: torch.Tensor, aged, masks: bool = False):
 
     ``image``: the model input (3, S, S) in [-1, 1]; ``aged``: the generator
     output for it at every group, tensors (1, 5, C, S, S) (as
-    ``acgan.age_all_groups`` gives them).
+    ``models.age_all_groups`` gives them).
     """
     return pictures.aging_figure(image[None], aged, masks=masks, pad=PAD)
 
@@ -146,7 +147,7 @@ def animation_frames(image: torch.Tensor, positions: torch.Tensor, faces: torch.
 def aging_animation(g: torch.nn.Module, image: torch.Tensor, device: torch.device) -> bytes:
     """The GIF file of the aging animation of one input (3, S, S): youngest to oldest, a pause at
     each group and a longer one at both ends, then again from the start."""
-    positions, out = acgan.age_gradually(g, image.to(device), steps_between=STEPS_BETWEEN)
+    positions, out = models.age_gradually(g, image.to(device), steps_between=STEPS_BETWEEN)
     frames = animation_frames(image, positions.cpu(), out.image.cpu())
     whole = [float(p).is_integer() for p in positions.tolist()]
     durations = [END_MS if i in (0, len(frames) - 1) else GROUP_MS if w else FRAME_MS for i, w in enumerate(whole)]
@@ -364,8 +365,8 @@ def age_photos(args: argparse.Namespace, tally: Tally) -> int:
             return cli.fail("age.py", f"--align: {exc}")
         no_face = (face_align.NoFaceError,)
     try:
-        g, cfg = acgan.generator_from_checkpoint(args.checkpoint)
-    except acgan.CheckpointError as exc:
+        g, cfg = checkpoints.generator_from_checkpoint(args.checkpoint)
+    except checkpoints.CheckpointError as exc:
         return cli.fail("age.py", exc)
     g = g.to(device)
     if cfg.data == "synthetic":
@@ -407,7 +408,7 @@ def age_photos(args: argparse.Namespace, tally: Tally) -> int:
                 continue
             for note in notes:
                 tqdm.write(f"{path}: {note}", file=sys.stderr)
-            aged = acgan.age_all_groups(g, x.unsqueeze(0).to(device))
+            aged = models.age_all_groups(g, x.unsqueeze(0).to(device))
             aged = type(aged)(*(t.cpu() for t in aged))
             results = {f"{stem}_aged.png": pictures.png_bytes(compose_strip(x, aged, masks=args.masks))}
             for k in range(NUM_GROUPS):

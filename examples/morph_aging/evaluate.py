@@ -97,7 +97,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-import acgan
+import checkpoints
 import cli
 import config
 import estimators
@@ -349,12 +349,12 @@ def evaluate(args: argparse.Namespace, command: str) -> Tuple[Dict[str, Any], in
     except ValueError as exc:
         raise EvalError(str(exc)) from None
     try:
-        state = acgan.load_checkpoint(args.checkpoint)
-        g, cfg = acgan.generator_of(state, args.checkpoint, weights=args.weights)
-        averaged = args.weights == "average" and acgan.AVERAGE_PART in state
+        state = checkpoints.load_checkpoint(args.checkpoint)
+        g, cfg = checkpoints.generator_of(state, args.checkpoint, weights=args.weights)
+        averaged = args.weights == "average" and checkpoints.AVERAGE_PART in state
         cfg = dataclasses.replace(cfg, **{k: getattr(args, k) for k in ("skip_bad_files", "clip_young")
                                           if getattr(args, k) is not None})
-    except acgan.CheckpointError as exc:
+    except checkpoints.CheckpointError as exc:
         raise EvalError(str(exc)) from None
     step, reason = state["step"], state["extra"].get("reason")
     del state

@@ -44,11 +44,12 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-import acgan
+import checkpoints
 import cli
 import config
 import estimators
 import files
+import models
 import pictures
 import photo_protocol as pp
 from ages import GROUP_NAMES, NUM_GROUPS
@@ -121,8 +122,8 @@ def evaluate_photos(args: argparse.Namespace, command: str) -> Dict[str, Any]:
     t0 = time.perf_counter()
     try:
         device = config.resolve_device(args.device)
-        state = acgan.load_checkpoint(args.checkpoint)
-        g, cfg = acgan.generator_of(state, args.checkpoint, weights=args.weights)
+        state = checkpoints.load_checkpoint(args.checkpoint)
+        g, cfg = checkpoints.generator_of(state, args.checkpoint, weights=args.weights)
     except ValueError as exc:  # CheckpointError included
         raise PhotoEvalError(cli.one_line(exc, 400)) from None
     if cfg.data == "synthetic" and args.data is None:
@@ -184,7 +185,7 @@ def _spread(sources: torch.Tensor, k: int) -> List[int]:
 def _aging_output(g: torch.nn.Module, images: torch.Tensor, device: torch.device) -> Any:
     if not images.shape[0]:
         return None
-    out = acgan.age_all_groups(g, images.to(device))
+    out = models.age_all_groups(g, images.to(device))
     return type(out)(*(t.cpu() for t in out))
 
 

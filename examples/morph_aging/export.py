@@ -24,7 +24,7 @@ import os
 import sys
 from typing import List, Optional
 
-import acgan
+import checkpoints
 import cli
 from cli import EXIT_OK
 from files import atomic_file, check_replaceable
@@ -48,7 +48,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return cli.fail(PROG, f"{ckpt} is already an exported {SUFFIX} generator")
     out = args.out or os.path.splitext(ckpt)[0] + SUFFIX
     if not out.endswith(SUFFIX):
-        # age.py and acgan.generator_from_checkpoint recognise the format by its suffix
+        # age.py and checkpoints.generator_from_checkpoint recognise the format by its suffix
         return cli.fail(PROG, f"--out must end in {SUFFIX}, got {out}")
     try:
         import safetensors.torch  # noqa: F401
@@ -58,8 +58,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         check_replaceable(out)  # a read-only file stays as it is
         with atomic_file(out) as tmp:
-            acgan.export_safetensors(ckpt, tmp)
-    except acgan.CheckpointError as exc:
+            checkpoints.export_safetensors(ckpt, tmp)
+    except checkpoints.CheckpointError as exc:
         return cli.fail(PROG, exc)
     except OSError as exc:
         return cli.fail(PROG, f"cannot write {out}: {exc.strerror or exc}")

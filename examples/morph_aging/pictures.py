@@ -308,7 +308,7 @@ def aging_rows(images: torch.Tensor, out: Any, *, masks: bool = True) -> List[Ro
 
     ``images``: the inputs (N, 3, H, W) in [-1, 1]; ``out``: an
     ``attngan.GeneratorOutput`` with tensors (N, K, C, H, W), each face at
-    each of the K groups (as ``acgan.age_all_groups`` returns it). Per face a
+    each of the K groups (as ``models.age_all_groups`` returns it). Per face a
     row with the input and its K ages; with ``masks`` it is labelled
     "output" and followed by a row of attention masks (white = input pixel
     kept) and a row of colour masks, labelled "attention" and "colour", with

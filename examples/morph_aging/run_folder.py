@@ -106,7 +106,7 @@ def _not_a_run_file(out: str, name: str) -> Optional[str]:
         return None  # absent, or a folder: check_output names that
     try:
         if name == CHECKPOINT:
-            from acgan import CHECKPOINT_FORMAT
+            from checkpoints import CHECKPOINT_FORMAT
 
             with zipfile.ZipFile(path) as archive:
                 pickles = [n for n in archive.namelist() if n.endswith("/data.pkl")]

@@ -51,16 +51,18 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import torch
 import torch.distributed as dist
 
-import acgan
+import checkpoints
 import cli
 import config
 import files
+import models
 import pictures
 import run_folder
-from acgan import DIVERGED, FINISHED, INTERRUPTED, TIME_BUDGET
 from ages import GROUP_NAMES
+from checkpoints import DIVERGED, FINISHED, INTERRUPTED, TIME_BUDGET
 from config import TrainConfig
 from data import BatchSource, build_datasets, check_groups, fixed_sample_inputs, group_counts, with_data_crop
+from step import AcGANStep, StepOptions
 
 EXIT_ERROR, EXIT_DIVERGED, EXIT_INTERRUPTED = 1, 3, 130
 
@@ -263,7 +265,7 @@ class RunGuard:
             what = f"{type(exc).__name__}: {_essence(exc)}"
         if self.save is not None and reason is None:
             try:
-                self.saved_step = self.save(acgan.FAILED)
+                self.saved_step = self.save(checkpoints.FAILED)
                 ckpt = f"saved a checkpoint of step {self.saved_step} ({self.ckpt_path}); --resume continues from it"
             except FloatingPointError:
                 ckpt = "no checkpoint saved (the weights are not finite)" + self.previous_checkpoint()
@@ -454,29 +456,29 @@ def train(cfg: TrainConfig, guard: Optional[RunGuard] = None, *, argv: Optional[
         guard.out, guard.ckpt_path = out, ckpt_path
 
     torch.manual_seed(cfg.seed)
-    g, d = acgan.build_generator(cfg).to(device), acgan.build_critic(cfg).to(device)
+    g, d = models.build_generator(cfg).to(device), models.build_critic(cfg).to(device)
     if cfg.channels_last:
         g, d = g.to(memory_format=torch.channels_last), d.to(memory_format=torch.channels_last)
-    opt_g, opt_d = acgan.build_optimizers(cfg, g, d, fused=True)
-    average = acgan.build_average(cfg, g)  # None without --g-ema
+    opt_g, opt_d = models.build_optimizers(cfg, g, d, fused=True)
+    average = models.build_average(cfg, g)  # None without --g-ema
     start_step = 0
     prior_s = 0.0  # training time of the earlier runs of this --out (checkpoint extra "total_elapsed_s")
     if cfg.resume:
         if not os.path.isfile(ckpt_path):
             held = run_folder.holds_run(out)
-            raise acgan.CheckpointError(f"--resume: no checkpoint at {ckpt_path}" + (
+            raise checkpoints.CheckpointError(f"--resume: no checkpoint at {ckpt_path}" + (
                 " (the folder holds a run that never wrote one: --overwrite starts it afresh)" if held else ""))
-        state = acgan.load_checkpoint(ckpt_path, map_location=device)
-        saved = acgan.config_of(state, ckpt_path).to_dict()
-        acgan.check_compatible(saved, cfg, ckpt_path)
+        state = checkpoints.load_checkpoint(ckpt_path, map_location=device)
+        saved = checkpoints.config_of(state, ckpt_path).to_dict()
+        checkpoints.check_compatible(saved, cfg, ckpt_path)
         changed = [k for k in saved if k not in config.RUN_FIELDS and saved[k] != getattr(cfg, k, None)]
         if changed and is_main:
             print(f"warning: resuming with settings that differ from the checkpoint's: {', '.join(changed)}",
                   file=sys.stderr)
         g.load_state_dict(state["generator"])
         d.load_state_dict(state["critic"])
-        if average is not None and acgan.AVERAGE_PART in state:
-            average.module.load_state_dict(state[acgan.AVERAGE_PART])
+        if average is not None and checkpoints.AVERAGE_PART in state:
+            average.module.load_state_dict(state[checkpoints.AVERAGE_PART])
             average.n_averaged.fill_(1)  # continue the average rather than restart it from g
         opt_g.load_state_dict(state["opt_g"])
         opt_d.load_state_dict(state["opt_d"])
@@ -527,9 +529,9 @@ def train(cfg: TrainConfig, guard: Optional[RunGuard] = None, *, argv: Optional[
         g_train = torch.compile(g_train)
     autocast = config.autocast_dtype(precision)
     scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
-    stepper = acgan.AcGANStep(cfg, g_train, d_train, opt_g, opt_d,
-                              acgan.StepOptions(autocast=autocast, channels_last=bool(cfg.channels_last)),
-                              rank=rank, world=world, scaler=scaler)
+    stepper = AcGANStep(cfg, g_train, d_train, opt_g, opt_d,
+                        StepOptions(autocast=autocast, channels_last=bool(cfg.channels_last)),
+                        rank=rank, world=world, scaler=scaler)
 
     source.prepare(progress=is_main and cfg.progress)
     unreadable_reported = _report_unreadable(source, 0, None)  # the cached path knows them all now
@@ -544,13 +546,13 @@ def train(cfg: TrainConfig, guard: Optional[RunGuard] = None, *, argv: Optional[
     def write_outputs(step: int, reason: str) -> None:
         if not is_main:
             return
-        acgan.save_checkpoint(ckpt_path, cfg, g, d, opt_g, opt_d, step,
-                              extra={"reason": reason, "total_elapsed_s": total_elapsed()}, average=average)
+        checkpoints.save_checkpoint(ckpt_path, cfg, g, d, opt_g, opt_d, step,
+                                    extra={"reason": reason, "total_elapsed_s": total_elapsed()}, average=average)
         guard.saved_step = step
         shown = g if average is None else average.module  # the samples show what age.py will use
         shown.eval()
         with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
-            aged = acgan.age_all_groups(shown, sample_inputs)
+            aged = models.age_all_groups(shown, sample_inputs)
         g.train()
         grid = pictures.aging_figure(sample_inputs, aged)
         pictures.save_png(grid, os.path.join(out, "samples", f"step_{step:06d}.png"))
@@ -573,8 +575,8 @@ def train(cfg: TrainConfig, guard: Optional[RunGuard] = None, *, argv: Optional[
     guard.step = lambda: step
     if is_main:
         def save_now(reason: str) -> int:
-            acgan.save_checkpoint(ckpt_path, cfg, g, d, opt_g, opt_d, step,
-                                  extra={"reason": reason, "total_elapsed_s": total_elapsed()}, average=average)
+            checkpoints.save_checkpoint(ckpt_path, cfg, g, d, opt_g, opt_d, step, average=average,
+                                        extra={"reason": reason, "total_elapsed_s": total_elapsed()})
             return step
         guard.save = save_now
     with Interrupt() as interrupt:
@@ -684,7 +686,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except Exception as exc:  # noqa: BLE001 - every error ends in one line
         if guard.save is not None:  # training had started
             return guard.crashed(exc)
-        if isinstance(exc, (acgan.CheckpointError, ValueError, OSError)):  # usage, data, folder, checkpoint
+        if isinstance(exc, (checkpoints.CheckpointError, ValueError, OSError)):  # usage, data, folder, checkpoint
             return cli.fail("train.py", exc)
         log = guard.log_traceback(exc)
         print(f"train.py: error: {type(exc).__name__}: {_essence(exc)}" + (f" (traceback in {log})" if log else ""),

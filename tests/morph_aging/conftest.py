@@ -22,10 +22,10 @@ def one_thread():
 
 @pytest.fixture
 def nan_critic(monkeypatch):
-    """Make ``acgan.build_critic`` return critics whose realness scores are always NaN."""
-    import acgan
+    """Make ``models.build_critic`` return critics whose realness scores are always NaN."""
+    import models
 
-    real_build = acgan.build_critic
+    real_build = models.build_critic
 
     def build(cfg):
         d = real_build(cfg)
@@ -38,4 +38,4 @@ def nan_critic(monkeypatch):
         d.forward = forward
         return d
 
-    monkeypatch.setattr(acgan, "build_critic", build)
+    monkeypatch.setattr(models, "build_critic", build)

@@ -12,11 +12,12 @@ import pytest
 import torch
 from PIL import Image
 
-import acgan
 import age
+import checkpoints
 import export
 import face_align
 import face_datasets
+import models
 import pictures
 from ages import NUM_GROUPS
 from extras import importable, needs_export, needs_face, write_synthetic_face
@@ -162,9 +163,9 @@ def test_masks_add_two_rows(checkpoint, photos, tmp_path, capsys):
     for k in range(NUM_GROUPS + 1):
         np.testing.assert_array_equal(crop(three, 0, k, masks=True), crop(one, 0, k))
     assert (crop(three, 1, 0, masks=True) == 255).all()  # nothing under the input
-    g, _ = acgan.generator_from_checkpoint(checkpoint)
+    g, _ = checkpoints.generator_from_checkpoint(checkpoint)
     x = face_datasets.load_image(photos["rgb"], TILE)
-    ref = acgan.age_all_groups(g, x[None])
+    ref = models.age_all_groups(g, x[None])
     for k in range(NUM_GROUPS):
         attention = crop(three, 1, k + 1, masks=True)
         assert (attention[..., 0] == attention[..., 1]).all() and (attention[..., 1] == attention[..., 2]).all()
@@ -183,13 +184,13 @@ def test_the_animation_ages_smoothly_from_the_youngest_to_the_oldest(checkpoint,
     out = tmp_path / "out"
     code, _, err = run(age.main, ["--checkpoint", checkpoint, photos["rgb"], "--out", out], capsys)
     assert code == 0, err
-    g, _ = acgan.generator_from_checkpoint(checkpoint)
+    g, _ = checkpoints.generator_from_checkpoint(checkpoint)
     x = face_datasets.load_image(photos["rgb"], TILE)
-    positions, frames = acgan.age_gradually(g, x, steps_between=age.STEPS_BETWEEN)
+    positions, frames = models.age_gradually(g, x, steps_between=age.STEPS_BETWEEN)
     steps = (NUM_GROUPS - 1) * age.STEPS_BETWEEN + 1
     assert positions.tolist() == [k / age.STEPS_BETWEEN for k in range(steps)]
     # at whole positions the frames are the groups' own outputs (one-hot codes)
-    ref = acgan.age_all_groups(g, x[None])
+    ref = models.age_all_groups(g, x[None])
     torch.testing.assert_close(frames.image[:: age.STEPS_BETWEEN], ref.image[0], atol=1e-5, rtol=0)
     # in between, the faces move step by step: each frame is closer to its neighbours than the ends are
     step_change = (frames.image[1:] - frames.image[:-1]).abs().mean(dim=(1, 2, 3))

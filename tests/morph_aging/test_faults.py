@@ -31,15 +31,17 @@ import torch
 from PIL import Image
 
 import ablation
-import acgan
 import age
+import checkpoints
 import config
 import evaluate
 import export
 import face_datasets
 import files
+import models
 import run_folder
 import train
+from step import AcGANStep
 
 EXAMPLE = os.path.dirname(os.path.abspath(train.__file__))
 TINY = ["--image-size", "64", "--batch-size", "4", "--num-subjects", "10", "--g-channels", "8",
@@ -55,7 +57,7 @@ def run_main(out, *extra):
 
 
 def last(out):
-    return acgan.load_checkpoint(os.path.join(out, "checkpoints", "last.pt"))
+    return checkpoints.load_checkpoint(os.path.join(out, "checkpoints", "last.pt"))
 
 
 def metrics_steps(out):
@@ -173,7 +175,7 @@ def test_unusable_output_is_refused_before_any_step(layout, message, tmp_path, c
         def refuse(*a, **k):
             raise PermissionError(errno.EACCES, "Permission denied")
         monkeypatch.setattr(files.tempfile, "mkstemp", refuse)
-    monkeypatch.setattr(acgan.AcGANStep, "__call__", lambda *a, **k: pytest.fail("a step ran"))
+    monkeypatch.setattr(AcGANStep, "__call__", lambda *a, **k: pytest.fail("a step ran"))
     assert run_main(out, "--max-steps", "1") == 2
     assert message in one_error_line(capsys.readouterr().err)
 
@@ -203,7 +205,7 @@ def test_a_full_disk_at_a_checkpoint_is_one_line_and_keeps_the_previous_one(fail
             raise failure()
         return real_save(obj, path, *a, **k)
 
-    monkeypatch.setattr(acgan.torch, "save", save)
+    monkeypatch.setattr(checkpoints.torch, "save", save)
     assert run_main(out, "--max-steps", "4", "--checkpoint-every", "2", "--sample-every", "1000") == train.EXIT_ERROR
     line = one_error_line(capsys.readouterr().err)
     ckpt = out / "checkpoints" / "last.pt"
@@ -273,20 +275,20 @@ def test_truncated_jpegs_are_skipped_reported_and_resume_passes_them(workers, tm
 
 def test_an_unexpected_error_saves_a_checkpoint_and_ends_in_one_line(tmp_path, capsys, monkeypatch):
     out = tmp_path / "run"
-    real = acgan.AcGANStep.__call__
+    real = AcGANStep.__call__
 
     def step(self, images, labels, at):
         if at == 2:
             raise RuntimeError("boom\nsecond line")
         return real(self, images, labels, at)
 
-    monkeypatch.setattr(acgan.AcGANStep, "__call__", step)
+    monkeypatch.setattr(AcGANStep, "__call__", step)
     assert run_main(out, "--max-steps", "5") == train.EXIT_ERROR
     line = one_error_line(capsys.readouterr().err)
     assert "error at step 2: RuntimeError: boom;" in line and "saved a checkpoint of step 2" in line
     assert f"traceback in {out / 'train.log'}" in line
     assert "Traceback" in (out / "train.log").read_text()
-    assert last(out)["step"] == 2 and last(out)["extra"]["reason"] == acgan.FAILED
+    assert last(out)["step"] == 2 and last(out)["extra"]["reason"] == checkpoints.FAILED
     monkeypatch.undo()
     assert run_main(out, "--max-steps", "3", "--resume") == 0 and metrics_steps(out) == [1, 2, 3]
 
@@ -299,7 +301,7 @@ def test_an_error_with_nonfinite_weights_saves_nothing(tmp_path, capsys, monkeyp
             next(self.g.parameters()).fill_(float("nan"))
         raise ValueError("weights went bad")
 
-    monkeypatch.setattr(acgan.AcGANStep, "__call__", step)
+    monkeypatch.setattr(AcGANStep, "__call__", step)
     assert run_main(out, "--max-steps", "3") == train.EXIT_ERROR
     line = one_error_line(capsys.readouterr().err)
     assert "ValueError: weights went bad" in line and "no checkpoint saved (the weights are not finite)" in line
@@ -308,14 +310,14 @@ def test_an_error_with_nonfinite_weights_saves_nothing(tmp_path, capsys, monkeyp
 
 def test_a_second_interrupt_aborts_in_one_line(tmp_path, capsys, monkeypatch):
     out = tmp_path / "run"
-    real = acgan.AcGANStep.__call__
+    real = AcGANStep.__call__
 
     def step(self, images, labels, at):
         if at == 2:
             raise KeyboardInterrupt  # what Interrupt raises on the second SIGINT
         return real(self, images, labels, at)
 
-    monkeypatch.setattr(acgan.AcGANStep, "__call__", step)
+    monkeypatch.setattr(AcGANStep, "__call__", step)
     assert run_main(out, "--max-steps", "5", "--checkpoint-every", "1") == train.EXIT_INTERRUPTED
     err = capsys.readouterr().err
     assert "Traceback" not in err and "train.py: aborted; the last checkpoint, step 2, is intact" in err
@@ -342,7 +344,7 @@ def test_other_scripts_refuse_an_unusable_output_before_the_work(trained, tmp_pa
 def _with_nan(src, dst):
     state = torch.load(src, map_location="cpu", weights_only=True)
     state["generator"]["color_head.weight"][0, 0, 0, 0] = float("inf")
-    state["digest"]["sha256"] = acgan.tensor_digest({k: state[k] for k in state["digest"]["covers"]})  # an honest file
+    state["digest"]["sha256"] = checkpoints.tensor_digest({k: state[k] for k in state["digest"]["covers"]})  # an honest file
     torch.save(state, dst)
     return dst
 
@@ -399,21 +401,21 @@ def test_exported_weights_carry_a_digest_that_catches_flipped_bytes(ckpt, tmp_pa
     pytest.importorskip("safetensors")
     out = tmp_path / "g.safetensors"
     assert export.main(["--checkpoint", str(ckpt), "--out", str(out)]) == 0
-    acgan.generator_from_checkpoint(str(out))  # verifies
+    checkpoints.generator_from_checkpoint(str(out))  # verifies
     raw = bytearray(out.read_bytes())
     header = struct.unpack("<Q", raw[:8])[0]
     raw[8 + header + (len(raw) - 8 - header) // 2] ^= 0x01
     out.write_bytes(bytes(raw))
-    with pytest.raises(acgan.CheckpointError, match="is damaged"):
-        acgan.load_checkpoint(str(out))
+    with pytest.raises(checkpoints.CheckpointError, match="is damaged"):
+        checkpoints.load_checkpoint(str(out))
 
 
 def test_a_checkpoint_without_a_digest_loads_with_a_warning(ckpt):
     state = torch.load(ckpt, map_location="cpu", weights_only=True)
     del state["digest"]
     torch.save(state, ckpt)
-    with pytest.warns(acgan.CheckpointWarning, match="no integrity digest"):
-        acgan.generator_from_checkpoint(str(ckpt))
+    with pytest.warns(checkpoints.CheckpointWarning, match="no integrity digest"):
+        checkpoints.generator_from_checkpoint(str(ckpt))
     code = subprocess.run([sys.executable, os.path.join(EXAMPLE, "export.py"), "--checkpoint", str(ckpt), "--out",
                            str(ckpt.parent / "g.safetensors")], capture_output=True, text=True)
     if code.returncode == 0:  # with the export extra: the warning is one line of the script's stderr
@@ -481,8 +483,8 @@ def test_malformed_checkpoint_layouts_are_checkpoint_errors(key, value, message,
     state = torch.load(ckpt, map_location="cpu", weights_only=True)
     state[key] = value
     torch.save(state, ckpt)
-    with pytest.raises(acgan.CheckpointError, match=message.replace("'", ".")):
-        acgan.load_checkpoint(str(ckpt))
+    with pytest.raises(checkpoints.CheckpointError, match=message.replace("'", ".")):
+        checkpoints.load_checkpoint(str(ckpt))
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -676,7 +678,7 @@ def _photos(folder, n):
 
 def test_ctrl_c_while_aging_keeps_whole_photos_and_says_how_far(trained, tmp_path, capsys, monkeypatch):
     photos, out = _photos(tmp_path / "photos", 5), tmp_path / "aged"
-    real, calls = acgan.age_gradually, []
+    real, calls = models.age_gradually, []
 
     def animate(*a, **k):  # the animation, a photo's last file, of the third photo
         calls.append(1)
@@ -684,7 +686,7 @@ def test_ctrl_c_while_aging_keeps_whole_photos_and_says_how_far(trained, tmp_pat
             raise KeyboardInterrupt
         return real(*a, **k)
 
-    monkeypatch.setattr(acgan, "age_gradually", animate)
+    monkeypatch.setattr(models, "age_gradually", animate)
     code = _interruptible(age.main, [photos, "--checkpoint", trained / "checkpoints" / "last.pt", "--out", out])
     err = capsys.readouterr().err
     assert code == 130 and "Traceback" not in err
@@ -700,7 +702,7 @@ def test_ctrl_c_before_any_photo_is_aged_leaves_no_folder(trained, tmp_path, cap
     def interrupt(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(acgan, "age_all_groups", interrupt)
+    monkeypatch.setattr(models, "age_all_groups", interrupt)
     out = tmp_path / "aged"
     code = _interruptible(age.main, [_photo(tmp_path), "--checkpoint", trained / "checkpoints" / "last.pt",
                                      "--out", out])

@@ -6,10 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-import acgan
 import attngan
 import config
+import models
 import train
+from step import AcGANStep, flip_mask, step_randomness
 
 TINY = dict(data="random-tensors", image_size=32, batch_size=4, g_channels=8, g_res_blocks=1, d_channels=8,
             device="cpu", precision="fp32", critic_warmup=0)
@@ -18,9 +19,9 @@ TINY = dict(data="random-tensors", image_size=32, batch_size=4, g_channels=8, g_
 def _step(**kw):
     cfg = config.validate_config(config.TrainConfig(**{**TINY, **kw}))
     torch.manual_seed(0)
-    g, d = acgan.build_generator(cfg), acgan.build_critic(cfg)
-    opt_g, opt_d = acgan.build_optimizers(cfg, g, d, fused=False)
-    return cfg, g, d, acgan.AcGANStep(cfg, g, d, opt_g, opt_d)
+    g, d = models.build_generator(cfg), models.build_critic(cfg)
+    opt_g, opt_d = models.build_optimizers(cfg, g, d, fused=False)
+    return cfg, g, d, AcGANStep(cfg, g, d, opt_g, opt_d)
 
 
 def test_the_generator_follows_the_condition_and_padding_flags():
@@ -43,9 +44,9 @@ def test_reconstruction_term_is_the_cycle_back_to_the_source_group():
     cfg, g, d, step = _step(lambda_rec=10.0)
     real, labels = torch.rand(4, 3, 32, 32) * 2 - 1, torch.tensor([0, 1, 2, 3])
     g_before = {k: v.clone() for k, v in g.state_dict().items()}
-    offsets, _ = acgan.step_randomness(cfg.seed, 0, 0, 4, torch.device("cpu"))
+    offsets, _ = step_randomness(cfg.seed, 0, 0, 4, torch.device("cpu"))
     m = step(real, labels, 0)
-    probe = acgan.build_generator(cfg)
+    probe = models.build_generator(cfg)
     probe.load_state_dict(g_before)
     with torch.no_grad():
         fake = probe(real, (labels + offsets) % 5).image
@@ -62,12 +63,12 @@ def test_the_reconstruction_term_enters_the_generator_loss():
 
 
 def test_flip_masks_are_reproducible_independent_and_split_across_processes():
-    a = acgan.flip_mask(3, 7, 0, 64, torch.device("cpu"))
-    assert a.dtype == torch.bool and torch.equal(a, acgan.flip_mask(3, 7, 0, 64, torch.device("cpu")))
+    a = flip_mask(3, 7, 0, 64, torch.device("cpu"))
+    assert a.dtype == torch.bool and torch.equal(a, flip_mask(3, 7, 0, 64, torch.device("cpu")))
     assert 10 < int(a.sum()) < 54  # about half
-    assert not torch.equal(a, acgan.flip_mask(3, 8, 0, 64, torch.device("cpu")))
-    whole = acgan.flip_mask(3, 7, 0, 8, torch.device("cpu"), world=2)
-    halves = torch.cat([acgan.flip_mask(3, 7, r, 4, torch.device("cpu"), world=2) for r in range(2)])
+    assert not torch.equal(a, flip_mask(3, 8, 0, 64, torch.device("cpu")))
+    whole = flip_mask(3, 7, 0, 8, torch.device("cpu"), world=2)
+    halves = torch.cat([flip_mask(3, 7, r, 4, torch.device("cpu"), world=2) for r in range(2)])
     assert torch.equal(whole, halves)
 
 
@@ -80,7 +81,7 @@ def test_mirroring_feeds_the_critic_the_flipped_images(monkeypatch):
     original = d.forward
     monkeypatch.setattr(d, "forward", lambda x: (seen.append(x.detach().clone()), original(x))[1])
     step(real, labels, 5)
-    flips = acgan.flip_mask(cfg.seed, 5, 0, 4, torch.device("cpu"))
+    flips = flip_mask(cfg.seed, 5, 0, 4, torch.device("cpu"))
     assert flips.any() and not flips.all()  # step 5 of seed 0 mirrors some images and keeps others
     expected = torch.where(flips.view(4, 1, 1, 1), real.flip(-1), real)
     torch.testing.assert_close(seen[0][:4], expected)

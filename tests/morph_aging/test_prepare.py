@@ -22,8 +22,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-import acgan
 import age
+import checkpoints
 import config
 import data
 import face_align
@@ -367,13 +367,13 @@ def prepared_run(tmp_path_factory, one_thread) -> Path:
 def test_the_prepared_crop_reaches_config_and_checkpoint(prepared_run, tmp_path, capsys):
     spec = str(PREPARED_CROP)
     assert json.loads((prepared_run / "config.json").read_text())["crop"] == spec
-    state = acgan.load_checkpoint(str(prepared_run / "checkpoints" / "last.pt"))
-    assert acgan.config_of(state, "ckpt").crop == spec
+    state = checkpoints.load_checkpoint(str(prepared_run / "checkpoints" / "last.pt"))
+    assert checkpoints.config_of(state, "ckpt").crop == spec
     if not importable("safetensors.torch"):
         return
     export = str(tmp_path / "g.safetensors")  # the export keeps the config, crop included
-    acgan.export_safetensors(str(prepared_run / "checkpoints" / "last.pt"), export)
-    assert acgan.generator_from_checkpoint(export)[1].crop == spec
+    checkpoints.export_safetensors(str(prepared_run / "checkpoints" / "last.pt"), export)
+    assert checkpoints.generator_from_checkpoint(export)[1].crop == spec
 
 
 def test_unprepared_photos_record_an_unknown_crop_and_a_contradicting_flag_is_refused(tmp_path, capsys, one_thread):

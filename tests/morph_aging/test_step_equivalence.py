@@ -1,7 +1,7 @@
 """Every speed-up of the training iteration computes the same thing.
 
 From the same initial weights (deep copies), the same batch and the same
-step indices, the optimised forms of ``acgan.AcGANStep`` give the plain
+step indices, the optimised forms of ``step.AcGANStep`` give the plain
 form's losses and weights:
 
 * structure (fused critic call, reused fake, channels_last, fused Adam), each
@@ -38,8 +38,10 @@ from typing import Dict, List, Tuple
 import pytest
 import torch
 
-import acgan
 import config
+import models
+from ages import NUM_GROUPS
+from step import AcGANStep, StepOptions
 
 LOSSES = ("d_adv", "d_cls", "gp", "g_adv", "g_cls", "g_att")
 PRE_UPDATE = ("d_adv", "d_cls", "gp")  # computed before the critic's first update
@@ -62,24 +64,24 @@ def setup():
         device="cpu", precision="fp32", seed=3, critic_warmup=0,
     ))
     torch.manual_seed(0)
-    g0, d0 = acgan.build_generator(cfg), acgan.build_critic(cfg)
+    g0, d0 = models.build_generator(cfg), models.build_critic(cfg)
     gen = torch.Generator().manual_seed(1)
     real = torch.rand(4, 3, 32, 32, generator=gen) * 2 - 1
-    labels = torch.randint(0, acgan.NUM_GROUPS, (4,), generator=gen)
+    labels = torch.randint(0, NUM_GROUPS, (4,), generator=gen)
     return cfg, g0, d0, real, labels
 
 
 Run = Tuple[List[Dict[str, float]], torch.nn.Module, torch.nn.Module]
 
 
-def run(setup, options: acgan.StepOptions, *, fused_adam: bool, gp_mode: str = "joint", steps: int = STEPS) -> Run:
+def run(setup, options: StepOptions, *, fused_adam: bool, gp_mode: str = "joint", steps: int = STEPS) -> Run:
     cfg, g0, d0, real, labels = setup
     cfg = dataclasses.replace(cfg, gp_mode=gp_mode)
     g, d = copy.deepcopy(g0), copy.deepcopy(d0)
     if options.channels_last:
         g, d = g.to(memory_format=torch.channels_last), d.to(memory_format=torch.channels_last)
-    opt_g, opt_d = acgan.build_optimizers(cfg, g, d, fused=fused_adam)
-    step = acgan.AcGANStep(cfg, g, d, opt_g, opt_d, options)
+    opt_g, opt_d = models.build_optimizers(cfg, g, d, fused=fused_adam)
+    step = AcGANStep(cfg, g, d, opt_g, opt_d, options)
     history = []
     for k in range(steps):
         metrics = step(real.clone(), labels.clone(), k)
@@ -88,7 +90,7 @@ def run(setup, options: acgan.StepOptions, *, fused_adam: bool, gp_mode: str = "
     return history, g, d
 
 
-PLAIN = acgan.StepOptions(fused_critic=False, reuse_fake=False, autocast=None, channels_last=False)
+PLAIN = StepOptions(fused_critic=False, reuse_fake=False, autocast=None, channels_last=False)
 
 
 @pytest.fixture(scope="module")
@@ -110,9 +112,9 @@ VARIANTS = {
     "reuse_fake": (dataclasses.replace(PLAIN, reuse_fake=True), False),
     "channels_last": (dataclasses.replace(PLAIN, channels_last=True), False),
     "fused_adam": (PLAIN, True),
-    "all_fused_critic": (acgan.StepOptions(fused_critic=True, reuse_fake=True, autocast=None, channels_last=True), True),
+    "all_fused_critic": (StepOptions(fused_critic=True, reuse_fake=True, autocast=None, channels_last=True), True),
     # the optimised form train.py runs (fp32 here): the penalty's critic call apart from real+fake
-    "optimised": (acgan.StepOptions(reuse_fake=True, autocast=None, channels_last=True), True),
+    "optimised": (StepOptions(reuse_fake=True, autocast=None, channels_last=True), True),
 }
 
 
@@ -159,7 +161,7 @@ def test_separate_penalty_has_the_same_pre_update_losses(setup, plain, options):
 
 @pytest.mark.parametrize("fused_critic", [False, True])
 def test_bf16_autocast_losses_close_to_fp32(setup, plain, fused_critic):
-    options = acgan.StepOptions(fused_critic=fused_critic, reuse_fake=True, autocast=torch.bfloat16, channels_last=True)
+    options = StepOptions(fused_critic=fused_critic, reuse_fake=True, autocast=torch.bfloat16, channels_last=True)
     history, g, d = run(setup, options, fused_adam=True, steps=1)
     assert_losses_close(history[0], plain[0][0], LOSSES, rtol=5e-2, atol=1e-3)
     assert all(p.dtype == torch.float32 for p in [*g.parameters(), *d.parameters()])  # master weights stay fp32
@@ -173,8 +175,8 @@ def step_once(setup, g, d, *, step: int, options=None, **cfg_changes):
     cfg, _, _, real, labels = setup
     cfg = dataclasses.replace(cfg, **cfg_changes)
     g, d = copy.deepcopy(g), copy.deepcopy(d)
-    opt_g, opt_d = acgan.build_optimizers(cfg, g, d, fused=False)
-    metrics = acgan.AcGANStep(cfg, g, d, opt_g, opt_d, options or PLAIN)(real.clone(), labels.clone(), step)
+    opt_g, opt_d = models.build_optimizers(cfg, g, d, fused=False)
+    metrics = AcGANStep(cfg, g, d, opt_g, opt_d, options or PLAIN)(real.clone(), labels.clone(), step)
     return {k: float(v) for k, v in metrics.items()}, g, d
 
 

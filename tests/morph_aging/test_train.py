@@ -16,11 +16,13 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import acgan
 import attngan
+import checkpoints
 import config
+import models
 import pictures
 import train
+from step import AcGANStep
 
 EXAMPLE = os.path.dirname(os.path.abspath(train.__file__))
 TINY = ["--image-size", "64", "--batch-size", "4", "--num-subjects", "10", "--g-channels", "8",
@@ -33,7 +35,7 @@ def run_main(out, *extra):
 
 
 def weights(out):
-    state = acgan.load_checkpoint(os.path.join(out, "checkpoints", "last.pt"))
+    state = checkpoints.load_checkpoint(os.path.join(out, "checkpoints", "last.pt"))
     return state
 
 
@@ -60,7 +62,7 @@ def test_outputs_of_a_short_run(tmp_path):
     # on a CPU the cpu-demo preset: the paper's recipe (RMS attention norm, absolute penalty weight)
     assert cfg["preset"] == "cpu-demo" and cfg["attention_form"] == "paper" and cfg["lambda_tv"] == 5e-5
     assert cfg["gp_weighting"] == "absolute" and cfg["critic_warmup"] == 0 and cfg["g_attention_bias"] == 0.0
-    assert cfg["g_ema"] == 0.999 and acgan.AVERAGE_PART in weights(out)  # cpu-demo's one addition beyond nearest
+    assert cfg["g_ema"] == 0.999 and checkpoints.AVERAGE_PART in weights(out)  # cpu-demo's one addition beyond nearest
     rows = read_metrics(out)
     assert [r["step"] for r in rows] == [1, 2, 3]
     for key in ("d_loss", "d_adv", "d_cls", "gp", "g_loss", "g_adv", "g_cls", "g_att", "attention_mean",
@@ -183,20 +185,20 @@ def test_generator_average_is_saved_used_and_resumed_exactly(tmp_path):
     assert run_main(plain, "--max-steps", "4", "--g-ema", "0") == 0
     assert run_main(straight, "--max-steps", "4", "--g-ema", "0.5") == 0
     a, b = weights(plain), weights(straight)
-    assert acgan.AVERAGE_PART not in a
+    assert checkpoints.AVERAGE_PART not in a
     assert_same_weights(a, b)  # the average does not feed back into training
-    avg = b[acgan.AVERAGE_PART]
+    avg = b[checkpoints.AVERAGE_PART]
     assert avg.keys() == b["generator"].keys()
     assert any(not torch.equal(avg[k], b["generator"][k]) for k in avg)
     # resuming continues the average: the same weights as one straight run
     assert run_main(resumed, "--max-steps", "2", "--g-ema", "0.5") == 0
     assert run_main(resumed, "--max-steps", "4", "--g-ema", "0.5", "--resume") == 0
     c = weights(resumed)
-    assert all(torch.equal(avg[k], c[acgan.AVERAGE_PART][k]) for k in avg)
+    assert all(torch.equal(avg[k], c[checkpoints.AVERAGE_PART][k]) for k in avg)
     # the users of a checkpoint take the average; the trained weights stay reachable
     path = str(straight / "checkpoints" / "last.pt")
-    g_avg, cfg = acgan.generator_from_checkpoint(path)
-    g_trained, _ = acgan.generator_from_checkpoint(path, weights="trained")
+    g_avg, cfg = checkpoints.generator_from_checkpoint(path)
+    g_trained, _ = checkpoints.generator_from_checkpoint(path, weights="trained")
     assert cfg.g_ema == 0.5
     assert all(torch.equal(v, avg[k]) for k, v in g_avg.state_dict().items())
     assert all(torch.equal(v, b["generator"][k]) for k, v in g_trained.state_dict().items())
@@ -207,12 +209,12 @@ def test_generator_average_is_covered_by_the_digest(tmp_path):
     assert run_main(out, "--max-steps", "1", "--g-ema", "0.9") == 0
     path = out / "checkpoints" / "last.pt"
     state = torch.load(path, weights_only=True)
-    assert acgan.AVERAGE_PART in state["digest"]["covers"]
-    name = next(iter(state[acgan.AVERAGE_PART]))
-    state[acgan.AVERAGE_PART][name] = state[acgan.AVERAGE_PART][name] + 1.0
+    assert checkpoints.AVERAGE_PART in state["digest"]["covers"]
+    name = next(iter(state[checkpoints.AVERAGE_PART]))
+    state[checkpoints.AVERAGE_PART][name] = state[checkpoints.AVERAGE_PART][name] + 1.0
     torch.save(state, path)
-    with pytest.raises(acgan.CheckpointError, match="damaged"):
-        acgan.load_checkpoint(str(path))
+    with pytest.raises(checkpoints.CheckpointError, match="damaged"):
+        checkpoints.load_checkpoint(str(path))
 
 
 def test_other_seed_other_trajectory(tmp_path):
@@ -273,7 +275,7 @@ def test_fuzzed_command_lines_never_crash(argv, capsys):
 
 def test_nonfinite_steps_are_skipped_and_counted(tmp_path, monkeypatch):
     """A critic that returns NaN on some steps: the updates are skipped, counted, weights stay finite."""
-    real_build = acgan.build_critic
+    real_build = models.build_critic
     calls = {"n": 0}
 
     def build(cfg):
@@ -289,7 +291,7 @@ def test_nonfinite_steps_are_skipped_and_counted(tmp_path, monkeypatch):
         d.forward = forward
         return d
 
-    monkeypatch.setattr(acgan, "build_critic", build)
+    monkeypatch.setattr(models, "build_critic", build)
     out = tmp_path / "run"
     assert run_main(out, "--max-steps", "3") == 0
     rows = read_metrics(out)
@@ -310,20 +312,20 @@ def test_training_stops_on_persistent_nonfinite_losses(tmp_path, capsys, nan_cri
 
 def test_save_checkpoint_refuses_nan_weights(tmp_path):
     cfg = config.validate_config(config.TrainConfig(image_size=64, g_channels=8, g_res_blocks=1, d_channels=8))
-    g, d = acgan.build_generator(cfg), acgan.build_critic(cfg)
-    opt_g, opt_d = acgan.build_optimizers(cfg, g, d, fused=False)
+    g, d = models.build_generator(cfg), models.build_critic(cfg)
+    opt_g, opt_d = models.build_optimizers(cfg, g, d, fused=False)
     with torch.no_grad():
         g.color_head.weight[0, 0, 0, 0] = float("nan")
     with pytest.raises(FloatingPointError, match="non-finite"):
-        acgan.save_checkpoint(str(tmp_path / "x.pt"), cfg, g, d, opt_g, opt_d, 1)
+        checkpoints.save_checkpoint(str(tmp_path / "x.pt"), cfg, g, d, opt_g, opt_d, 1)
     assert not (tmp_path / "x.pt").exists()
 
 
 def test_unreadable_checkpoint_is_a_clear_error(tmp_path):
     bad = tmp_path / "last.pt"
     bad.write_bytes(b"\x00garbage")
-    with pytest.raises(acgan.CheckpointError, match="cannot read checkpoint"):
-        acgan.load_checkpoint(str(bad))
+    with pytest.raises(checkpoints.CheckpointError, match="cannot read checkpoint"):
+        checkpoints.load_checkpoint(str(bad))
 
 
 def _spawn(out, *extra):
@@ -495,9 +497,9 @@ def test_step_with_a_grad_scaler(gp_mode):
         data="random-tensors", image_size=32, batch_size=4, g_channels=8, g_res_blocks=1, d_channels=8,
         device="cpu", precision="fp32", critic_warmup=0, gp_mode=gp_mode))
     torch.manual_seed(0)
-    g, d = acgan.build_generator(cfg), acgan.build_critic(cfg)
-    opt_g, opt_d = acgan.build_optimizers(cfg, g, d, fused=False)
-    step = acgan.AcGANStep(cfg, g, d, opt_g, opt_d, scaler=torch.amp.GradScaler("cpu", init_scale=2.0**8))
+    g, d = models.build_generator(cfg), models.build_critic(cfg)
+    opt_g, opt_d = models.build_optimizers(cfg, g, d, fused=False)
+    step = AcGANStep(cfg, g, d, opt_g, opt_d, scaler=torch.amp.GradScaler("cpu", init_scale=2.0**8))
     real = torch.rand(4, 3, 32, 32) * 2 - 1
     labels = torch.tensor([0, 1, 2, 3])
     for i in range(3):
@@ -514,9 +516,9 @@ def test_penalty_weighting(weighting, factor):
         data="random-tensors", image_size=32, batch_size=4, g_channels=8, g_res_blocks=1, d_channels=8,
         device="cpu", precision="fp32", gp_weighting=weighting))
     torch.manual_seed(0)
-    g, d = acgan.build_generator(cfg), acgan.build_critic(cfg)
-    opt_g, opt_d = acgan.build_optimizers(cfg, g, d, fused=False)
-    m = acgan.AcGANStep(cfg, g, d, opt_g, opt_d)(torch.rand(4, 3, 32, 32) * 2 - 1, torch.tensor([0, 1, 2, 3]), 0)
+    g, d = models.build_generator(cfg), models.build_critic(cfg)
+    opt_g, opt_d = models.build_optimizers(cfg, g, d, fused=False)
+    m = AcGANStep(cfg, g, d, opt_g, opt_d)(torch.rand(4, 3, 32, 32) * 2 - 1, torch.tensor([0, 1, 2, 3]), 0)
     expected = 10 * m["d_adv"] + 10 * factor * m["gp"] + 100 * m["d_cls"]
     torch.testing.assert_close(m["d_loss"], expected)
 
@@ -524,7 +526,7 @@ def test_penalty_weighting(weighting, factor):
 def test_released_initialisation_draws_conv_weights_from_n0_002():
     cfg = config.validate_config(config.TrainConfig(preset="cpu-demo", init="normal"))
     torch.manual_seed(0)
-    convs = [m.weight for m in acgan.build_critic(cfg).modules() if isinstance(m, torch.nn.Conv2d)]
+    convs = [m.weight for m in models.build_critic(cfg).modules() if isinstance(m, torch.nn.Conv2d)]
     weights = torch.cat([w.flatten() for w in convs])
     assert abs(weights.std().item() - 0.02) < 0.002 and abs(weights.mean().item()) < 0.002
 
@@ -563,9 +565,9 @@ def test_fused_adam_skips_a_nonfinite_update_without_reading_the_flag(monkeypatc
         data="random-tensors", image_size=32, batch_size=4, g_channels=8, g_res_blocks=1, d_channels=8,
         device="cpu", precision="fp32"))
     torch.manual_seed(0)
-    g, d = acgan.build_generator(cfg), acgan.build_critic(cfg)
-    opt_g, opt_d = acgan.build_optimizers(cfg, g, d, fused=True)
-    stepper = acgan.AcGANStep(cfg, g, d, opt_g, opt_d)
+    g, d = models.build_generator(cfg), models.build_critic(cfg)
+    opt_g, opt_d = models.build_optimizers(cfg, g, d, fused=True)
+    stepper = AcGANStep(cfg, g, d, opt_g, opt_d)
     before = {k: v.clone() for k, v in d.state_dict().items()}
     real = torch.rand(4, 3, 32, 32) * 2 - 1
     real[0, 0, 0, 0] = float("nan")
