@@ -109,10 +109,13 @@ from cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from config import TrainConfig
 from data import build_datasets, evaluation_crop
 from metrics import (CHROMA, ELLIPSE_AXES, LUMA, PSNR_CAP, background_errors, calibrate_threshold,  # noqa: F401
-                     central_ellipse_mask, chroma_errors, laplacian_variance, to_levels)
+                     central_ellipse_mask, chroma_errors, frame_error_share, laplacian_variance, to_levels)
 from pictures import dequantize, quantize
 
 SOURCE_GROUP = 0
+#: width (pixels) of the band along the image edges whose share of the
+#: background's squared error is reported (a generator that draws a frame)
+FRAME_WIDTH = 4
 
 
 class EvalError(Exception):
@@ -517,7 +520,9 @@ def evaluate(args: argparse.Namespace, command: str) -> Tuple[Dict[str, Any], in
         inp = dequantize(quantize(real[SOURCE_GROUP]))
         bg = 1.0 - (masks[SOURCE_GROUP] if synthetic else central_ellipse_mask(h, w))
         mae, psnr = background_errors(inp, gen, bg)
-        background.append({"group": GROUPS[t], "mae": _tmean(mae), "psnr": _tmean(psnr)})
+        frame_err, frame_pix = frame_error_share(inp, gen, bg, FRAME_WIDTH)
+        background.append({"group": GROUPS[t], "mae": _tmean(mae), "psnr": _tmean(psnr),
+                           "frame_error_share": frame_err, "frame_pixel_share": frame_pix})
         lv_gen = _tmean(laplacian_variance(gen))
         lv_real = _tmean(laplacian_variance(real[t])) if t in real else None
         sharpness.append({"group": GROUPS[t], "generated": lv_gen, "real": lv_real,
@@ -552,6 +557,7 @@ def evaluate(args: argparse.Namespace, command: str) -> Tuple[Dict[str, Any], in
            for key in ("chroma_error", "chroma_p95", "colour_shift", "copy_input_chroma_error")},
         "background_mae": _mean([r["mae"] for r in background]),
         "background_psnr": _mean([r["psnr"] for r in background]),
+        "frame_error_share": _mean([r["frame_error_share"] for r in background]),
         "sharpness_ratio": _mean([r["ratio"] for r in sharpness]),
     }
     results = {
@@ -719,10 +725,14 @@ def render_report(r: Dict[str, Any]) -> str:
     sh = r["sharpness"]
     out += ["## Background preservation and sharpness", "",
             f"Background: {bg['region']}; MAE in 8-bit levels and PSNR (dB, capped at {PSNR_CAP:.0f}) between "
-            f"input and generated face. Sharpness: {sh['definition']}.", ""]
-    out.append(_table(["Target", "Background MAE", "Background PSNR", "Laplacian var (generated)",
-                       "Laplacian var (real)", "Sharpness ratio"],
-                      [[b["group"], _f(b["mae"]), _f(b["psnr"]), _f(s["generated"], "{:.1f}"), _f(s["real"], "{:.1f}"),
+            f"input and generated face. Frame: the share of the background's squared error in the "
+            f"{FRAME_WIDTH}-pixel band along the image edges, beside that band's share of the background's pixels "
+            f"(a frame drawn by the generator puts the first well above the second). "
+            f"Sharpness: {sh['definition']}.", ""]
+    out.append(_table(["Target", "Background MAE", "Background PSNR", "Frame: error share", "Frame: pixel share",
+                       "Laplacian var (generated)", "Laplacian var (real)", "Sharpness ratio"],
+                      [[b["group"], _f(b["mae"]), _f(b["psnr"]), _pct(b.get("frame_error_share")),
+                        _pct(b.get("frame_pixel_share")), _f(s["generated"], "{:.1f}"), _f(s["real"], "{:.1f}"),
                         _f(s["ratio"], "{:.3f}")] for b, s in zip(bg["targets"], sh["targets"])]))
     out.append("")
     s = r["summary"]

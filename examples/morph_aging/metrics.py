@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Tuple
 import torch
 import torch.nn.functional as F
 
-__all__ = ["CHROMA", "ELLIPSE_AXES", "LUMA", "PSNR_CAP", "background_errors", "calibrate_threshold",
+__all__ = ["CHROMA", "ELLIPSE_AXES", "LUMA", "PSNR_CAP", "background_errors", "frame_error_share", "calibrate_threshold",
            "central_ellipse_mask", "chroma_errors", "laplacian_variance", "to_levels"]
 
 #: Semi-axes (fractions of width and height) of the central ellipse taken as
@@ -60,6 +60,34 @@ def background_errors(a: torch.Tensor, b: torch.Tensor, background: torch.Tensor
     psnr = (10 * torch.log10(255.0**2 / mse.clamp_min(255.0**2 * 10 ** (-PSNR_CAP / 10)))).clamp(max=PSNR_CAP)
     nan = torch.full_like(mae, math.nan)
     return torch.where(n > 0, mae, nan), torch.where(n > 0, psnr, nan)
+
+
+def frame_error_share(a: torch.Tensor, b: torch.Tensor, background: torch.Tensor, width: int = 4
+                      ) -> Tuple[float, float]:
+    """How much of the background's squared error lies in a frame along the image edges.
+
+    ``a``, ``b``: (B, 3, H, W) in [-1, 1]; ``background``: (B or 1, 1, H, W)
+    in {0, 1}, 1 = background. The frame is the band of ``width`` pixels
+    along the four edges. Returns ``(error share, pixel share)``, pooled over
+    the batch: the frame's part of the background's summed squared error (in
+    8-bit levels) and its part of the background's pixels. A generator that
+    errs evenly over the background has error share near pixel share; one
+    that draws a frame has error share well above it. NaN where the
+    background has no pixels or no error.
+    """
+    if a.shape != b.shape:
+        raise ValueError(f"b must have the shape of a {tuple(a.shape)}, got {tuple(b.shape)}")
+    if width < 1:
+        raise ValueError(f"width must be at least 1, got {width}")
+    h, w = a.shape[-2:]
+    m = (background.detach().double().cpu() > 0.5).double().expand(a.shape[0], 1, h, w)
+    frame = torch.ones(h, w, dtype=torch.float64)
+    frame[width:h - width, width:w - width] = 0.0
+    se = ((to_levels(a) - to_levels(b)) ** 2).sum(dim=1, keepdim=True) * m
+    total, pixels = float(se.sum()), float(m.sum())
+    err = float((se * frame).sum()) / total if total > 0 else math.nan
+    pix = float((m * frame).sum()) / pixels if pixels > 0 else math.nan
+    return err, pix
 
 
 def chroma_errors(a: torch.Tensor, b: torch.Tensor, region: torch.Tensor) -> Dict[str, torch.Tensor]:

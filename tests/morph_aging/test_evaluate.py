@@ -96,6 +96,7 @@ def test_end_to_end_results_json(evaluated, tiny_checkpoint):
     assert [b["group"] for b in r["background"]["targets"]] == TARGETS
     for b, s in zip(r["background"]["targets"], r["sharpness"]["targets"]):
         assert b["mae"] >= 0 and 0 < b["psnr"] <= evaluate.PSNR_CAP
+        assert 0 < b["frame_pixel_share"] < 1 and 0 <= b["frame_error_share"] <= 1
         assert s["ratio"] == pytest.approx(s["generated"] / s["real"])
     summary = r["summary"]
     for key in ("age_accuracy", "mean_abs_age_difference", "verification_confidence", "verification_rate",
@@ -234,6 +235,31 @@ def test_background_errors_zero_when_equal_outside_the_mask(faces):
     mae, psnr = evaluate.background_errors(inputs, shifted, 1 - masks)
     assert torch.allclose(mae, torch.ones(4, dtype=torch.float64))
     assert torch.allclose(psnr, torch.full((4,), 20 * math.log10(255.0), dtype=torch.float64))
+
+
+@settings(max_examples=25, deadline=None)
+@given(size=st.integers(12, 40), width=st.integers(1, 5), level=st.integers(1, 60), seed=st.integers(0, 2**16))
+def test_frame_error_share(size, width, level, seed):
+    g = torch.Generator().manual_seed(seed)
+    a = torch.rand(2, 3, size, size, generator=g) * 2 - 1
+    a = pictures.dequantize(pictures.quantize(a))  # on the 8-bit grid, so shifts are exact levels
+    background = torch.ones(1, 1, size, size)
+    background[..., size // 3:size // 2, size // 3:size // 2] = 0  # a hole: the "face"
+    frame = torch.ones(size, size)
+    frame[width:size - width, width:size - width] = 0
+    pixel_share = float((background[0, 0] * frame).sum() / background.sum())
+    # the same error everywhere: the frame's share of the error is its share of the pixels
+    even = (a + level * 2.0 / 255.0).clamp(-1, 1)
+    even = torch.where((a + level * 2.0 / 255.0) <= 1, even, a - level * 2.0 / 255.0)
+    err, pix = evaluate.frame_error_share(a, even, background, width)
+    assert pix == pytest.approx(pixel_share) and err == pytest.approx(pixel_share, rel=1e-6)
+    # errors only in the frame: all of it; only inside (frame-free background): none of it
+    only_frame = torch.where(frame.bool(), even, a)
+    assert evaluate.frame_error_share(a, only_frame, background, width)[0] == pytest.approx(1.0)
+    only_inside = torch.where(frame.bool(), a, even)
+    assert evaluate.frame_error_share(a, only_inside, background, width)[0] == pytest.approx(0.0)
+    # no error at all: undefined
+    assert math.isnan(evaluate.frame_error_share(a, a, background, width)[0])
 
 
 def test_end_to_end_colour_rows(evaluated):
