@@ -34,7 +34,6 @@ from ages import NUM_GROUPS
 from config import TrainConfig
 
 __all__ = [
-    "NUM_GROUPS",
     "NoAttentionGenerator",
     "age_all_groups",
     "age_gradually",
