@@ -35,9 +35,10 @@ The runs are sequential subprocesses whose progress streams to this
 terminal. A run whose checkpoint says it finished (or reached its time
 budget) is not trained again unless ``--retrain``; one that was interrupted
 is resumed (``--resume``), so a killed ablation continues where it stopped.
-Then ``evaluate.py`` runs on every run (sharing one cached age classifier,
-``OUT/age_classifier.pt``; an evaluation newer than its checkpoint is
-reused), and the results are collected in
+Then every run is evaluated in this process as ``evaluate.py`` evaluates
+(:func:`paper_protocol.evaluate`, its outputs in ``RUN/eval``), sharing one
+cached age classifier, ``OUT/age_classifier.pt``; an evaluation newer than
+its checkpoint is reused. The results are collected in
 
 * ``OUT/ablation.md`` and ``OUT/ablation.json`` -- a side-by-side table of
   mean and standard deviation over the seeds: age-group accuracy, mean
@@ -66,6 +67,7 @@ import shutil
 import subprocess
 import sys
 import time
+import traceback
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -73,15 +75,17 @@ import numpy as np
 import checkpoints
 import cli
 import config
+import evaluate_report
 import files
+import paper_protocol
 import pictures
 import run_folder
 from ages import GROUP_NAMES
 from cli import EXIT_FAILED, EXIT_OK
+from paper_protocol import EvalConfig
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TRAIN = os.path.join(HERE, "train.py")
-EVALUATE = os.path.join(HERE, "evaluate.py")
 PROG = "ablation.py"
 
 DEFAULT_L1 = (100.0, 1000.0)
@@ -295,25 +299,64 @@ def train_variant(name: str, flags: List[str], seed: int, out: str, budget: List
     return True, "resumed" if resume == ["--resume"] else "trained"
 
 
-def evaluate_variant(run_dir: str, out: str, args) -> Tuple[bool, str]:
+def evaluation_config(run_dir: str, out: str, args: argparse.Namespace) -> EvalConfig:
+    """The evaluation of one run: its last checkpoint into ``RUN/eval``, with the ablation's settings and
+    its one cached age classifier (``OUT/age_classifier.pt``)."""
+    classifier = {k: getattr(args, k) for k in ("classifier_steps", "classifier_subjects")
+                  if getattr(args, k) is not None}
+    return EvalConfig(checkpoint=os.path.join(run_dir, "checkpoints", "last.pt"), out=os.path.join(run_dir, "eval"),
+                      num_faces=args.num_faces, num_examples=args.num_examples, estimator=args.estimator,
+                      device=args.device, estimator_cache=os.path.join(out, "age_classifier.pt"),
+                      progress=args.progress, **classifier)
+
+
+def run_evaluation(cfg: EvalConfig) -> Tuple[bool, str]:
+    """Evaluate in this process and write the outputs as ``evaluate.py`` does.
+
+    Returns
+    -------
+    ok : bool
+        Whether the results were written.
+    status : str
+        What happened, for the table's failures.
+
+    Raises
+    ------
+    KeyboardInterrupt
+        Ctrl-C, once a ``cfg.out`` folder this call created and left empty
+        is removed.
+    """
+    command = "python examples/morph_aging/evaluate.py " + " ".join(shlex.quote(a) for a in cfg.to_argv())
+    _say("$ " + command)
+    created = not os.path.lexists(cfg.out)
+    try:
+        bundle, code = paper_protocol.evaluate(cfg, command)
+        with files.interrupts_held():  # Ctrl-C while the outputs are written comes after them
+            results = evaluate_report.write_outputs(cfg.out, bundle)
+    except KeyboardInterrupt:
+        if created:
+            files.remove_if_empty(cfg.out)
+        raise
+    except (paper_protocol.EvalError, OSError) as exc:
+        _say(f"evaluation failed: {cli.one_line(exc)}")
+        return False, f"evaluation failed: {cli.one_line(exc, 200)}"
+    except Exception as exc:  # noqa: BLE001 - a bug in one run's evaluation: reported, the others go on
+        traceback.print_exc()
+        return False, f"evaluation failed: {type(exc).__name__}: {cli.one_line(exc, 200)}"
+    for msg in results["failures"]:
+        _say(msg)
+    return True, "evaluated" + (" (some faces unreadable)" if code == EXIT_FAILED else "")
+
+
+def evaluate_variant(run_dir: str, out: str, args: argparse.Namespace) -> Tuple[bool, str]:
+    """Evaluate one run (:func:`run_evaluation`), unless its evaluation is newer than its checkpoint
+    (and no ``--retrain``)."""
     ckpt = os.path.join(run_dir, "checkpoints", "last.pt")
     results = os.path.join(run_dir, "eval", "results.json")
     if (not args.retrain and os.path.isfile(results) and os.path.isfile(ckpt)
             and os.path.getmtime(results) >= os.path.getmtime(ckpt)):
         return True, "evaluation reused"
-    cmd = [sys.executable, EVALUATE, "--checkpoint", ckpt,
-           "--out", os.path.join(run_dir, "eval"), "--num-faces", str(args.num_faces),
-           "--num-examples", str(args.num_examples), "--estimator", args.estimator, "--device", args.device,
-           "--estimator-cache", os.path.join(out, "age_classifier.pt"),
-           "--progress" if args.progress else "--no-progress"]
-    if args.classifier_steps is not None:
-        cmd += ["--classifier-steps", str(args.classifier_steps)]
-    if args.classifier_subjects is not None:
-        cmd += ["--classifier-subjects", str(args.classifier_subjects)]
-    code = run(cmd)
-    if code not in (0, 1):
-        return False, f"evaluate.py exited with status {code}"
-    return True, "evaluated" + (" (some faces unreadable)" if code == 1 else "")
+    return run_evaluation(evaluation_config(run_dir, out, args))
 
 
 def _fmt(value: Any, fmt: str) -> str:

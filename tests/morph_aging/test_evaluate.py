@@ -22,6 +22,8 @@ from PIL import Image
 import ablation
 import estimators
 import evaluate
+import metrics
+import paper_protocol
 import pictures
 import synthetic_faces
 import train
@@ -81,7 +83,7 @@ def test_end_to_end_results_json(evaluated, tiny_checkpoint):
         assert 0.0 <= row["accuracy"] <= 1.0
 
     t2 = r["table2"]
-    assert t2["threshold"] == evaluate.SYNTHETIC_THRESHOLD
+    assert t2["threshold"] == paper_protocol.SYNTHETIC_THRESHOLD
     # the paper's upper-triangular table: source s to every older target
     assert {s: sorted(v) for s, v in t2["confidence"].items()} == {
         "10-20": sorted(TARGETS), "21-30": sorted(TARGETS[1:]), "31-40": sorted(TARGETS[2:]), "41-50": ["51+"]}
@@ -95,7 +97,7 @@ def test_end_to_end_results_json(evaluated, tiny_checkpoint):
         assert row["face_l1"] >= 0 and 0 <= row["identification_rate"] <= 1 and 0 <= row["false_accept_rate"] <= 1
     assert [b["group"] for b in r["background"]["targets"]] == TARGETS
     for b, s in zip(r["background"]["targets"], r["sharpness"]["targets"]):
-        assert b["mae"] >= 0 and 0 < b["psnr"] <= evaluate.PSNR_CAP
+        assert b["mae"] >= 0 and 0 < b["psnr"] <= metrics.PSNR_CAP
         assert 0 < b["frame_pixel_share"] < 1 and 0 <= b["frame_error_share"] <= 1
         assert s["ratio"] == pytest.approx(s["generated"] / s["real"])
     summary = r["summary"]
@@ -229,10 +231,10 @@ def test_background_errors_zero_when_equal_outside_the_mask(faces):
     inputs, truth, masks = faces
     changed = inputs * (1 - masks) + truth * masks  # differs only inside the face
     assert not torch.equal(changed, inputs)
-    mae, psnr = evaluate.background_errors(inputs, changed, 1 - masks)
-    assert torch.all(mae == 0) and torch.all(psnr == evaluate.PSNR_CAP)
+    mae, psnr = metrics.background_errors(inputs, changed, 1 - masks)
+    assert torch.all(mae == 0) and torch.all(psnr == metrics.PSNR_CAP)
     shifted = inputs + (1 - masks) * (2.0 / 255.0)  # +1 level outside the face
-    mae, psnr = evaluate.background_errors(inputs, shifted, 1 - masks)
+    mae, psnr = metrics.background_errors(inputs, shifted, 1 - masks)
     assert torch.allclose(mae, torch.ones(4, dtype=torch.float64))
     assert torch.allclose(psnr, torch.full((4,), 20 * math.log10(255.0), dtype=torch.float64))
 
@@ -251,15 +253,15 @@ def test_frame_error_share(size, width, level, seed):
     # the same error everywhere: the frame's share of the error is its share of the pixels
     even = (a + level * 2.0 / 255.0).clamp(-1, 1)
     even = torch.where((a + level * 2.0 / 255.0) <= 1, even, a - level * 2.0 / 255.0)
-    err, pix = evaluate.frame_error_share(a, even, background, width)
+    err, pix = metrics.frame_error_share(a, even, background, width)
     assert pix == pytest.approx(pixel_share) and err == pytest.approx(pixel_share, rel=1e-6)
     # errors only in the frame: all of it; only inside (frame-free background): none of it
     only_frame = torch.where(frame.bool(), even, a)
-    assert evaluate.frame_error_share(a, only_frame, background, width)[0] == pytest.approx(1.0)
+    assert metrics.frame_error_share(a, only_frame, background, width)[0] == pytest.approx(1.0)
     only_inside = torch.where(frame.bool(), a, even)
-    assert evaluate.frame_error_share(a, only_inside, background, width)[0] == pytest.approx(0.0)
+    assert metrics.frame_error_share(a, only_inside, background, width)[0] == pytest.approx(0.0)
     # no error at all: undefined
-    assert math.isnan(evaluate.frame_error_share(a, a, background, width)[0])
+    assert math.isnan(metrics.frame_error_share(a, a, background, width)[0])
 
 
 def test_end_to_end_colour_rows(evaluated):
@@ -280,23 +282,23 @@ def test_chroma_errors_invariants(seed, size, brightness, tint):
     a = torch.rand(2, 3, size, size, generator=gen, dtype=torch.float64) * 1.2 - 0.6
     region = (torch.rand(2, 1, size, size, generator=gen) > 0.3).float()
     region[:, :, 0, 0] = 1.0  # at least one pixel
-    same = evaluate.chroma_errors(a, a, region)
+    same = metrics.chroma_errors(a, a, region)
     assert all(torch.all(v == 0) for v in same.values())
     # a change of brightness alone (the same offset on R, G and B) is no colour error
-    grey = evaluate.chroma_errors(a + brightness, a, region)
+    grey = metrics.chroma_errors(a + brightness, a, region)
     assert all(torch.all(v.abs() < 1e-9) for v in grey.values())
     # a uniform tint: every pixel moves by the same chroma vector, so mean, p95 and shift agree
     shift = torch.tensor(tint, dtype=torch.float64).view(1, 3, 1, 1)
-    tinted = evaluate.chroma_errors(a + shift, a, region)
+    tinted = metrics.chroma_errors(a + shift, a, region)
     assert torch.allclose(tinted["chroma_error"], tinted["colour_shift"], atol=1e-9)
     assert torch.allclose(tinted["chroma_p95"], tinted["colour_shift"], atol=1e-9)
     # symmetric, and the shift of the means never exceeds the mean per-pixel distance
     b = torch.rand(2, 3, size, size, generator=gen, dtype=torch.float64) * 2 - 1
-    ab, ba = evaluate.chroma_errors(a, b, region), evaluate.chroma_errors(b, a, region)
+    ab, ba = metrics.chroma_errors(a, b, region), metrics.chroma_errors(b, a, region)
     assert all(torch.allclose(ab[k], ba[k]) for k in ab)
     assert torch.all(ab["colour_shift"] <= ab["chroma_error"] + 1e-9)
     # pixels outside the region do not count
-    outside = evaluate.chroma_errors(a + (1 - region) * shift, a, region)
+    outside = metrics.chroma_errors(a + (1 - region) * shift, a, region)
     assert all(torch.all(v.abs() < 1e-9) for v in outside.values())
 
 
@@ -304,19 +306,19 @@ def test_chroma_errors_of_an_empty_region_is_nan_and_shapes_must_match():
     a = torch.zeros(2, 3, 4, 4)
     region = torch.zeros(2, 1, 4, 4)
     region[1] = 1
-    e = evaluate.chroma_errors(a, a, region)
+    e = metrics.chroma_errors(a, a, region)
     assert math.isnan(e["chroma_error"][0]) and e["chroma_error"][1] == 0
     with pytest.raises(ValueError, match="shape"):
-        evaluate.chroma_errors(a, torch.zeros(2, 3, 4, 5), region)
+        metrics.chroma_errors(a, torch.zeros(2, 3, 4, 5), region)
 
 
 def test_laplacian_variance_sharp_checkerboard_beats_blurred():
     y, x = torch.meshgrid(torch.arange(64), torch.arange(64), indexing="ij")
     board = (((y // 4 + x // 4) % 2).float() * 2 - 1).expand(3, 64, 64)[None]
     blurred = torch.nn.functional.avg_pool2d(board, 5, stride=1, padding=2, count_include_pad=False)
-    sharp_v, blur_v = evaluate.laplacian_variance(torch.cat([board, blurred]))
+    sharp_v, blur_v = metrics.laplacian_variance(torch.cat([board, blurred]))
     assert sharp_v > 4 * blur_v > 0
-    assert evaluate.laplacian_variance(torch.zeros(1, 3, 16, 16)).item() == 0.0
+    assert metrics.laplacian_variance(torch.zeros(1, 3, 16, 16)).item() == 0.0
 
 
 def test_expected_age_of_one_hot_is_the_group_centre():
@@ -334,7 +336,7 @@ def test_age_group_boundaries():
 
 
 def test_central_ellipse_mask():
-    m = evaluate.central_ellipse_mask(100, 80)
+    m = metrics.central_ellipse_mask(100, 80)
     assert m.shape == (1, 100, 80)
     assert m[0, 50, 40] == 1 and m[0, 0, 0] == 0 and m[0, 99, 79] == 0
     assert m.mean().item() == pytest.approx(math.pi * 0.4 * 0.5, abs=0.01)
@@ -384,7 +386,7 @@ def _photo_folder(root, ages, corrupt=None):
 def test_real_photos_with_pluggable_estimators(tiny_checkpoint, tmp_path, monkeypatch, capsys):
     assert isinstance(StubAge(), estimators.AgeEstimator) and isinstance(StubVerifier(), estimators.VerificationModel)
     folder = _photo_folder(tmp_path / "photos", [12, 15, 18, 25, 33, 44, 60, 70], corrupt="000099_1M16.png")
-    monkeypatch.setattr(evaluate, "build_estimators", lambda *a, **k: evaluate.Estimators(
+    monkeypatch.setattr(paper_protocol, "build_estimators", lambda *a, **k: paper_protocol.Estimators(
         StubAge(), StubVerifier(), {"age": "stub", "verification": "stub", "threshold": 50.0}))
     out = tmp_path / "eval"
     rc = evaluate.main(["--checkpoint", tiny_checkpoint, "--out", str(out), "--data", str(folder), "--split", "all",
@@ -438,6 +440,23 @@ def test_missing_face_extra(tiny_checkpoint, tmp_path, monkeypatch, capsys, miss
     err = capsys.readouterr().err
     assert rc == 2 and INSTALL in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_the_command_line_is_the_evaluation_config():
+    import face_align
+
+    parser = evaluate.build_parser()
+    assert paper_protocol.EvalConfig(**vars(parser.parse_args(["--checkpoint", "c.pt", "--out", "o"]))) == \
+        paper_protocol.EvalConfig("c.pt", "o")
+    for cfg in (paper_protocol.EvalConfig("c.pt", "o", weights="trained", split="all", num_faces=7, far=0.01,
+                                          num_examples=0, progress=False, clip_young=True, crop="none"),
+                paper_protocol.EvalConfig("c.pt", "o", skip_bad_files=False, data="synthetic", estimator="dlib",
+                                          crop=face_align.Crop.parse("tight,margin=0.2"))):
+        assert paper_protocol.EvalConfig(**vars(parser.parse_args(cfg.to_argv()))) == cfg
+    for bad, field in (({"num_faces": 0}, "num_faces"), ({"far": 0.0}, "far"), ({"split": "train"}, "split"),
+                       ({"batch_size": True}, "batch_size"), ({"device": "tpu"}, "device")):
+        with pytest.raises(ValueError, match=field):
+            paper_protocol.EvalConfig("c.pt", "o", **bad)
 
 
 def test_bad_device(tiny_checkpoint, tmp_path, capsys):
@@ -593,7 +612,7 @@ def test_threshold_calibration_never_exceeds_the_false_accept_rate(n, k, far, se
     g = torch.Generator().manual_seed(seed)
     emb = torch.randint(-3, 4, (n, 2), generator=g).float()  # small integers: many ties
     subjects = torch.randint(0, k, (n,), generator=g)
-    out = evaluate.calibrate_threshold(_Dot(), emb, subjects, far, chunk=7)
+    out = metrics.calibrate_threshold(_Dot(), emb, subjects, far, chunk=7)
     i, j = torch.triu_indices(n, n, 1)
     impostor = subjects[i] != subjects[j]
     scores = (emb[i] * emb[j]).sum(1)[impostor]

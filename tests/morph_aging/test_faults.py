@@ -39,6 +39,7 @@ import export
 import face_datasets
 import files
 import models
+import paper_protocol
 import run_folder
 import train
 from step import AcGANStep
@@ -714,7 +715,7 @@ def test_ctrl_c_during_an_evaluation_leaves_no_empty_folder(trained, tmp_path, c
     def interrupt(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(evaluate, "load_data", interrupt)
+    monkeypatch.setattr(paper_protocol, "load_data", interrupt)
     out = tmp_path / "eval"
     code = _interruptible(evaluate.main, ["--checkpoint", trained / "checkpoints" / "last.pt", "--out", out,
                                           "--no-progress"])
