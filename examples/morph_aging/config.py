@@ -182,6 +182,9 @@ class TrainConfig:
     num_samples: int = _opt(4, "training", "faces in the sample grids", minimum=1, maximum=256)
     max_nonfinite: int = _opt(20, "training", "stop after this many consecutive skipped (non-finite) steps", minimum=1)
     progress: bool = _opt(True, "run", "show a progress bar")
+    report_to: str = _opt("none", "run", "where metrics and samples go besides metrics.jsonl and samples/: none, or "
+                          "tensorboard (OUT/tensorboard; needs the tensorboard extra)",
+                          choices=("none", "tensorboard"))
 
     def to_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)

@@ -13,6 +13,10 @@ folder, resume point). Every setting is a flag; see
 Outputs in ``--out``: ``config.json``, ``metrics.jsonl``,
 ``checkpoints/last.pt`` (atomic) and ``samples/*.png`` (input, five ages,
 attention and colour masks, as the paper's Fig. 2, labelled).
+With ``--report-to tensorboard`` (the ``tensorboard`` extra), also
+``tensorboard/``: the numbers of every metrics line as scalars and every
+sample grid as an image (``tensorboard --logdir OUT/tensorboard``; see
+``tensorboard_log.py``).
 
 ``--max-minutes`` is the budget of one run of ``train.py``: a run it stops
 before its last iteration ends with exit status 0 and a notice that says so,
@@ -37,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import gc
 import json
 import os
@@ -58,6 +63,7 @@ import files
 import models
 import pictures
 import run_folder
+import tensorboard_log
 from ages import GROUP_NAMES
 from checkpoints import DIVERGED, FINISHED, INTERRUPTED, TIME_BUDGET
 from config import TrainConfig
@@ -439,7 +445,415 @@ def progress_postfix(record: Dict[str, Any]) -> str:
 WARMUP_BAR_FORMAT = "{desc}: {n_fmt}/{total_fmt} [{elapsed}, critic warm-up, no estimate yet{postfix}]"
 
 
+# --------------------------------------------------------------------------- #
+# The parts of a run: networks, resume, data, step, logging, outputs, stopping
+# --------------------------------------------------------------------------- #
+
+
+@dataclasses.dataclass
+class Networks:
+    """What a checkpoint holds: the generator, the critic, their optimisers, and the average of the
+    generator's weights (None without ``--g-ema``)."""
+
+    g: torch.nn.Module
+    d: torch.nn.Module
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    average: Optional[Any]
+
+
+def build_networks(cfg: TrainConfig, device: torch.device) -> Networks:
+    """The networks of ``cfg``, initialised from ``cfg.seed``, on ``device``, with their optimisers."""
+    torch.manual_seed(cfg.seed)
+    g, d = models.build_generator(cfg).to(device), models.build_critic(cfg).to(device)
+    if cfg.channels_last:
+        g, d = g.to(memory_format=torch.channels_last), d.to(memory_format=torch.channels_last)
+    opt_g, opt_d = models.build_optimizers(cfg, g, d, fused=True)
+    return Networks(g, d, opt_g, opt_d, models.build_average(cfg, g))
+
+
+def resume_from_checkpoint(cfg: TrainConfig, nets: Networks, ckpt_path: str, device: torch.device, *,
+                           is_main: bool, guard: RunGuard) -> Tuple[int, float]:
+    """Load ``--resume``'s checkpoint into ``nets``.
+
+    Settings that differ from the checkpoint's (beyond :data:`config.RUN_FIELDS`)
+    are warned about, and the main process drops the lines of
+    ``metrics.jsonl`` logged after the checkpoint.
+
+    Returns
+    -------
+    tuple of (int, float)
+        The checkpoint's step (also ``guard.saved_step``) and the training
+        time, in seconds, of the earlier runs of this ``--out``.
+    """
+    out = cfg.out
+    if not os.path.isfile(ckpt_path):
+        held = run_folder.holds_run(out)
+        raise checkpoints.CheckpointError(f"--resume: no checkpoint at {ckpt_path}" + (
+            " (the folder holds a run that never wrote one: --overwrite starts it afresh)" if held else ""))
+    state = checkpoints.load_checkpoint(ckpt_path, map_location=device)
+    saved = checkpoints.config_of(state, ckpt_path).to_dict()
+    checkpoints.check_compatible(saved, cfg, ckpt_path)
+    changed = [k for k in saved if k not in config.RUN_FIELDS and saved[k] != getattr(cfg, k, None)]
+    if changed and is_main:
+        print(f"warning: resuming with settings that differ from the checkpoint's: {', '.join(changed)}",
+              file=sys.stderr)
+    nets.g.load_state_dict(state["generator"])
+    nets.d.load_state_dict(state["critic"])
+    if nets.average is not None and checkpoints.AVERAGE_PART in state:
+        nets.average.module.load_state_dict(state[checkpoints.AVERAGE_PART])
+        nets.average.n_averaged.fill_(1)  # continue the average rather than restart it from g
+    nets.opt_g.load_state_dict(state["opt_g"])
+    nets.opt_d.load_state_dict(state["opt_d"])
+    start_step = guard.saved_step = int(state["step"])
+    prior_s = float((state.get("extra") or {}).get("total_elapsed_s") or 0.0)
+    del state
+    if is_main:
+        dropped = run_folder.truncate_metrics(os.path.join(out, run_folder.METRICS), start_step)
+        if dropped:
+            print(f"resuming at step {start_step}: dropped {dropped} line(s) of metrics.jsonl logged after "
+                  "that checkpoint", file=sys.stderr)
+    return start_step, prior_s
+
+
+def prepare_data(cfg: TrainConfig, device: torch.device, rank: int, world: int, *,
+                 is_main: bool) -> Tuple[BatchSource, torch.Tensor, Dict[str, Any]]:
+    """The batches of this process, the fixed faces of the sample grids, and what ``config.json`` records of
+    the data (images per set and group, iterations per epoch and in all); reports the group sizes."""
+    train_set, test_set = build_training_sets(cfg, cfg.out, is_main)
+    group_sizes = group_counts(train_set)
+    if is_main:
+        print("training images per age group: " + ", ".join(f"{name} {n}" for name, n in zip(GROUP_NAMES, group_sizes)),
+              file=sys.stderr)
+    groups_warning = check_groups(group_sizes, cfg.allow_empty_groups)  # raises for an empty group
+    if is_main and groups_warning:
+        print(groups_warning, file=sys.stderr)
+    source = BatchSource(train_set, cfg, device, rank, world)
+    total_steps = cfg.epochs * source.steps_per_epoch  # a validated config always has epochs
+    if cfg.max_steps is not None:
+        total_steps = min(cfg.max_steps, total_steps)
+    sample_inputs = fixed_sample_inputs(test_set, cfg.num_samples).to(device)
+    resolved = {"train_images": len(train_set), "test_images": len(test_set),
+                "train_images_per_group": dict(zip(GROUP_NAMES, group_sizes)),
+                "steps_per_epoch": source.steps_per_epoch, "total_steps": total_steps}
+    return source, sample_inputs, resolved
+
+
+def announce_run(cfg: TrainConfig, resolved: Dict[str, Any], *, device: torch.device, start_step: int,
+                 prior_s: float) -> None:
+    """Main process: write ``config.json`` (the config, and ``resolved``: what ``auto`` and the data
+    became) and print the start-up summary and the lazy-penalty warning."""
+    os.makedirs(os.path.join(cfg.out, "samples"), exist_ok=True)
+    files.write_text(os.path.join(cfg.out, "config.json"), json.dumps({**cfg.to_dict(), "resolved": resolved},
+                                                                      indent=2))
+    print(startup_summary(cfg, device=device, precision=resolved["precision"], world=resolved["world_size"],
+                          start_step=start_step, total_steps=resolved["total_steps"],
+                          steps_per_epoch=resolved["steps_per_epoch"], total_elapsed_s=prior_s),
+          file=sys.stderr, flush=True)
+    gp_warning = lazy_penalty_warning(cfg.gp_every, resolved["total_steps"])
+    if gp_warning:
+        print(gp_warning, file=sys.stderr)
+
+
+def build_stepper(cfg: TrainConfig, nets: Networks, precision: str, device: torch.device, rank: int,
+                  world: int) -> AcGANStep:
+    """The training step of ``nets``: wrapped in DDP for several processes, the generator compiled with
+    ``--compile``, with a gradient scaler for fp16."""
+    g_train, d_train = nets.g, nets.d
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        ids = [device.index] if device.type == "cuda" else None
+        g_train, d_train = DDP(nets.g, device_ids=ids), DDP(nets.d, device_ids=ids)
+    if cfg.compile:
+        g_train = torch.compile(g_train)
+    autocast = config.autocast_dtype(precision)
+    scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
+    return AcGANStep(cfg, g_train, d_train, nets.opt_g, nets.opt_d,
+                     StepOptions(autocast=autocast, channels_last=bool(cfg.channels_last)),
+                     rank=rank, world=world, scaler=scaler)
+
+
+def progress_bar(cfg: TrainConfig, start_step: int, total_steps: int) -> Any:
+    """The tqdm bar of the main process; without an estimate while the critic warms up."""
+    from tqdm import tqdm
+
+    warming = start_step < cfg.critic_warmup
+    return tqdm(total=total_steps, initial=start_step, unit="it", dynamic_ncols=True, desc="AcGAN",
+                bar_format=WARMUP_BAR_FORMAT if warming else None)
+
+
+def advance_bar(bar: Any, step: int, cfg: TrainConfig) -> None:
+    """One iteration on the bar; the warm-up's format is dropped once the generator trains."""
+    if bar.bar_format == WARMUP_BAR_FORMAT and step >= cfg.critic_warmup:
+        bar.bar_format = None
+        bar.write(f"critic warm-up done at iteration {step}: the generator trains from now on", file=sys.stderr)
+    bar.update(1)
+
+
+class TrainLog:
+    """The metrics of a run, averaged over the iterations between logging steps.
+
+    Each logged record goes to ``metrics.jsonl`` and, with ``--report-to
+    tensorboard``, to TensorBoard (:mod:`tensorboard_log`), both written by
+    the main process only; it also sets the progress bar's postfix and raises
+    the mask-saturation warning once per side. The skip counters stay on the
+    device and are read at logging steps only.
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+        The run's config (``out``, ``report_to``, ``resume``, ...).
+    device : torch.device
+        Where the step's metrics live.
+    world : int
+        Number of processes (images per second count all of them).
+    is_main : bool
+        Whether this process writes.
+    start_step : int
+        The step training starts from.
+    prior_s : float
+        Training time of the earlier runs of this ``--out``, in seconds.
+    bar : tqdm or None
+        The progress bar, whose postfix shows a few numbers.
+    """
+
+    def __init__(self, cfg: TrainConfig, device: torch.device, world: int, *, is_main: bool, start_step: int,
+                 prior_s: float, bar: Any) -> None:
+        self.cfg, self.device, self.world, self.is_main, self.bar = cfg, device, world, is_main, bar
+        self.prior_s = prior_s
+        self.metrics_file = run_folder.MetricsLog(os.path.join(cfg.out, run_folder.METRICS)) if is_main else None
+        self.tensorboard = (tensorboard_log.open_log(cfg.report_to, cfg.out, start_step=start_step, resume=cfg.resume)
+                            if is_main else None)
+        self.sums: Dict[str, Any] = {}
+        self.counts: Dict[str, int] = {}
+        self.skipped_total = self.consecutive_skipped = torch.zeros((), device=device)
+        self.warned_saturation: set = set()
+        self.images_since_log = 0
+        self.t_start = self.t_log = time.perf_counter()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(out={self.cfg.out!r}, report_to={self.cfg.report_to!r}, main={self.is_main})"
+
+    def total_elapsed(self) -> float:
+        """Seconds of training of this --out over every run (``elapsed_s``: of this run only)."""
+        return self.prior_s + time.perf_counter() - self.t_start
+
+    def count(self, metrics: Dict[str, Any], images: int) -> None:
+        """After each iteration: the images it trained on (this process's), and whether it was skipped."""
+        self.images_since_log += images * self.world
+        skipped = torch.clamp(metrics["d_skipped"] + metrics.get("g_skipped", 0.0), max=1.0)
+        self.skipped_total = self.skipped_total + skipped
+        self.consecutive_skipped = (self.consecutive_skipped + 1) * skipped
+
+    def add(self, metrics: Dict[str, Any]) -> None:
+        """Add an iteration's metrics to the sums of this logging window."""
+        for k, v in metrics.items():
+            self.sums[k] = self.sums[k] + v if k in self.sums else v
+            self.counts[k] = self.counts.get(k, 0) + 1
+
+    def write(self, step: int, epoch: int, lr: float) -> Dict[str, Any]:
+        """Log the window's means at ``step`` and start a new window; returns the record."""
+        now = time.perf_counter()
+        keys = sorted(self.sums)
+        values = torch.stack([torch.as_tensor(self.sums[k], dtype=torch.float32, device=self.device).float()
+                              / self.counts[k] for k in keys]).tolist()
+        record = {"step": step, "epoch": epoch, **dict(zip(keys, values)),
+                  "images_per_second": self.images_since_log / max(now - self.t_log, 1e-9),
+                  "lr": lr, "skipped_steps": int(self.skipped_total), "elapsed_s": now - self.t_start,
+                  "total_elapsed_s": self.prior_s + now - self.t_start}
+        if self.metrics_file is not None:
+            self.metrics_file.write(record)
+        if self.tensorboard is not None:
+            self.tensorboard.scalars(record)
+        cfg = self.cfg
+        if self.is_main and cfg.generator_mode == "attention" and step >= cfg.critic_warmup + 100:
+            side = mask_saturation(record)
+            if side is not None and side not in self.warned_saturation:
+                self.warned_saturation.add(side)
+                print("\n" + saturation_warning(side, record, step, cfg), file=sys.stderr)
+        if self.bar is not None:
+            self.bar.set_postfix_str(progress_postfix(record), refresh=False)
+        self.sums, self.counts, self.images_since_log, self.t_log = {}, {}, 0, now
+        return record
+
+    def image(self, grid: Any, step: int) -> None:
+        """A sample grid, for TensorBoard (with ``--report-to tensorboard``); its events are flushed."""
+        if self.tensorboard is not None:
+            self.tensorboard.image(grid, step)
+            self.tensorboard.flush()
+
+    def close(self) -> None:
+        """Close metrics.jsonl and the event file (closing twice is harmless)."""
+        if self.metrics_file is not None:
+            self.metrics_file.close()
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+
+
+def diverged(log: TrainLog, metrics: Dict[str, Any], cfg: TrainConfig) -> bool:
+    """At a logging step: whether the last ``--max-nonfinite`` iterations were all skipped (then says so)."""
+    if int(log.consecutive_skipped) < cfg.max_nonfinite:
+        return False
+    bad = nonfinite_terms(metrics) or ["a gradient"]
+    print(f"error: {int(log.consecutive_skipped)} consecutive steps had non-finite values "
+          f"({', '.join(bad)}); stopping. Try a lower --lr or --precision fp32.", file=sys.stderr)
+    return True
+
+
+def stop_requested(interrupt: Interrupt, log: TrainLog, cfg: TrainConfig, step: int, world: int,
+                   device: torch.device) -> Optional[str]:
+    """``INTERRUPTED`` after a signal, ``TIME_BUDGET`` past ``--max-minutes``, else None.
+
+    Several processes agree on stopping at logging steps only (one
+    all-reduce), so that they stop at the same iteration.
+    """
+    over_time = cfg.max_minutes is not None and time.perf_counter() - log.t_start > cfg.max_minutes * 60
+    check_stop = world == 1 or step % cfg.log_every == 0
+    if check_stop and any_rank(interrupt.requested or over_time, world, device):
+        return INTERRUPTED if interrupt.requested else TIME_BUDGET
+    return None
+
+
+class Training:
+    """The loop of one run of ``train.py`` from ``start_step``: iterations, logging, checkpoints and samples.
+
+    Sets ``guard.step`` and, in the main process, ``guard.save``, so that
+    :func:`main` can save a last checkpoint when an error stops the loop.
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+        The run's config.
+    nets : Networks
+        The networks, optimisers and average being trained.
+    stepper : AcGANStep
+        One training iteration.
+    source : BatchSource
+        The batches of this process.
+    sample_inputs : torch.Tensor
+        The fixed faces of the sample grids, ``(N, 3, H, W)``.
+    total_steps, start_step : int
+        The run's last iteration and the one it starts from.
+    log : TrainLog
+        Where the metrics go.
+    guard : RunGuard
+        What :func:`main` needs when the loop fails.
+    """
+
+    def __init__(self, cfg: TrainConfig, nets: Networks, stepper: AcGANStep, source: BatchSource, *,
+                 sample_inputs: torch.Tensor, total_steps: int, start_step: int, log: TrainLog,
+                 guard: RunGuard, device: torch.device, world: int, is_main: bool, autocast: Optional[torch.dtype],
+                 bar: Any) -> None:
+        self.cfg, self.nets, self.stepper, self.source, self.log, self.guard = cfg, nets, stepper, source, log, guard
+        self.sample_inputs, self.total_steps, self.step = sample_inputs, total_steps, start_step
+        self.device, self.world, self.is_main, self.autocast, self.bar = device, world, is_main, autocast, bar
+        self.ckpt_path = os.path.join(cfg.out, "checkpoints", "last.pt")
+        guard.step = lambda: self.step
+        if is_main:
+            guard.save = self.save_checkpoint
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(out={self.cfg.out!r}, step={self.step}, total_steps={self.total_steps})"
+
+    def save_checkpoint(self, reason: str) -> int:
+        """Save the checkpoint of the current step (``reason`` in its extra); returns the step."""
+        nets = self.nets
+        checkpoints.save_checkpoint(self.ckpt_path, self.cfg, nets.g, nets.d, nets.opt_g, nets.opt_d, self.step,
+                                    average=nets.average,
+                                    extra={"reason": reason, "total_elapsed_s": self.log.total_elapsed()})
+        return self.step
+
+    def write_outputs(self, reason: str) -> None:
+        """Main process: the checkpoint and the sample grid of the current step (and its TensorBoard image)."""
+        if not self.is_main:
+            return
+        step = self.guard.saved_step = self.save_checkpoint(reason)
+        g, average = self.nets.g, self.nets.average
+        shown = g if average is None else average.module  # the samples show what age.py will use
+        shown.eval()
+        with torch.autocast(self.device.type, dtype=self.autocast, enabled=self.autocast is not None):
+            aged = models.age_all_groups(shown, self.sample_inputs)
+        g.train()
+        grid = pictures.aging_figure(self.sample_inputs, aged)
+        out = self.cfg.out
+        pictures.save_png(grid, os.path.join(out, "samples", f"step_{step:06d}.png"))
+        pictures.save_png(grid, os.path.join(out, "samples", "latest.png"))
+        self.log.image(grid, step)
+
+    def run(self, unreadable_reported: int = 0) -> Tuple[str, int]:
+        """Train until the last iteration, a signal, the time budget or divergence; returns the status
+        (:data:`checkpoints.FINISHED`, ...) and the exit code. ``unreadable_reported``: how many of the
+        source's unreadable images were reported already."""
+        cfg, source, log, nets, total_steps = self.cfg, self.source, self.log, self.nets, self.total_steps
+        status, exit_code = FINISHED, 0
+        with Interrupt() as interrupt:
+            while self.step < total_steps and status == FINISHED:
+                epoch, first = divmod(self.step, source.steps_per_epoch)
+                lr = cfg.lr * cfg.lr_decay ** (epoch // cfg.lr_decay_every)
+                for opt in (nets.opt_g, nets.opt_d):
+                    for group in opt.param_groups:
+                        group["lr"] = lr
+                for images, labels in source.epoch(epoch, first):
+                    if len(source.unreadable) > unreadable_reported:
+                        unreadable_reported = _report_unreadable(source, unreadable_reported, self.bar)
+                    metrics = self.stepper(images, labels, self.step)
+                    if nets.average is not None:
+                        nets.average.update_parameters(nets.g)  # on the device, no synchronisation
+                    self.step += 1
+                    step = self.step
+                    log.count(metrics, images.shape[0])
+                    logging_step = step % cfg.log_every == 0 or step == total_steps
+                    if logging_step and diverged(log, metrics, cfg):
+                        status, exit_code = DIVERGED, EXIT_DIVERGED
+                        break
+                    log.add(metrics)
+                    if self.bar is not None:
+                        advance_bar(self.bar, step, cfg)
+                    if logging_step:
+                        log.write(step, epoch, lr)
+                    if step % cfg.checkpoint_every == 0 or step % cfg.sample_every == 0:
+                        self.write_outputs("periodic")
+                    stop = stop_requested(interrupt, log, cfg, step, self.world, self.device)
+                    if stop is not None:
+                        status, exit_code = stop, EXIT_INTERRUPTED if stop == INTERRUPTED else 0
+                        break
+                    if step >= total_steps:
+                        break
+            if status != DIVERGED:
+                self.write_outputs(status)
+        return status, exit_code
+
+
+def final_report(status: str, step: int, total_steps: int, *, cfg: TrainConfig, guard: RunGuard,
+                 source: BatchSource, argv: Optional[Sequence[str]], world: int) -> None:
+    """The main process's last line: how the run ended, where its samples and checkpoint are; after a run
+    the time budget stopped early, the notice with the command that continues it."""
+    ckpt_path = os.path.join(cfg.out, "checkpoints", "last.pt")
+    if guard.saved_step is None:
+        where = "no checkpoint was written"
+    elif guard.saved_step == step:
+        where = f"checkpoint {ckpt_path}"
+    else:  # diverged: the last checkpoint is an earlier one
+        where = f"last checkpoint {ckpt_path} (step {guard.saved_step})"
+    samples = os.path.join(cfg.out, run_folder.SAMPLES)
+    shown = f"samples in {samples}" if os.path.isfile(os.path.join(samples, "latest.png")) else "no samples written"
+    print(f"{status} at step {step}/{total_steps}: {shown}, {where}"
+          + (f"; {len(source.unreadable)} unreadable image(s) skipped (listed above)" if source.unreadable else ""),
+          file=sys.stderr)
+    if status == TIME_BUDGET and step < total_steps:
+        command = continue_command(sys.argv[1:] if argv is None else argv, world)
+        print("\n" + budget_notice(step, total_steps, cfg, command), file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- #
+# A run, start to end
+# --------------------------------------------------------------------------- #
+
+
 def train(cfg: TrainConfig, guard: Optional[RunGuard] = None, *, argv: Optional[Sequence[str]] = None) -> int:
+    """Train the AcGAN of ``cfg``; returns the exit status (0 finished or out of time, 3 diverged,
+    130 interrupted). Errors propagate to :func:`main`, which reports them with ``guard``'s help."""
     guard = guard if guard is not None else RunGuard()
     cfg = with_data_crop(cfg)  # the crop of the photos (prepare.py's record), kept in every checkpoint
     rank, world, device = setup_distributed(cfg)
@@ -455,217 +869,31 @@ def train(cfg: TrainConfig, guard: Optional[RunGuard] = None, *, argv: Optional[
         guard.stack.enter_context(run_folder.open_run(out, resume=cfg.resume, overwrite=cfg.overwrite))
         guard.out, guard.ckpt_path = out, ckpt_path
 
-    torch.manual_seed(cfg.seed)
-    g, d = models.build_generator(cfg).to(device), models.build_critic(cfg).to(device)
-    if cfg.channels_last:
-        g, d = g.to(memory_format=torch.channels_last), d.to(memory_format=torch.channels_last)
-    opt_g, opt_d = models.build_optimizers(cfg, g, d, fused=True)
-    average = models.build_average(cfg, g)  # None without --g-ema
-    start_step = 0
-    prior_s = 0.0  # training time of the earlier runs of this --out (checkpoint extra "total_elapsed_s")
+    nets = build_networks(cfg, device)
+    start_step, prior_s = 0, 0.0  # prior_s: training time of the earlier runs of this --out
     if cfg.resume:
-        if not os.path.isfile(ckpt_path):
-            held = run_folder.holds_run(out)
-            raise checkpoints.CheckpointError(f"--resume: no checkpoint at {ckpt_path}" + (
-                " (the folder holds a run that never wrote one: --overwrite starts it afresh)" if held else ""))
-        state = checkpoints.load_checkpoint(ckpt_path, map_location=device)
-        saved = checkpoints.config_of(state, ckpt_path).to_dict()
-        checkpoints.check_compatible(saved, cfg, ckpt_path)
-        changed = [k for k in saved if k not in config.RUN_FIELDS and saved[k] != getattr(cfg, k, None)]
-        if changed and is_main:
-            print(f"warning: resuming with settings that differ from the checkpoint's: {', '.join(changed)}",
-                  file=sys.stderr)
-        g.load_state_dict(state["generator"])
-        d.load_state_dict(state["critic"])
-        if average is not None and checkpoints.AVERAGE_PART in state:
-            average.module.load_state_dict(state[checkpoints.AVERAGE_PART])
-            average.n_averaged.fill_(1)  # continue the average rather than restart it from g
-        opt_g.load_state_dict(state["opt_g"])
-        opt_d.load_state_dict(state["opt_d"])
-        start_step = guard.saved_step = int(state["step"])
-        prior_s = float((state.get("extra") or {}).get("total_elapsed_s") or 0.0)
-        del state
-        if is_main:
-            dropped = run_folder.truncate_metrics(os.path.join(out, run_folder.METRICS), start_step)
-            if dropped:
-                print(f"resuming at step {start_step}: dropped {dropped} line(s) of metrics.jsonl logged after "
-                      "that checkpoint", file=sys.stderr)
-
-    train_set, test_set = build_training_sets(cfg, out, is_main)
-    group_sizes = group_counts(train_set)
+        start_step, prior_s = resume_from_checkpoint(cfg, nets, ckpt_path, device, is_main=is_main, guard=guard)
+    source, sample_inputs, data_facts = prepare_data(cfg, device, rank, world, is_main=is_main)
+    total_steps = data_facts["total_steps"]
     if is_main:
-        print("training images per age group: " + ", ".join(f"{name} {n}" for name, n in zip(GROUP_NAMES, group_sizes)),
-              file=sys.stderr)
-    groups_warning = check_groups(group_sizes, cfg.allow_empty_groups)  # raises for an empty group
-    if is_main and groups_warning:
-        print(groups_warning, file=sys.stderr)
-    source = BatchSource(train_set, cfg, device, rank, world)
-    total_steps = cfg.epochs * source.steps_per_epoch  # a validated config always has epochs
-    if cfg.max_steps is not None:
-        total_steps = min(cfg.max_steps, total_steps)
-    sample_inputs = fixed_sample_inputs(test_set, cfg.num_samples).to(device)
-
-    if is_main:
-        os.makedirs(os.path.join(out, "samples"), exist_ok=True)
-        files.write_text(os.path.join(out, "config.json"), json.dumps({**cfg.to_dict(), "resolved": {
-            "device": str(device), "precision": precision, "world_size": world,
-            "train_images": len(train_set), "test_images": len(test_set),
-            "train_images_per_group": dict(zip(GROUP_NAMES, group_sizes)),
-            "steps_per_epoch": source.steps_per_epoch, "total_steps": total_steps}}, indent=2))
-        print(startup_summary(cfg, device=device, precision=precision, world=world, start_step=start_step,
-                              total_steps=total_steps, steps_per_epoch=source.steps_per_epoch,
-                              total_elapsed_s=prior_s), file=sys.stderr, flush=True)
-        gp_warning = lazy_penalty_warning(cfg.gp_every, total_steps)
-        if gp_warning:
-            print(gp_warning, file=sys.stderr)
-
-    g_train, d_train = g, d
-    if world > 1:
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
-        ids = [device.index] if device.type == "cuda" else None
-        g_train, d_train = DDP(g, device_ids=ids), DDP(d, device_ids=ids)
-    if cfg.compile:
-        g_train = torch.compile(g_train)
-    autocast = config.autocast_dtype(precision)
-    scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
-    stepper = AcGANStep(cfg, g_train, d_train, opt_g, opt_d,
-                        StepOptions(autocast=autocast, channels_last=bool(cfg.channels_last)),
-                        rank=rank, world=world, scaler=scaler)
+        resolved = {"device": str(device), "precision": precision, "world_size": world, **data_facts}
+        announce_run(cfg, resolved, device=device, start_step=start_step, prior_s=prior_s)
+    stepper = build_stepper(cfg, nets, precision, device, rank, world)
 
     source.prepare(progress=is_main and cfg.progress)
     unreadable_reported = _report_unreadable(source, 0, None)  # the cached path knows them all now
-    bar = None
-    if is_main and cfg.progress:
-        from tqdm import tqdm
-
-        warming = start_step < cfg.critic_warmup
-        bar = tqdm(total=total_steps, initial=start_step, unit="it", dynamic_ncols=True, desc="AcGAN",
-                   bar_format=WARMUP_BAR_FORMAT if warming else None)
-
-    def write_outputs(step: int, reason: str) -> None:
-        if not is_main:
-            return
-        checkpoints.save_checkpoint(ckpt_path, cfg, g, d, opt_g, opt_d, step,
-                                    extra={"reason": reason, "total_elapsed_s": total_elapsed()}, average=average)
-        guard.saved_step = step
-        shown = g if average is None else average.module  # the samples show what age.py will use
-        shown.eval()
-        with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
-            aged = models.age_all_groups(shown, sample_inputs)
-        g.train()
-        grid = pictures.aging_figure(sample_inputs, aged)
-        pictures.save_png(grid, os.path.join(out, "samples", f"step_{step:06d}.png"))
-        pictures.save_png(grid, os.path.join(out, "samples", "latest.png"))
-
-    metrics_file = run_folder.MetricsLog(os.path.join(out, run_folder.METRICS)) if is_main else None
-    sums: Dict[str, Any] = {}
-    counts: Dict[str, int] = {}
-    skipped_total = consecutive_skipped = torch.zeros((), device=device)
-    warned_saturation: set = set()
-    t_start = t_log = time.perf_counter()
-
-    def total_elapsed() -> float:
-        """Seconds of training of this --out over every run (``elapsed_s``: of this run only)."""
-        return prior_s + time.perf_counter() - t_start
-
-    images_since_log = 0
-    step = start_step
-    status, exit_code = FINISHED, 0
-    guard.step = lambda: step
-    if is_main:
-        def save_now(reason: str) -> int:
-            checkpoints.save_checkpoint(ckpt_path, cfg, g, d, opt_g, opt_d, step, average=average,
-                                        extra={"reason": reason, "total_elapsed_s": total_elapsed()})
-            return step
-        guard.save = save_now
-    with Interrupt() as interrupt:
-        while step < total_steps and status == FINISHED:
-            epoch, first = divmod(step, source.steps_per_epoch)
-            lr = cfg.lr * cfg.lr_decay ** (epoch // cfg.lr_decay_every)
-            for opt in (opt_g, opt_d):
-                for group in opt.param_groups:
-                    group["lr"] = lr
-            for images, labels in source.epoch(epoch, first):
-                if len(source.unreadable) > unreadable_reported:
-                    unreadable_reported = _report_unreadable(source, unreadable_reported, bar)
-                metrics = stepper(images, labels, step)
-                if average is not None:
-                    average.update_parameters(g)  # on the device, no synchronisation
-                step += 1
-                images_since_log += images.shape[0] * world
-                # skip counts stay on the device; they are read at logging steps
-                skipped = torch.clamp(metrics["d_skipped"] + metrics.get("g_skipped", 0.0), max=1.0)
-                skipped_total = skipped_total + skipped
-                consecutive_skipped = (consecutive_skipped + 1) * skipped
-                if step % cfg.log_every == 0 or step == total_steps:
-                    if int(consecutive_skipped) >= cfg.max_nonfinite:
-                        bad = nonfinite_terms(metrics) or ["a gradient"]
-                        print(f"error: {int(consecutive_skipped)} consecutive steps had non-finite values "
-                              f"({', '.join(bad)}); stopping. Try a lower --lr or --precision fp32.", file=sys.stderr)
-                        status, exit_code = DIVERGED, EXIT_DIVERGED
-                        break
-                for k, v in metrics.items():
-                    sums[k] = sums[k] + v if k in sums else v
-                    counts[k] = counts.get(k, 0) + 1
-                if bar is not None:
-                    if warming and step >= cfg.critic_warmup:  # the generator trains from now on
-                        warming = False
-                        bar.bar_format = None
-                        bar.write(f"critic warm-up done at iteration {step}: the generator trains from now on",
-                                  file=sys.stderr)
-                    bar.update(1)
-                if step % cfg.log_every == 0 or step == total_steps:
-                    now = time.perf_counter()
-                    keys = sorted(sums)
-                    values = torch.stack([torch.as_tensor(sums[k], dtype=torch.float32, device=device).float()
-                                          / counts[k] for k in keys]).tolist()
-                    record = {"step": step, "epoch": epoch, **dict(zip(keys, values)),
-                              "images_per_second": images_since_log / max(now - t_log, 1e-9),
-                              "lr": lr, "skipped_steps": int(skipped_total), "elapsed_s": now - t_start,
-                              "total_elapsed_s": prior_s + now - t_start}
-                    if metrics_file is not None:
-                        metrics_file.write(record)
-                    if is_main and cfg.generator_mode == "attention" and step >= cfg.critic_warmup + 100:
-                        side = mask_saturation(record)
-                        if side is not None and side not in warned_saturation:
-                            warned_saturation.add(side)
-                            print("\n" + saturation_warning(side, record, step, cfg), file=sys.stderr)
-                    if bar is not None:
-                        bar.set_postfix_str(progress_postfix(record), refresh=False)
-                    sums, counts, images_since_log, t_log = {}, {}, 0, now
-                if step % cfg.checkpoint_every == 0 or step % cfg.sample_every == 0:
-                    write_outputs(step, "periodic")
-                over_time = cfg.max_minutes is not None and time.perf_counter() - t_start > cfg.max_minutes * 60
-                # several processes agree on stopping at logging steps only (one all-reduce)
-                check_stop = world == 1 or step % cfg.log_every == 0
-                if check_stop and any_rank(interrupt.requested or over_time, world, device):
-                    status = INTERRUPTED if interrupt.requested else TIME_BUDGET
-                    exit_code = EXIT_INTERRUPTED if interrupt.requested else 0
-                    break
-                if step >= total_steps:
-                    break
-        if status != DIVERGED:
-            write_outputs(step, status)
+    bar = progress_bar(cfg, start_step, total_steps) if is_main and cfg.progress else None
+    log = TrainLog(cfg, device, world, is_main=is_main, start_step=start_step, prior_s=prior_s, bar=bar)
+    guard.stack.callback(log.close)  # an error or a second Ctrl-C still flushes the logs
+    loop = Training(cfg, nets, stepper, source, sample_inputs=sample_inputs, total_steps=total_steps,
+                    start_step=start_step, log=log, guard=guard, device=device, world=world, is_main=is_main,
+                    autocast=config.autocast_dtype(precision), bar=bar)
+    status, exit_code = loop.run(unreadable_reported)
     if bar is not None:
         bar.close()
-    if metrics_file is not None:
-        metrics_file.close()
+    log.close()
     if is_main:
-        if guard.saved_step is None:
-            where = "no checkpoint was written"
-        elif guard.saved_step == step:
-            where = f"checkpoint {ckpt_path}"
-        else:  # diverged: the last checkpoint is an earlier one
-            where = f"last checkpoint {ckpt_path} (step {guard.saved_step})"
-        samples = os.path.join(out, run_folder.SAMPLES)
-        shown = f"samples in {samples}" if os.path.isfile(os.path.join(samples, "latest.png")) else "no samples written"
-        print(f"{status} at step {step}/{total_steps}: {shown}, {where}"
-              + (f"; {len(source.unreadable)} unreadable image(s) skipped (listed above)" if source.unreadable else ""),
-              file=sys.stderr)
-        if status == TIME_BUDGET and step < total_steps:
-            command = continue_command(sys.argv[1:] if argv is None else argv, world)
-            print("\n" + budget_notice(step, total_steps, cfg, command), file=sys.stderr, flush=True)
+        final_report(status, loop.step, total_steps, cfg=cfg, guard=guard, source=source, argv=argv, world=world)
     if world > 1:
         # Every rank has run its last collective; the ranks leave together.
         # main() destroys the process group (teardown_distributed).
@@ -676,6 +904,11 @@ def train(cfg: TrainConfig, guard: Optional[RunGuard] = None, *, argv: Optional[
 def main(argv: Optional[List[str]] = None) -> int:
     cfg = parse_config(argv)
     cli.one_line_warnings()
+    if cfg.report_to == "tensorboard":
+        try:  # before any work: a missing package is said at start, in one line
+            tensorboard_log.require()
+        except tensorboard_log.TensorBoardMissing as exc:
+            return cli.fail("train.py", exc)
     guard = RunGuard()
     try:
         with guard.stack:  # holds the run folder's lock until train() is done

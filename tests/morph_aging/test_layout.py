@@ -40,7 +40,7 @@ def test_every_field_has_one_group_and_a_flag():
                                    "g_condition", "g_padding", "d_channels", "d_max_channels", "generator_mode")
     assert set(config.RUN_FIELDS) == {"epochs", "max_steps", "max_minutes", "resume", "progress", "log_every",
                                       "sample_every", "checkpoint_every", "workers", "out", "compile", "device",
-                                      "overwrite"}
+                                      "overwrite", "report_to"}
     parser = argparse.ArgumentParser()
     config.add_config_arguments(parser)
     flags = {a.dest: a for a in parser._actions if a.dest != "help"}
