@@ -228,7 +228,8 @@ PRESET_VALUES: Dict[str, Dict[str, Any]] = {
 # screens on UTKFace (docs/results.rst, "On photographs"): the condition in
 # every normalisation layer and the cycle reconstruction term, which raised
 # verification from 0-24% (one seed) to 41-67% per target group (mean of 3
-# seeds) while the age change weakened. Not yet confirmed at this full budget.
+# seeds) while the age change weakened; at this full budget on the prepared
+# head crop the age comes back (docs/results.rst, "cpu-photo at its full budget").
 PRESET_VALUES["cpu-photo"] = {**PRESET_VALUES["cpu-demo"], "max_steps": 6000, "max_minutes": 30.0,
                               "g_condition": "norm", "lambda_rec": 10.0}
 
