@@ -6,7 +6,7 @@
         [--variants attention,no-attention,no-attention-l1] [--l1 100,1000] \\
         [--seeds 0,1,2] [--retrain] [-- TRAIN.PY FLAGS]
 
-Variants (each trained by ``train.py`` into ``OUT/<variant>/seed<k>``):
+Variants (each trained as ``train.py`` trains, into ``OUT/<variant>/seed<k>``):
 
 * ``attention`` -- AcGANs as configured (the defaults);
 * ``no-attention`` -- ``--generator-mode no-attention``: the same networks,
@@ -31,10 +31,12 @@ itself (``--out``, ``--generator-mode``, ``--lambda-l1``, ``--seed``,
 there, abbreviated or not. Every run's train.py flags are checked before the
 first run starts.
 
-The runs are sequential subprocesses whose progress streams to this
-terminal. A run whose checkpoint says it finished (or reached its time
-budget) is not trained again unless ``--retrain``; one that was interrupted
-is resumed (``--resume``), so a killed ablation continues where it stopped.
+The runs are trained one after the other in this process
+(:func:`training.run`, what ``train.py`` runs), each from the process-wide
+state a fresh process would give it (:func:`fresh_process_state`). A run
+whose checkpoint says it finished (or reached its time budget) is not
+trained again unless ``--retrain``; one that was interrupted is resumed
+(``--resume``), so a killed ablation continues where it stopped.
 Then every run is evaluated in this process as ``evaluate.py`` evaluates
 (:func:`paper_protocol.evaluate`, its outputs in ``RUN/eval``), sharing one
 cached age classifier, ``OUT/age_classifier.pt``; an evaluation newer than
@@ -52,25 +54,29 @@ its checkpoint is reused. The results are collected in
   at 21-30, 31-40, 41-50 and 51+, and (synthetic data) the ground truth row.
 
 Exit status: 0 every variant trained and evaluated; 1 some failed (the others
-are still reported); 2 usage error.
+are still reported); 2 usage error; 130 interrupted (Ctrl-C: the run in
+training saves a checkpoint and the ablation stops; the same command
+continues it).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import gc
 import json
 import math
 import os
 import shlex
 import shutil
-import subprocess
 import sys
 import time
 import traceback
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
+import torch
 
 import checkpoints
 import cli
@@ -80,12 +86,11 @@ import files
 import paper_protocol
 import pictures
 import run_folder
+import training
 from ages import GROUP_NAMES
-from cli import EXIT_FAILED, EXIT_OK
+from cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 from paper_protocol import EvalConfig
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-TRAIN = os.path.join(HERE, "train.py")
 PROG = "ablation.py"
 
 DEFAULT_L1 = (100.0, 1000.0)
@@ -199,12 +204,25 @@ class _Unset:
 _UNSET = _Unset()
 
 
-def _train_parser() -> argparse.ArgumentParser:
-    """train.py's flags as train.py parses them (no abbreviations), every default unset."""
+def _train_parser(*, unset: bool = True) -> argparse.ArgumentParser:
+    """train.py's flags as train.py parses them (no abbreviations), every default unset unless not
+    ``unset``; a problem raises ValueError instead of exiting."""
     parser = argparse.ArgumentParser(prog=f"{PROG}: train.py flags after '--'", allow_abbrev=False)
     config.add_config_arguments(parser)
-    parser.set_defaults(**{f.name: _UNSET for f in dataclasses.fields(config.TrainConfig)})
+    if unset:
+        parser.set_defaults(**{f.name: _UNSET for f in dataclasses.fields(config.TrainConfig)})
+
+    def error(message: str) -> None:
+        raise ValueError(message)
+
+    parser.error = error  # type: ignore[method-assign]
     return parser
+
+
+def train_config(train_argv: Sequence[str]) -> config.TrainConfig:
+    """The configuration train.py makes of a command line (ValueError: an unknown flag or a bad value)."""
+    parser = _train_parser(unset=False)
+    return config.config_from_args(parser, parser.parse_args(list(train_argv)))
 
 
 def reserved_flags(passthrough: Sequence[str]) -> List[str]:
@@ -222,11 +240,6 @@ def reserved_flags(passthrough: Sequence[str]) -> List[str]:
 def check_train_flags(train_argv: Sequence[str]) -> Optional[str]:
     """The problem with a train.py command line (unknown or abbreviated flag, bad value), or None."""
     parser = _train_parser()
-
-    def error(message: str) -> None:
-        raise ValueError(message)
-
-    parser.error = error  # type: ignore[method-assign]
     try:
         ns = parser.parse_args(list(train_argv))
         values = {k: v for k, v in vars(ns).items() if v is not _UNSET}
@@ -257,15 +270,38 @@ def checkpoint_reason(path: str) -> Optional[str]:
     return str(state["extra"].get("reason"))
 
 
-def run(cmd: List[str]) -> int:
-    _say("$ " + " ".join(shlex.quote(c) for c in cmd))
+@contextlib.contextmanager
+def fresh_process_state() -> Iterator[None]:
+    """Give back, after a run, the process-wide settings a run changes, as a run in a process of its
+    own would: the number of threads, the random state, the CUDA backends' flags (TF32, cuDNN
+    benchmark); compiled graphs and cached GPU memory are dropped. (A run seeds torch itself.)"""
+    threads, rng = torch.get_num_threads(), torch.random.get_rng_state()
+    backends = (torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32,
+                torch.backends.cudnn.allow_tf32)
     try:
-        return subprocess.run(cmd, check=False).returncode
-    except KeyboardInterrupt:
-        raise
-    except OSError as exc:
-        _say(f"cannot run {cmd[0]}: {exc}")
-        return 127
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        torch.random.set_rng_state(rng)
+        (torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.allow_tf32,
+         torch.backends.cudnn.allow_tf32) = backends
+        if "torch._dynamo" in sys.modules:
+            torch._dynamo.reset()
+        gc.collect()
+        if torch.cuda.is_initialized():
+            torch.cuda.empty_cache()
+
+
+def run_training(train_argv: List[str]) -> int:
+    """Train one run in this process as ``train.py`` would with these flags (:func:`training.run`,
+    in :func:`fresh_process_state`); returns train.py's exit status."""
+    _say("$ python examples/morph_aging/train.py " + " ".join(shlex.quote(a) for a in train_argv))
+    try:
+        cfg = train_config(train_argv)
+    except ValueError as exc:  # checked before the first run; a config that changed since is reported here
+        return cli.fail("train.py", exc)
+    with fresh_process_state():
+        return training.run(cfg, argv=train_argv)
 
 
 def run_dir_of(out: str, name: str, seed: int) -> str:
@@ -273,7 +309,10 @@ def run_dir_of(out: str, name: str, seed: int) -> str:
 
 
 def train_variant(name: str, flags: List[str], seed: int, out: str, budget: List[str], passthrough: List[str],
-                  args) -> Tuple[bool, str]:
+                  args: argparse.Namespace) -> Tuple[bool, str]:
+    """Train the run of variant ``name`` (train.py ``flags``) and ``seed`` (:func:`run_training`), unless
+    its checkpoint says it is done; resume it if it was cut short. Returns (ok, status); an interrupted
+    run (Ctrl-C, SIGTERM) raises KeyboardInterrupt once it has saved its checkpoint."""
     run_dir = run_dir_of(out, name, seed)
     ckpt = os.path.join(run_dir, "checkpoints", "last.pt")
     resume: List[str] = []
@@ -291,11 +330,12 @@ def train_variant(name: str, flags: List[str], seed: int, out: str, budget: List
     if not resume and os.path.isdir(run_dir) and run_folder.holds_run(run_dir):
         _say(f"{name} seed {seed}: {run_dir} holds a run without a usable checkpoint; starting it afresh")
         resume = ["--overwrite"]
-    cmd = [sys.executable, TRAIN, "--out", run_dir, *budget, *flags, "--seed", str(seed), *resume,
-           "--progress" if args.progress else "--no-progress", *passthrough]
-    code = run(cmd)
+    code = run_training(["--out", run_dir, *budget, *flags, "--seed", str(seed), *resume,
+                         "--progress" if args.progress else "--no-progress", *passthrough])
+    if code == training.EXIT_INTERRUPTED:  # Ctrl-C or SIGTERM: the run saved a checkpoint; the ablation stops
+        raise KeyboardInterrupt
     if code != 0:
-        return False, f"train.py exited with status {code}"
+        return False, f"training ended with exit status {code}"
     return True, "resumed" if resume == ["--resume"] else "trained"
 
 
@@ -468,72 +508,96 @@ def ablation_figure(run_dirs: Dict[str, str], k: int) -> Optional[np.ndarray]:
                                 scale=pictures.readable_scale(first["inputs"].shape[1]))
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    own, passthrough = split_argv(argv)
-    parser = build_parser()
-    args = parser.parse_args(own)
-    names = [v.strip() for v in args.variants.split(",") if v.strip()]
+def usage_problem(args: argparse.Namespace, names: List[str], passthrough: List[str]) -> Optional[str]:
+    """What is wrong with the command line, found before any work (every run's train.py flags
+    included), or None."""
     bad = [v for v in names if v not in VARIANTS]
     if not names or bad:
-        return cli.fail(PROG, f"--variants: unknown {', '.join(bad) or '(empty list)'}; "
-                              f"choose from {', '.join(VARIANTS)}")
+        return f"--variants: unknown {', '.join(bad) or '(empty list)'}; choose from {', '.join(VARIANTS)}"
     if len(set(names)) != len(names):
-        return cli.fail(PROG, "--variants: a variant is listed twice")
+        return "--variants: a variant is listed twice"
     clash = reserved_flags(passthrough)
     if clash:
-        return cli.fail(PROG, f"{', '.join(clash)} after '--': the ablation sets these itself (use its own --out, "
-                              "--max-steps, --max-minutes, --l1, --seeds)")
+        return (f"{', '.join(clash)} after '--': the ablation sets these itself (use its own --out, "
+                "--max-steps, --max-minutes, --l1, --seeds)")
     try:
         config.resolve_device(args.device)
     except ValueError as exc:
-        return cli.fail(PROG, f"--device: {exc}")
+        return f"--device: {exc}"
     if args.max_steps is not None and args.max_steps < 1:
-        return cli.fail(PROG, f"--max-steps must be >= 1, got {args.max_steps}")
+        return f"--max-steps must be >= 1, got {args.max_steps}"
     if args.max_minutes is not None and not (math.isfinite(args.max_minutes) and args.max_minutes > 0):
-        return cli.fail(PROG, f"--max-minutes must be a finite number > 0, got {args.max_minutes}")
-    budget: List[str] = []
-    budget_text = "train.py's preset (equal for all runs)"
-    if args.max_steps is not None:
-        budget, budget_text = ["--max-steps", str(args.max_steps)], f"{args.max_steps} iteration(s)"
-    elif args.max_minutes is not None:
-        budget, budget_text = ["--max-minutes", repr(args.max_minutes)], f"{args.max_minutes:g} minutes"
+        return f"--max-minutes must be a finite number > 0, got {args.max_minutes}"
+    budget, _ = budget_of(args)
     for seed in args.seeds:  # every run's train.py flags are checked before the first run starts
         for name, flags in expand_variants(names, args.l1):
             problem = check_train_flags(["--out", run_dir_of(args.out, name, seed), *budget, *flags,
                                          "--seed", str(seed), *passthrough])
             if problem:
-                return cli.fail(PROG, f"train.py flags of {name} seed {seed}: {problem}")
+                return f"train.py flags of {name} seed {seed}: {problem}"
     try:
         files.check_writable_folder(args.out)
     except OSError as exc:
-        return cli.fail(PROG, exc)
+        return str(exc)
+    return None
+
+
+def budget_of(args: argparse.Namespace) -> Tuple[List[str], str]:
+    """The train.py flags of every run's budget, and the budget in words."""
+    if args.max_steps is not None:
+        return ["--max-steps", str(args.max_steps)], f"{args.max_steps} iteration(s)"
+    if args.max_minutes is not None:
+        return ["--max-minutes", repr(args.max_minutes)], f"{args.max_minutes:g} minutes"
+    return [], "train.py's preset (equal for all runs)"
+
+
+def evaluate_record(rec: Dict[str, Any], args: argparse.Namespace) -> None:
+    """Evaluate the run of ``rec`` (trained) and add its status, summary and configuration to ``rec``."""
+    _say(f"=== {rec['name']}, seed {rec['seed']}: evaluating ===")
+    ok, status = evaluate_variant(rec["run_dir"], args.out, args)
+    rec["ok"], rec["status"] = ok, f"{rec['status']}, {status}"
+    results_path = os.path.join(rec["run_dir"], "eval", "results.json")
+    if ok and os.path.isfile(results_path):
+        with open(results_path) as fh:
+            res = json.load(fh)
+        rec.update(step=res.get("step"), summary=res.get("summary"), results=results_path,
+                   report=os.path.join(rec["run_dir"], "eval", "report.md"))
+    config_path = os.path.join(rec["run_dir"], "config.json")
+    if os.path.isfile(config_path):
+        with open(config_path) as fh:
+            rec["config"] = json.load(fh)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run the ablation the command line ``argv`` describes (default ``sys.argv[1:]``); returns the
+    exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    own, passthrough = split_argv(argv)
+    args = build_parser().parse_args(own)
+    names = [v.strip() for v in args.variants.split(",") if v.strip()]
+    problem = usage_problem(args, names, passthrough)
+    if problem:
+        return cli.fail(PROG, problem)
+    cli.one_line_warnings()
+    budget, budget_text = budget_of(args)
     command = "python examples/morph_aging/ablation.py " + " ".join(shlex.quote(a) for a in argv)
     variants = expand_variants(names, args.l1)
     records: List[Dict[str, Any]] = []
     t0 = time.perf_counter()
-    for seed in args.seeds:
-        for name, flags in variants:
-            _say(f"=== {name}, seed {seed}: training ({budget_text}) ===")
-            ok, status = train_variant(name, flags, seed, args.out, budget, passthrough, args)
-            records.append({"name": name, "seed": seed, "ok": ok, "status": status, "flags": flags,
-                            "run_dir": run_dir_of(args.out, name, seed)})
-    for rec in records:
-        if not rec["ok"]:
-            continue
-        _say(f"=== {rec['name']}, seed {rec['seed']}: evaluating ===")
-        ok, status = evaluate_variant(rec["run_dir"], args.out, args)
-        rec["ok"], rec["status"] = ok, f"{rec['status']}, {status}"
-        results_path = os.path.join(rec["run_dir"], "eval", "results.json")
-        if ok and os.path.isfile(results_path):
-            with open(results_path) as fh:
-                res = json.load(fh)
-            rec.update(step=res.get("step"), summary=res.get("summary"), results=results_path,
-                       report=os.path.join(rec["run_dir"], "eval", "report.md"))
-        config_path = os.path.join(rec["run_dir"], "config.json")
-        if os.path.isfile(config_path):
-            with open(config_path) as fh:
-                rec["config"] = json.load(fh)
+    try:
+        for seed in args.seeds:
+            for name, flags in variants:
+                _say(f"=== {name}, seed {seed}: training ({budget_text}) ===")
+                ok, status = train_variant(name, flags, seed, args.out, budget, passthrough, args)
+                records.append({"name": name, "seed": seed, "ok": ok, "status": status, "flags": flags,
+                                "run_dir": run_dir_of(args.out, name, seed)})
+        for rec in records:
+            if rec["ok"]:
+                evaluate_record(rec, args)
+    except KeyboardInterrupt:
+        _say("interrupted: the runs so far are kept (an interrupted one with its checkpoint); the same command "
+             "continues, training no finished run again")
+        return EXIT_INTERRUPTED
     first_seed = {r["name"]: r["run_dir"] for r in reversed(records) if r["ok"]}
     figure = ablation_figure({name: first_seed[name] for name, _ in variants if name in first_seed},
                              args.num_examples)

@@ -27,6 +27,7 @@ import paper_protocol
 import pictures
 import synthetic_faces
 import train
+import training
 from ages import GROUP_CENTRES, GROUP_NAMES, age_to_group
 
 TINY_TRAIN = ["--max-steps", "2", "--image-size", "64", "--batch-size", "4", "--num-subjects", "20",
@@ -548,23 +549,45 @@ def test_ablation_skips_finished_and_resumes_interrupted(tiny_checkpoint, tmp_pa
         ckpt.parent.mkdir(parents=True)
         torch.save({**state, "extra": {"reason": reason}}, ckpt)
     calls = []
-    monkeypatch.setattr(ablation, "run", lambda cmd: calls.append(cmd) or 0)
+    monkeypatch.setattr(ablation, "run_training", lambda argv: calls.append(argv) or 0)
     args = ablation.build_parser().parse_args(["--out", str(out)])
     assert ablation.train_variant("attention", [], 0, str(out), [], [], args) == (True, "skipped")
     flags = ["--generator-mode", "no-attention"]
     assert ablation.train_variant("no-attention", flags, 0, str(out), ["--max-steps", "3"], ["--num-subjects", "9"],
                                   args) == (True, "resumed")
     cmd = calls[-1]
-    assert cmd[1] == ablation.TRAIN and "--resume" in cmd and cmd[-2:] == ["--num-subjects", "9"]
+    assert "--resume" in cmd and cmd[-2:] == ["--num-subjects", "9"]
     assert cmd[cmd.index("--generator-mode") + 1] == "no-attention" and cmd[cmd.index("--seed") + 1] == "0"
     args = ablation.build_parser().parse_args(["--out", str(out), "--retrain"])
     assert ablation.train_variant("attention", [], 0, str(out), [], [], args) == (True, "trained")
     assert "--resume" not in calls[-1] and not (out / "attention" / "seed0").exists()  # old run removed
 
 
+def test_ablation_reports_a_failed_run_and_stops_at_an_interrupted_one(tmp_path, monkeypatch, capsys):
+    argv = ["--max-steps", "1", "--variants", "attention", "--seeds", "0,1", "--no-progress"]
+    monkeypatch.setattr(training, "run", lambda cfg, *, argv: training.EXIT_ERROR)
+    assert ablation.main(["--out", str(tmp_path / "failed")] + argv) == 1
+    runs = json.loads((tmp_path / "failed" / "ablation.json").read_text())["runs"]
+    assert [(r["seed"], r["ok"], r["status"]) for r in runs] == [
+        (0, False, "training ended with exit status 1"), (1, False, "training ended with exit status 1")]
+
+    seen, threads = [], torch.get_num_threads()
+
+    def interrupted(cfg, *, argv):
+        seen.append((cfg.seed, cfg.max_steps, argv[argv.index("--out") + 1]))
+        torch.set_num_threads(threads + 1)  # a change to the process a run makes is given back
+        return training.EXIT_INTERRUPTED
+
+    monkeypatch.setattr(training, "run", interrupted)
+    out = tmp_path / "interrupted"
+    capsys.readouterr()
+    assert ablation.main(["--out", str(out)] + argv) == 130
+    assert seen == [(0, 1, str(out / "attention" / "seed0"))] and torch.get_num_threads() == threads
+    assert "the same command continues" in capsys.readouterr().err and not (out / "ablation.json").exists()
+
+
 @pytest.mark.slow
 def test_ablation_end_to_end(tmp_path, monkeypatch, capfd):
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # the train.py and evaluate.py subprocesses
     out = tmp_path / "abl"
     tiny = [a for a in TINY_TRAIN if a not in ("--max-steps", "2")]
     argv = ["--out", str(out), "--max-steps", "1", "--variants", "attention,no-attention-l1", "--num-faces", "2",
@@ -594,7 +617,8 @@ def test_ablation_end_to_end(tmp_path, monkeypatch, capfd):
     # run again: every run finished and evaluated, so nothing is trained or evaluated again
     capfd.readouterr()
     calls = []
-    monkeypatch.setattr(ablation, "run", lambda cmd: calls.append(cmd) or 0)
+    monkeypatch.setattr(ablation, "run_training", lambda argv: calls.append(argv) or 0)
+    monkeypatch.setattr(ablation, "run_evaluation", lambda cfg: calls.append(cfg) or (True, "evaluated"))
     assert ablation.main(argv) == 0
     assert calls == []
     assert "not training again" in capfd.readouterr().err

@@ -42,6 +42,7 @@ import models
 import paper_protocol
 import run_folder
 import train
+import training
 from step import AcGANStep
 
 EXAMPLE = os.path.dirname(os.path.abspath(train.__file__))
@@ -207,7 +208,7 @@ def test_a_full_disk_at_a_checkpoint_is_one_line_and_keeps_the_previous_one(fail
         return real_save(obj, path, *a, **k)
 
     monkeypatch.setattr(checkpoints.torch, "save", save)
-    assert run_main(out, "--max-steps", "4", "--checkpoint-every", "2", "--sample-every", "1000") == train.EXIT_ERROR
+    assert run_main(out, "--max-steps", "4", "--checkpoint-every", "2", "--sample-every", "1000") == training.EXIT_ERROR
     line = one_error_line(capsys.readouterr().err)
     ckpt = out / "checkpoints" / "last.pt"
     assert f"cannot write {ckpt}: no space left on device" in line
@@ -284,7 +285,7 @@ def test_an_unexpected_error_saves_a_checkpoint_and_ends_in_one_line(tmp_path, c
         return real(self, images, labels, at)
 
     monkeypatch.setattr(AcGANStep, "__call__", step)
-    assert run_main(out, "--max-steps", "5") == train.EXIT_ERROR
+    assert run_main(out, "--max-steps", "5") == training.EXIT_ERROR
     line = one_error_line(capsys.readouterr().err)
     assert "error at step 2: RuntimeError: boom;" in line and "saved a checkpoint of step 2" in line
     assert f"traceback in {out / 'train.log'}" in line
@@ -303,7 +304,7 @@ def test_an_error_with_nonfinite_weights_saves_nothing(tmp_path, capsys, monkeyp
         raise ValueError("weights went bad")
 
     monkeypatch.setattr(AcGANStep, "__call__", step)
-    assert run_main(out, "--max-steps", "3") == train.EXIT_ERROR
+    assert run_main(out, "--max-steps", "3") == training.EXIT_ERROR
     line = one_error_line(capsys.readouterr().err)
     assert "ValueError: weights went bad" in line and "no checkpoint saved (the weights are not finite)" in line
     assert not (out / "checkpoints" / "last.pt").exists()
@@ -319,7 +320,7 @@ def test_a_second_interrupt_aborts_in_one_line(tmp_path, capsys, monkeypatch):
         return real(self, images, labels, at)
 
     monkeypatch.setattr(AcGANStep, "__call__", step)
-    assert run_main(out, "--max-steps", "5", "--checkpoint-every", "1") == train.EXIT_INTERRUPTED
+    assert run_main(out, "--max-steps", "5", "--checkpoint-every", "1") == training.EXIT_INTERRUPTED
     err = capsys.readouterr().err
     assert "Traceback" not in err and "train.py: aborted; the last checkpoint, step 2, is intact" in err
 
@@ -500,7 +501,7 @@ def test_malformed_checkpoint_layouts_are_checkpoint_errors(key, value, message,
     (["--seeds", str(10**30)], "--seed: must be at most"),
 ])
 def test_ablation_validates_everything_before_training(argv, message, tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(ablation, "run", lambda cmd: pytest.fail(f"ran {cmd}"))
+    monkeypatch.setattr(ablation, "run_training", lambda argv: pytest.fail(f"trained {argv}"))
     try:
         code = ablation.main(["--out", str(tmp_path / "a"), "--variants", "attention"] + argv)
     except SystemExit as exc:
@@ -610,7 +611,7 @@ def test_resume_drops_the_lines_logged_after_its_checkpoint(trained, tmp_path, c
 
 def _diverged_at_once(out, capsys) -> str:
     """The closing line of a run whose critic gives NaN from the start (use with ``nan_critic``)."""
-    assert run_main(out, "--max-steps", "20", "--max-nonfinite", "2") == train.EXIT_DIVERGED
+    assert run_main(out, "--max-steps", "20", "--max-nonfinite", "2") == training.EXIT_DIVERGED
     final = [line for line in capsys.readouterr().err.splitlines() if line.startswith("diverged at step")]
     assert len(final) == 1
     return final[0]
@@ -812,15 +813,15 @@ def test_a_run_that_wrote_no_sample_does_not_point_at_the_samples(tmp_path, caps
 
 def test_a_full_disk_at_the_sample_picture_says_the_checkpoint_was_saved(tmp_path, capsys, monkeypatch):
     out = tmp_path / "run"
-    real = train.pictures.save_png
+    real = training.pictures.save_png
 
     def save_png(array, path):
         if path.endswith("step_000002.png"):
             raise files.WriteError(path, "no space left on device", errno.ENOSPC)
         return real(array, path)
 
-    monkeypatch.setattr(train.pictures, "save_png", save_png)
-    assert run_main(out, "--max-steps", "4", "--checkpoint-every", "2", "--sample-every", "2") == train.EXIT_ERROR
+    monkeypatch.setattr(training.pictures, "save_png", save_png)
+    assert run_main(out, "--max-steps", "4", "--checkpoint-every", "2", "--sample-every", "2") == training.EXIT_ERROR
     line = one_error_line(capsys.readouterr().err)
     assert f"cannot write {out / 'samples' / 'step_000002.png'}: no space left on device" in line
     assert "the checkpoint of step 2 was saved before it" in line and "no checkpoint saved" not in line

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import ast
 import dataclasses
+import io
+import tokenize
 from pathlib import Path
 
 import pytest
@@ -30,6 +32,42 @@ def _imports(path: Path) -> set:
                          ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_no_module_imports_a_script(path):
     assert not _imports(path) & SCRIPTS, f"{path.name} imports the script(s) {sorted(_imports(path) & SCRIPTS)}"
+
+
+def test_ablation_trains_and_evaluates_in_process():
+    assert "subprocess" not in _imports(EXAMPLE / "ablation.py")
+
+
+#: The most lines of code a function of the example may have.
+MAX_FUNCTION_LINES = 120
+_NOT_CODE = {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER}
+
+
+def _function_lengths(source: str) -> dict:
+    """Lines of code (not blank, not only a comment, not a docstring) of every function, by name."""
+    code = set()
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type not in _NOT_CODE:
+            code.update(range(tok.start[0], tok.end[0] + 1))
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                and ast.get_docstring(node, clean=False) is not None):
+            code -= set(range(node.body[0].lineno, node.body[0].end_lineno + 1))
+    return {node.name: sum(node.lineno <= line <= node.end_lineno for line in code)
+            for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
+
+
+def test_function_lengths_count_code_only():
+    source = 'def f(x):\n    """Doc.\n\n    More.\n    """\n    # a comment\n\n    y = (x +\n         1)\n    return y\n'
+    assert _function_lengths(source) == {"f": 4}
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLE.glob("*.py")), ids=lambda p: p.name)
+def test_no_function_is_over_the_limit(path):
+    long = {name: n for name, n in _function_lengths(path.read_text(encoding="utf-8")).items()
+            if n > MAX_FUNCTION_LINES}
+    assert not long, f"{path.name}: functions over {MAX_FUNCTION_LINES} lines of code: {long}"
 
 
 def test_every_field_has_one_group_and_a_flag():

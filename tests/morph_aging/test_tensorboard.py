@@ -17,6 +17,7 @@ from PIL import Image
 import config
 import tensorboard_log
 import train
+import training
 from step import AcGANStep
 
 TINY = ["--image-size", "64", "--batch-size", "4", "--num-subjects", "10", "--g-channels", "8",
@@ -100,7 +101,7 @@ def test_a_resumed_run_repeats_no_step(tmp_path, capsys, monkeypatch):
         return real(self, images, labels, at)
 
     monkeypatch.setattr(AcGANStep, "__call__", step)
-    assert run_main(out, "--max-steps", "8", "--checkpoint-every", "2") == train.EXIT_INTERRUPTED
+    assert run_main(out, "--max-steps", "8", "--checkpoint-every", "2") == training.EXIT_INTERRUPTED
     assert "the last checkpoint, step 4, is intact" in capsys.readouterr().err
     assert sorted(scalars_by_step(read_events(out), "loss/d_loss")) == [1, 2, 3, 4, 5]  # flushed on the abort
     monkeypatch.undo()
@@ -146,7 +147,7 @@ def test_without_the_package_the_flag_fails_at_start_in_one_line(tmp_path, capsy
 
 def test_only_the_main_process_writes(tmp_path):
     cfg = config.validate_config(config.TrainConfig(out=str(tmp_path / "run"), device="cpu", report_to="tensorboard"))
-    log = train.TrainLog(cfg, torch.device("cpu"), 2, is_main=False, start_step=0, prior_s=0.0, bar=None)
+    log = training.TrainLog(cfg, torch.device("cpu"), 2, is_main=False, start_step=0, prior_s=0.0, bar=None)
     assert log.metrics_file is None and log.tensorboard is None
     log.image(np.zeros((8, 8, 3), np.uint8), 1)
     log.close()

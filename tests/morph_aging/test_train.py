@@ -22,6 +22,7 @@ import config
 import models
 import pictures
 import train
+import training
 from step import AcGANStep
 
 EXAMPLE = os.path.dirname(os.path.abspath(train.__file__))
@@ -123,17 +124,17 @@ def test_a_run_cut_short_by_the_budget_says_so_and_how_to_continue(tmp_path, cap
 
 
 def test_continue_command_drops_overwrite_and_adds_resume():
-    command = train.continue_command(["--out", "runs/x y", "--overwrite", "--max-minutes", "3"])
+    command = training.continue_command(["--out", "runs/x y", "--overwrite", "--max-minutes", "3"])
     assert command.startswith("python ") and command.endswith("--out 'runs/x y' --max-minutes 3 --resume")
-    assert train.continue_command(["--resume"], world=4).startswith("torchrun --nproc_per_node=4 ")
+    assert training.continue_command(["--resume"], world=4).startswith("torchrun --nproc_per_node=4 ")
 
 
 def test_progress_bar_keeps_its_bar_at_80_columns():
     from tqdm import tqdm
 
     worst = {"d_loss": -1234.5678, "g_loss": -0.000123456, "attention_mean": 0.123456}
-    postfix = train.progress_postfix(worst)
-    assert len(postfix) <= train.POSTFIX_CHARS and postfix.startswith("d=-1.23e+03")
+    postfix = training.progress_postfix(worst)
+    assert len(postfix) <= training.POSTFIX_CHARS and postfix.startswith("d=-1.23e+03")
     line = tqdm.format_meter(n=1371, total=3000, elapsed=754.0, ncols=80, prefix="AcGAN", unit="it",
                              postfix=postfix, rate=0.55)
     assert len(line) <= 80
@@ -356,7 +357,7 @@ def test_sigint_saves_a_checkpoint_and_exits_cleanly(tmp_path):
     _wait_for_step(out, 2, proc)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == train.EXIT_INTERRUPTED, err
+    assert proc.returncode == training.EXIT_INTERRUPTED, err
     assert "Traceback" not in err and "interrupted at step" in err
     state = weights(out)
     assert state["step"] >= 2 and state["extra"]["reason"] == "interrupted"
@@ -416,20 +417,20 @@ _TEARDOWN_SCRIPT = """
 import os, sys
 import torch
 sys.path.insert(0, sys.argv[1])
-import train
+import training
 
 def threads():
     return len(os.listdir("/proc/self/task"))
 
 torch.set_num_threads(1)
 before = threads()
-train.init_process_group("gloo")
+training.init_process_group("gloo")
 ddp = torch.nn.parallel.DistributedDataParallel(torch.nn.Linear(4, 2))
 ddp(torch.randn(3, 4)).sum().backward()
-assert train.any_rank(True, 2, torch.device("cpu"))  # world=2 forces the all-reduce
+assert training.any_rank(True, 2, torch.device("cpu"))  # world=2 forces the all-reduce
 assert threads() > before
 del ddp
-train.teardown_distributed()
+training.teardown_distributed()
 print("extra threads after teardown:", threads() - before)
 """
 
@@ -540,10 +541,10 @@ def test_released_initialisation_draws_conv_weights_from_n0_002():
     ({"d_loss": 1.0}, None),
 ])
 def test_mask_saturation_either_way(record, side):
-    assert train.mask_saturation(record) == side
+    assert training.mask_saturation(record) == side
     if side is not None:
         cfg = config.validate_config(config.TrainConfig(preset="cpu-demo", attention_form="euclidean"))
-        text = train.saturation_warning(side, {"attention_near_zero": 0.0, "attention_near_one": 0.0, **record}, 300, cfg)
+        text = training.saturation_warning(side, {"attention_near_zero": 0.0, "attention_near_one": 0.0, **record}, 300, cfg)
         assert f"saturated at {0 if side == 'zero' else 1}" in text and "--lambda-att" in text
         if side == "zero":
             assert "--attention-form paper" in text
