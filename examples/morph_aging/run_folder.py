@@ -69,6 +69,8 @@ __all__ = ["CHECKPOINT", "CONFIG", "LOCK", "LOG", "METRICS", "SAMPLES", "SKIPPED
 CONFIG, METRICS, LOG, LOCK = "config.json", "metrics.jsonl", "train.log", ".lock"
 CHECKPOINT = os.path.join("checkpoints", "last.pt")
 SAMPLES = "samples"
+#: The TensorBoard event files of ``--report-to tensorboard`` (their prefix is TensorBoard's).
+TENSORBOARD, EVENTS_PREFIX = "tensorboard", "events.out.tfevents."
 #: The list of the dataset files ``--skip-bad-files`` passed over.
 SKIPPED = "skipped_files.txt"
 #: Files whose presence means the folder holds a run.
@@ -154,12 +156,15 @@ def _refuse_foreign(out: str) -> None:
 def run_files(out: str) -> List[str]:
     """Every file a run wrote into ``out`` (paths), as ``--overwrite`` removes them: the config,
     metrics, log, list of skipped dataset files, checkpoint, sample grids (``samples/step_*.png``,
-    ``samples/latest.png``) and leftover temporaries; nothing else the folder holds."""
+    ``samples/latest.png``), TensorBoard event files (``tensorboard/events.out.tfevents.*``) and
+    leftover temporaries; nothing else the folder holds."""
     found = [os.path.join(out, name) for name in (CONFIG, METRICS, LOG, SKIPPED, CHECKPOINT)]
-    samples = os.path.join(out, SAMPLES)
+    samples, events = os.path.join(out, SAMPLES), os.path.join(out, TENSORBOARD)
     if os.path.isdir(samples):
         found += [os.path.join(samples, n) for n in sorted(os.listdir(samples))
                   if n == "latest.png" or (n.startswith("step_") and n.endswith(".png"))]
+    if os.path.isdir(events):
+        found += [os.path.join(events, n) for n in sorted(os.listdir(events)) if n.startswith(EVENTS_PREFIX)]
     for folder in (out, os.path.join(out, "checkpoints"), samples):
         if os.path.isdir(folder):
             found += [os.path.join(folder, n) for n in sorted(os.listdir(folder)) if n.startswith(files.TEMP_PREFIX)]
@@ -177,7 +182,7 @@ def remove_run(out: str) -> int:
             pass
         except OSError as exc:
             raise RunFolderError(f"--overwrite: cannot remove {path}: {exc.strerror or exc}") from None
-    for sub in ("checkpoints", SAMPLES):
+    for sub in ("checkpoints", SAMPLES, TENSORBOARD):
         try:
             os.rmdir(os.path.join(out, sub))  # only when empty: other files stay
         except OSError:

@@ -30,6 +30,7 @@ from typing import Any, Dict, Optional
 import numpy as np
 
 import cli
+import run_folder
 
 __all__ = ["FOLDER", "IMAGE_TAG", "INSTALL", "REPORT_TO", "TAGS", "TensorBoardLog", "TensorBoardMissing",
            "open_log", "require", "scalars_of", "tag_of"]
@@ -37,7 +38,7 @@ __all__ = ["FOLDER", "IMAGE_TAG", "INSTALL", "REPORT_TO", "TAGS", "TensorBoardLo
 #: The values of ``--report-to``: ``none`` (metrics.jsonl only) or ``tensorboard``.
 REPORT_TO = ("none", "tensorboard")
 #: Where a run's event files go, inside its ``--out``.
-FOLDER = "tensorboard"
+FOLDER = run_folder.TENSORBOARD
 #: The tag of the sample grids.
 IMAGE_TAG = "samples"
 #: The command that installs what ``--report-to tensorboard`` needs.
@@ -190,7 +191,7 @@ def _after_the_newest_file(folder: str) -> None:
     """
     if not os.path.isdir(folder):
         return
-    opened = [name.split(".")[3] for name in os.listdir(folder) if name.startswith("events.out.tfevents.")]
+    opened = [name.split(".")[3] for name in os.listdir(folder) if name.startswith(run_folder.EVENTS_PREFIX)]
     newest = max((int(t) for t in opened if t.isdigit()), default=None)
     now = time.time()
     if newest is not None and int(now) == newest:

@@ -271,7 +271,7 @@ def test_folder_argument_ages_every_image_in_it(checkpoint, photos, tmp_path, ca
     assert sorted(p for p in os.listdir(out) if p.endswith("_aged.png")) == ["grey_aged.png", "rgb_aged.png"]
     code, stdout, err = run(age.main, ["--checkpoint", checkpoint, folder, empty, "--out", out], capsys)
     assert code == 1
-    assert f"no images" in err and str(empty) in err
+    assert "no images" in err and str(empty) in err
 
 
 def test_same_names_do_not_overwrite(checkpoint, photos, tmp_path, capsys):

@@ -20,10 +20,7 @@ import signal
 import struct
 import subprocess
 import sys
-import time
-import warnings
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -227,7 +224,7 @@ def test_write_failure_reads_torch_failures_without_an_errno(tmp_path, monkeypat
     target = tmp_path / "a.txt"
     target.write_text("old")
     with pytest.raises(files.WriteError, match=f"cannot write {target}: no space left on device"):
-        with files.atomic_file(target) as tmp:
+        with files.atomic_file(target):
             raise bare
     assert target.read_text() == "old" and os.listdir(tmp_path) == ["a.txt"]
 

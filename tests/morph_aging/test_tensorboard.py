@@ -120,7 +120,7 @@ def test_a_resumed_run_repeats_no_step(tmp_path, capsys, monkeypatch):
 
 
 @needs_tensorboard
-def test_a_fresh_run_hides_the_events_of_the_run_it_replaces(tmp_path):
+def test_a_fresh_run_removes_the_events_of_the_run_it_replaces(tmp_path):
     out = tmp_path / "run"
     assert run_main(out, "--max-steps", "3") == 0
     assert run_main(out, "--max-steps", "2", "--overwrite") == 0
@@ -128,6 +128,7 @@ def test_a_fresh_run_hides_the_events_of_the_run_it_replaces(tmp_path):
     assert sorted(scalars_by_step(events, "loss/g_loss")) == [1, 2]
     assert_events_match_metrics(events, read_metrics(out))
     assert [e.step for e in events.Images(tensorboard_log.IMAGE_TAG)] == [2]
+    assert len(os.listdir(out / tensorboard_log.FOLDER)) == 1  # the replaced run's event file is removed
 
 
 def test_without_the_package_the_flag_fails_at_start_in_one_line(tmp_path, capsys, monkeypatch):
