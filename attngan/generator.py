@@ -23,6 +23,10 @@ from .modulation import ConditionalNorm2d
 __all__ = ["AttentionGenerator", "GeneratorOutput"]
 
 
+#: A residual colour proposal adds the head to atanh of the input clipped to this bound (atanh(1) is infinite).
+_RESIDUAL_EDGE = 1.0 - 1e-3
+
+
 class GeneratorOutput(NamedTuple):
     """What :class:`AttentionGenerator` returns.
 
@@ -144,6 +148,16 @@ class AttentionGenerator(nn.Module):
         whatever the padding; the image enters alone. It starts as the
         unconditioned network (zero modulation) and takes soft codes.
         With ``norm="none"`` the layers modulate without normalising (FiLM).
+    color : {"absolute", "residual"}, optional
+        What the colour head proposes. ``"absolute"`` (default, the
+        paper's): ``C = tanh(h)``, a picture painted from the features
+        alone. ``"residual"``: ``C = tanh(h + atanh(x'))``, an edit of the
+        input, where ``x'`` is the input clipped to
+        ``[-(1 - 1e-3), 1 - 1e-3]`` so that its inverse tanh stays finite;
+        the head starts at zero, so the first proposal is the input itself
+        and the output equals the input whatever the masks. Where a mask
+        opens, the painted pixels are then a change of the person's own
+        colours rather than a picture of the target class. Beyond the paper.
 
     Shape
     -----
@@ -175,6 +189,7 @@ class AttentionGenerator(nn.Module):
         attention_bias: float = 0.0,
         padding: str = "zeros",
         condition: str = "input",
+        color: str = "absolute",
     ) -> None:
         super().__init__()
         check_positive_int(image_channels, "image_channels")
@@ -187,6 +202,7 @@ class AttentionGenerator(nn.Module):
         check_choice(upsample, "upsample", ("transpose", "nearest"))
         check_choice(padding, "padding", ("zeros", "reflect", "replicate"))
         check_choice(condition, "condition", ("input", "norm"))
+        check_choice(color, "color", ("absolute", "residual"))
         width = min(base_channels, max_channels)
         per_channel = norm == "instance" or (norm == "group" and math.gcd(32, width) == width)
         if padding != "zeros" and per_channel and condition == "input":
@@ -203,6 +219,7 @@ class AttentionGenerator(nn.Module):
         self.num_downsamples = num_downsamples
         self.padding = padding
         self.condition = condition
+        self.color = color
         use_bias = norm == "none"
         modulated = num_classes if condition == "norm" else None  # the norm layers' condition length
         in_channels = image_channels + (num_classes if condition == "input" else 0)
@@ -239,6 +256,9 @@ class AttentionGenerator(nn.Module):
         self.attention_head = nn.Conv2d(width, 1, 7, padding=3, padding_mode=padding)
         if attention_bias:
             nn.init.constant_(self.attention_head.bias, attention_bias)
+        if color == "residual":  # the first proposal is the input itself
+            nn.init.zeros_(self.color_head.weight)
+            nn.init.zeros_(self.color_head.bias)
 
     @property
     def size_multiple(self) -> int:
@@ -321,10 +341,13 @@ class AttentionGenerator(nn.Module):
         -------
         GeneratorOutput
             ``image`` (B, C, H, W), ``attention`` (B, 1, H, W) in [0, 1],
-            ``color`` (B, C, H, W) in [-1, 1].
+            ``color`` (B, C, H, W) in [-1, 1] (with ``color="residual"`` an
+            edit of ``image``).
         """
         features = self.forward_features(image, condition)
         color_logits, attention_logits = self._heads(features)
+        if self.color == "residual":
+            color_logits = color_logits + torch.atanh(image.clamp(-_RESIDUAL_EDGE, _RESIDUAL_EDGE))
         color = torch.tanh(color_logits)
         attention = torch.sigmoid(attention_logits)
         return GeneratorOutput(compose(attention, color, image), attention, color)

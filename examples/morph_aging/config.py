@@ -125,6 +125,9 @@ class TrainConfig:
                                       "padding's border) or norm (every normalisation layer scaled and shifted by "
                                       "the age code: reaches every pixel; beyond the paper)",
                                       choices=("input", "norm"))
+    g_color: str = _opt("absolute", "model", "what the generator's colour head proposes: absolute (a picture "
+                        "painted from the features, the paper) or residual (an edit of the input: tanh(head + "
+                        "atanh(x)), starting as the input itself; beyond the paper)", choices=("absolute", "residual"))
     g_padding: str = _opt("zeros", "model", "generator convolutions' padding: zeros (paper lineage), reflect or "
                           "replicate (border padding needs --g-condition norm)",
                           choices=("zeros", "reflect", "replicate"))

@@ -115,7 +115,7 @@ def build_generator(cfg: TrainConfig) -> nn.Module:
     g = attngan.AttentionGenerator(
         num_classes=NUM_GROUPS, base_channels=cfg.g_channels, num_downsamples=cfg.g_downsamples,
         num_residual_blocks=cfg.g_res_blocks, attention_bias=cfg.g_attention_bias, upsample=cfg.g_upsample,
-        condition=cfg.g_condition, padding=cfg.g_padding,
+        condition=cfg.g_condition, padding=cfg.g_padding, color=cfg.g_color,
     )
     init_weights(g, cfg.init or "default")
     return NoAttentionGenerator(g) if cfg.generator_mode == "no-attention" else g

@@ -90,12 +90,15 @@ def test_toggling_value_checks_does_not_recompile():
 
 
 def test_compiled_norm_conditioned_generator_equals_eager():
-    """The condition in every normalisation layer compiles into one graph and agrees with eager mode."""
+    """The condition in every normalisation layer (with the residual colour proposal) compiles into one graph
+    and agrees with eager mode."""
     from attngan import ConditionalNorm2d
 
     torch.manual_seed(0)
-    g = AttentionGenerator(base_channels=8, num_residual_blocks=1, condition="norm", padding="reflect")
+    g = AttentionGenerator(base_channels=8, num_residual_blocks=1, condition="norm", padding="reflect",
+                           color="residual")
     with torch.no_grad():
+        g.color_head.weight.normal_(0, 0.05)
         for m in g.modules():
             if isinstance(m, ConditionalNorm2d):
                 m.scale.weight.normal_(0, 0.5)

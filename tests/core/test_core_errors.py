@@ -197,6 +197,8 @@ CASES = [
      r"norm must be one of 'instance', 'group', 'none', got 'batch'"),
     ("generator upsample", lambda: AttentionGenerator(upsample="bilinear"), ValueError,
      r"upsample must be one of 'transpose', 'nearest', got 'bilinear'"),
+    ("generator color", lambda: AttentionGenerator(color="relative"), ValueError,
+     r"color must be one of 'absolute', 'residual', got 'relative'"),
     # ---- integer hyper-parameters
     ("sample num_classes 1", lambda: sample_target_labels(torch.tensor([0, 0]), 1), ValueError,
      r"num_classes must be >= 2, got 1"),

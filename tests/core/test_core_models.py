@@ -59,6 +59,7 @@ def generator_cases(draw):
     condition = draw(st.sampled_from(["input", "norm"]))
     config = dict(
         condition=condition,
+        color=draw(st.sampled_from(["absolute", "residual"])),
         image_channels=draw(st.integers(1, 4)),
         num_classes=draw(st.integers(2, 6)),
         base_channels=draw(st.sampled_from([2, 4, 6, 8])),  # 6 -> 48 channels: groups must divide
@@ -155,6 +156,52 @@ def test_generator_condition_changes_the_output():
     a = g(x, torch.tensor([0, 0])).image
     b = g(x, torch.tensor([3, 3])).image
     assert not torch.allclose(a, b)
+
+
+@settings(max_examples=15, deadline=None, database=None)
+@given(seed=seeds, size=st.sampled_from([8, 12, 16, 24]), condition=st.sampled_from(["input", "norm"]),
+       bias=st.floats(-3, 3))
+def test_residual_colour_starts_as_the_input_whatever_the_masks(seed, size, condition, bias):
+    """A fresh residual colour head proposes the input itself, so the output is the input for any mask."""
+    torch.manual_seed(seed)
+    g = AttentionGenerator(base_channels=4, num_residual_blocks=1, condition=condition, color="residual",
+                           attention_bias=bias)
+    x = _images(2, 3, size, size, seed)
+    x[0, 0, 0, 0], x[1, 2, -1, -1] = 1.0, -1.0  # the ends of the range, whose atanh is infinite
+    out = g(x, torch.tensor([0, 4]))
+    torch.testing.assert_close(out.color, x, rtol=0, atol=2e-3)  # the ends come back as +-(1 - 1e-3)
+    torch.testing.assert_close(out.image, x, rtol=0, atol=2e-3)
+    inner = (x.abs() < 0.99)
+    torch.testing.assert_close(out.image[inner], x[inner], rtol=1e-5, atol=1e-5)
+    assert 0 < out.attention.min() and out.attention.max() < 1
+
+
+def test_residual_colour_is_the_head_added_to_the_inputs_inverse_tanh():
+    torch.manual_seed(0)
+    g = AttentionGenerator(base_channels=4, num_residual_blocks=1, color="residual")
+    with torch.no_grad():
+        g.color_head.weight.normal_(0, 0.1)
+        g.color_head.bias.normal_(0, 0.1)
+    x, labels = _images(2, 3, 16, 16, 1), torch.tensor([1, 3])
+    head = g.color_head(g.forward_features(x, labels))
+    out = g(x, labels)
+    torch.testing.assert_close(out.color, torch.tanh(head + torch.atanh(x.clamp(-0.999, 0.999))))
+    assert (out.color - x).abs().max() > 0.05  # the head edits the proposal
+    # the absolute proposal of the same head ignores the input's colours
+    plain = AttentionGenerator(base_channels=4, num_residual_blocks=1)
+    plain.load_state_dict(g.state_dict())
+    torch.testing.assert_close(plain(x, labels).color, torch.tanh(head))
+
+
+def test_residual_colour_generator_gradcheck_float64():
+    torch.manual_seed(0)
+    g = AttentionGenerator(base_channels=2, num_residual_blocks=1, num_downsamples=1, condition="norm",
+                           color="residual").double()
+    with torch.no_grad():
+        g.color_head.weight.normal_(0, 0.1)
+    x = (torch.rand(1, 3, 8, 8, dtype=torch.float64) * 1.8 - 0.9).requires_grad_()
+    codes = torch.softmax(torch.randn(1, 5, dtype=torch.float64), 1).requires_grad_()
+    assert torch.autograd.gradcheck(lambda a, c: g(a, c).image, (x, codes), atol=1e-5)
 
 
 def test_generator_samples_are_independent():
