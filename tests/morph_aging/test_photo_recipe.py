@@ -30,6 +30,10 @@ def test_the_generator_follows_the_condition_and_padding_flags():
     assert any(isinstance(m, attngan.ConditionalNorm2d) for m in g.modules())
     _, g, _, _ = _step(g_condition="input")
     assert g.condition == "input" and not any(isinstance(m, attngan.ConditionalNorm2d) for m in g.modules())
+    assert g.color == "absolute"  # the paper's colour proposal unless asked
+    _, g, _, _ = _step(g_color="residual")
+    x = torch.rand(2, 3, 32, 32) * 1.8 - 0.9
+    assert g.color == "residual" and torch.allclose(g(x, torch.tensor([0, 4])).image, x, atol=1e-5)
 
 
 def test_border_padding_with_input_planes_is_refused_naming_both_flags():
