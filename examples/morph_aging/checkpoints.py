@@ -41,7 +41,7 @@ from torch import nn
 
 import cli
 import models
-from config import MODEL_FIELDS, TrainConfig, config_from_dict
+from config import MODEL_FIELDS, VALUES_BEFORE_THE_FIELD, TrainConfig, config_from_dict
 from files import atomic_file
 
 __all__ = [
@@ -362,6 +362,7 @@ def check_compatible(saved: Dict[str, Any], cfg: TrainConfig, path: str) -> None
     CheckpointError
         Listing every differing field.
     """
+    saved = {**VALUES_BEFORE_THE_FIELD, **saved}
     diffs = [f"{k}: checkpoint {saved.get(k)!r} vs requested {getattr(cfg, k)!r}"
              for k in MODEL_FIELDS if saved.get(k) != getattr(cfg, k)]
     if diffs:
