@@ -93,7 +93,8 @@ class TrainConfig:
     out: str = _opt("runs/acgan", "run", "output folder")
     preset: str = _opt("auto", "training", "paper (224 px, full networks), cpu-demo (64 px, narrow, a "
                        "12-minute budget), cpu-photo (cpu-demo for photographs: condition in the normalisation "
-                       "layers, cycle term, 30-minute budget); auto picks paper or cpu-demo by device",
+                       "layers, cycle term, masks starting near the input, a colour proposal that edits the "
+                       "input, 30-minute budget); auto picks paper or cpu-demo by device",
                        choices=PRESETS)
     image_size: Optional[int] = _opt(None, "model", "training resolution (multiple of 4)", maximum=4096)
     batch_size: Optional[int] = _opt(None, "training", "global batch size (split across processes)", minimum=1,
