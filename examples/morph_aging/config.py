@@ -127,8 +127,8 @@ class TrainConfig:
                                       "the age code: reaches every pixel; beyond the paper)",
                                       choices=("input", "norm"))
     g_color: Optional[str] = _opt(None, "model", "what the generator's colour head proposes: absolute (a picture "
-                        "painted from the features, the paper) or residual (an edit of the input: tanh(head + "
-                        "atanh(x)), starting as the input itself; beyond the paper; cpu-photo)",
+                                  "painted from the features, the paper) or residual (an edit of the input: "
+                                  "tanh(head + atanh(x)), starting as the input itself; beyond the paper; cpu-photo)",
                                   choices=("absolute", "residual"))
     g_padding: str = _opt("zeros", "model", "generator convolutions' padding: zeros (paper lineage), reflect or "
                           "replicate (border padding needs --g-condition norm)",
@@ -420,7 +420,7 @@ def config_from_dict(values: Any) -> TrainConfig:
         raise ValueError(f"the config must be a dict of settings, got {type(values).__name__}")
     names = {f.name for f in dataclasses.fields(TrainConfig)}
     known = {k: v for k, v in values.items() if k in names}
-    known = {**{k: v for k, v in VALUES_BEFORE_THE_FIELD.items() if k not in values}, **known}
+    known = {**VALUES_BEFORE_THE_FIELD, **known}
     cfg = TrainConfig(**known)
     _check_declared(cfg, [f.name for f in dataclasses.fields(TrainConfig) if f.name in known])
     return validate_config(cfg)
