@@ -94,14 +94,15 @@ def test_mirroring_feeds_the_critic_the_flipped_images(monkeypatch):
 def test_cpu_photo_preset_resolves_and_the_paper_keeps_its_recipe():
     cfg = train.parse_config(["--preset", "cpu-photo"])
     assert cfg.image_size == 64 and cfg.g_condition == "norm" and cfg.max_minutes <= 30
-    assert cfg.lambda_rec == 10.0 and cfg.g_attention_bias == 2.0 and cfg.g_color == "residual"
+    assert cfg.lambda_rec == 10.0 and cfg.g_attention_bias == 2.0 and cfg.g_color == "residual" and cfg.lr == 2e-4
+    assert train.parse_config(["--preset", "cpu-photo", "--lr", "1e-4"]).lr == 1e-4
     assert train.parse_config(["--preset", "cpu-photo", "--g-color", "absolute"]).g_color == "absolute"
     assert train.parse_config(["--preset", "cpu-photo", "--g-attention-bias", "0"]).g_attention_bias == 0.0
     paper = train.parse_config(["--preset", "paper"])
     assert (paper.g_condition, paper.g_padding, paper.lambda_rec, paper.hflip) == ("input", "zeros", 0.0, False)
     demo = train.parse_config(["--preset", "cpu-demo"])
     assert demo.lambda_rec == 0.0 and demo.hflip is False
-    assert paper.g_color == demo.g_color == "absolute"
+    assert paper.g_color == demo.g_color == "absolute" and paper.lr == demo.lr == 1e-4
 
 
 def test_a_saved_config_without_the_colour_field_keeps_the_paper_colour_proposal():
