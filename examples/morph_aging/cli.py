@@ -26,6 +26,7 @@ import math
 import os
 import subprocess
 import sys
+import textwrap
 import warnings
 from typing import Any, Callable, Optional
 
@@ -78,6 +79,10 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         if isinstance(action, BoolFlag):
             return f"{text} (default: {'on' if action.default else 'off'})"
         return text + " (default: %(default)s)"
+
+    def _split_lines(self, text: str, width: int) -> list:
+        # argparse wraps at hyphens too, which splits "cpu-demo" or "--max-steps" across lines
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
 
 
 def install_hint(extra: str) -> str:
