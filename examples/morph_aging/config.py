@@ -229,7 +229,7 @@ PRESET_VALUES: Dict[str, Dict[str, Any]] = {
         g_ema=0.999, g_condition="input", g_color="absolute", lambda_rec=0.0, hflip=False, lr=1e-4,
     ),
 }
-# cpu-demo plus three changes beyond the paper (docs/results.rst, "On
+# cpu-demo plus five changes beyond the paper (docs/results.rst, "On
 # photographs"): the condition in every normalisation layer and the cycle
 # reconstruction term, chosen from 1,500-iteration screens on UTKFace (they
 # raised verification from 0-24%, one seed, to 41-67% per target group, mean
