@@ -95,7 +95,7 @@ def age_to_group(ages: ArrayLike, *, clip_young: bool = False) -> np.ndarray:
         raise ValueError(
             f"ages must be >= {MIN_AGE} (the paper's first group is 10-20), got {first}{pos}{more}; "
             "pass clip_young=True (on the command line --clip-young) to put ages below 10 into group 0 (e.g. "
-            "for UTKFace or FG-NET)"
+            "for UTKFace or FG-NET), or leave them out (train.py --drop-young)"
         )
     return np.searchsorted(np.asarray(AGE_THRESHOLDS), values, side="right").astype(np.int64)
 

@@ -82,6 +82,10 @@ class TrainConfig:
                                 "cannot be used (reported) instead of refusing the dataset")
     clip_young: bool = _opt(False, "data", "put ages below 10 into the 10-20 group (UTKFace and FG-NET hold "
                             "children) instead of refusing them")
+    drop_young: bool = _opt(False, "data", "leave out the photos of people below 10 (UTKFace: 3,061 of its 23,707, "
+                            "more than half of what --clip-young puts into 10-20; the paper's MORPH holds none). They "
+                            "are left out after the train/test split, so the held-out photos are those of a "
+                            "--clip-young run of the same seed, less the children")
     allow_empty_groups: bool = _opt(False, "data", "train even when an age group has no training images")
     crop: Optional[str] = _opt(None, "data", "face crop of the photos of --data, CROP[,margin=M][,size=S] with CROP "
                                "head or tight (face_align.py), or unknown; recorded in the checkpoint, so that age.py "
@@ -402,6 +406,8 @@ def validate_config(cfg: TrainConfig) -> TrainConfig:
                           f"the generator's instance normalisation removes it everywhere but at zero padding's border")
     if not (math.isfinite(cfg.lambda_rec) and cfg.lambda_rec >= 0):
         _bad("lambda_rec", f"must be a finite number >= 0, got {cfg.lambda_rec}")
+    if cfg.clip_young and cfg.drop_young:
+        _bad("drop_young", "cannot be combined with --clip-young (ages below 10 go into 10-20, or are left out)")
     if cfg.resume and cfg.overwrite:
         _bad("overwrite", "cannot be combined with --resume (continue the run, or start it afresh)")
     return cfg

@@ -33,7 +33,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from ages import GROUP_NAMES, NUM_GROUPS
+from ages import GROUP_NAMES, MIN_AGE, NUM_GROUPS
 from config import TrainConfig
 from pictures import dequantize, quantize
 
@@ -57,7 +57,9 @@ def build_datasets(cfg: TrainConfig, *, data: Optional[str] = None,
     and ``cfg.seed``; synthetic faces are drawn from ``cfg.num_subjects``,
     ``cfg.images_per_subject``, ``cfg.image_size`` and ``cfg.seed``.
     ``crop`` (a :class:`face_align.Crop`, photos only) aligns each photo with
-    it as it is read (:func:`evaluation_crop` says when).
+    it as it is read (:func:`evaluation_crop` says when). ``cfg.drop_young``
+    leaves the ages below 10 out of every split after splitting, so the
+    splits are those of ``cfg.clip_young`` less the children.
 
     Raises ValueError (``face_datasets.DatasetError`` for unusable files) or
     TypeError for data that cannot be used.
@@ -82,15 +84,27 @@ def build_datasets(cfg: TrainConfig, *, data: Optional[str] = None,
 
     kind = cfg.data_kind if os.path.abspath(data) == os.path.abspath(cfg.data) else "auto"
     parts["all"] = face_datasets.scan_dataset(data, kind=kind, strict=not cfg.skip_bad_files)
-    face_datasets.age_groups(parts["all"], clip_young=cfg.clip_young)  # unusable ages counted over every image
+    kept = [r for r in parts["all"] if not _dropped(cfg, r)]
+    face_datasets.age_groups(kept, clip_young=cfg.clip_young)  # unusable ages counted over every image
     if split:
         if len(parts["all"]) < 2:
             raise face_datasets.DatasetError(
                 f"{data} holds {len(parts['all'])} image(s): too few to split into train and test subjects")
         parts["train"], parts["test"] = face_datasets.subject_split(parts["all"], test_fraction=cfg.test_fraction,
                                                                     seed=cfg.seed)
+    if cfg.drop_young:  # after the split, so that the split is the one of the same data with --clip-young
+        parts = {name: [r for r in records if not _dropped(cfg, r)] for name, records in parts.items()}
+        empty = [name for name in splits if not parts[name]]
+        if empty:
+            raise face_datasets.DatasetError(f"{data}: no image of age {MIN_AGE} or above in the {' and '.join(empty)} "
+                                             "split (--drop-young leaves out the younger ones)")
     return tuple(face_datasets.FaceImageDataset(parts[s], cfg.image_size, clip_young=cfg.clip_young, crop=crop)
                  for s in splits)
+
+
+def _dropped(cfg: TrainConfig, record: Any) -> bool:
+    """Whether ``--drop-young`` leaves ``record`` out: an age below 10 (NaN is kept, to be refused)."""
+    return cfg.drop_young and float(record.age) < MIN_AGE
 
 
 # --------------------------------------------------------------------------- #

@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="test: the held-out split of the checkpoint's run; all: every photo of --data")
     parser.add_argument("--num-faces", type=cli.positive_int, default=40, metavar="N",
                         help="at most N photos per source group")
+    parser.add_argument("--with-young", action="store_true",
+                        help="for a model trained with --drop-young: age the held-out photos below 10 too, in the "
+                             "10-20 group, so that the photos are those of a --clip-young run of the same seed")
     parser.add_argument("--far", type=cli.probability, default=0.01, metavar="RATE",
                         help="the verification threshold accepts at most this fraction of impostor pairs")
     parser.add_argument("--ground-truth", default=None, metavar="FOLDER",
@@ -134,7 +137,7 @@ def evaluate_photos(args: argparse.Namespace, command: str) -> Dict[str, Any]:
         raise PhotoEvalError(str(exc)) from None
     g = g.to(device).eval()
     data = args.data or cfg.data
-    ds = _dataset(cfg, data, args.split)
+    ds = _dataset(_with_young(cfg) if args.with_young else cfg, data, args.split)
     records = getattr(ds, "records", None)
     if records is None:
         raise PhotoEvalError(f"{data} is not a folder or CSV of photos")
@@ -151,7 +154,8 @@ def evaluate_photos(args: argparse.Namespace, command: str) -> Dict[str, Any]:
     background = pp.background_table(images, aged, mask_means, sources)
     result: Dict[str, Any] = {
         "command": command, "checkpoint": os.path.abspath(args.checkpoint), "step": state.get("step"),
-        "weights": args.weights, "config": dataclasses.asdict(cfg), "data": data, "split": args.split,
+        "weights": args.weights, "with_young": args.with_young, "config": dataclasses.asdict(cfg), "data": data,
+        "split": args.split,
         "photos": len(indices), "photos_per_source": [int((sources == k).sum()) for k in range(NUM_GROUPS)],
         "far": args.far, "identity": identity, "age": age, "background": background,
         "crop": (state.get("extra") or {}).get("crop"),
@@ -168,6 +172,11 @@ def evaluate_photos(args: argparse.Namespace, command: str) -> Dict[str, Any]:
     result["seconds"] = round(time.perf_counter() - t0, 1)
     result["pictures"] = pics
     return result
+
+
+def _with_young(cfg: config.TrainConfig) -> config.TrainConfig:
+    """``cfg`` reading ages below 10 into the 10-20 group instead of refusing or leaving them out."""
+    return dataclasses.replace(cfg, clip_young=True, drop_young=False)
 
 
 def _spread(sources: torch.Tensor, k: int) -> List[int]:
@@ -191,7 +200,7 @@ def _aging_output(g: torch.nn.Module, images: torch.Tensor, device: torch.device
 
 def _ground_truth(args: argparse.Namespace, cfg: config.TrainConfig, g: torch.nn.Module, device: torch.device,
                   verifier: Any, estimator: Any, threshold: Optional[float]) -> Tuple[Dict[str, Any], Any]:
-    gt_cfg = dataclasses.replace(cfg, clip_young=True, skip_bad_files=True)
+    gt_cfg = dataclasses.replace(_with_young(cfg), skip_bad_files=True)
     ds = _dataset(gt_cfg, args.ground_truth, "all")
     subjects = [r.subject for r in ds.records]
     if all(s is None for s in subjects):
@@ -239,7 +248,7 @@ def render_report(r: Dict[str, Any]) -> str:
         "# AcGANs on photographs", "",
         f"`{r['command']}`", "",
         f"Checkpoint `{r['checkpoint']}` (step {r['step']}, {r['weights']} weights), data `{r['data']}` "
-        f"({r['split']} split), {r['photos']} photos ({' / '.join(map(str, r['photos_per_source']))} per source "
+        f"({r['split']} split{', with the photos below 10 in 10-20' if r.get('with_young') else ''}), {r['photos']} photos ({' / '.join(map(str, r['photos_per_source']))} per source "
         f"group), crop {r.get('crop') or 'not recorded'}.", "",
         "## Identity", "",
         f"Threshold: confidence {_f(cal['threshold'], '{:.2f}')}, calibrated on {cal['pairs']} impostor pairs of "

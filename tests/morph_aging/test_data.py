@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from unittest import mock
+
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+import face_datasets
 from config import TrainConfig, validate_config
-from data import BatchSource, EightBit, build_datasets, fixed_sample_inputs
+from data import SPLITS, BatchSource, EightBit, build_datasets, fixed_sample_inputs
+from face_datasets import DatasetError, FaceRecord
 from pictures import dequantize, quantize
 
 CPU = torch.device("cpu")
@@ -65,3 +72,29 @@ def test_fixed_sample_inputs_reads_labels_not_images(cfg, monkeypatch):
     assert faces.shape == (3, 3, 64, 64) and len(rendered) == 3
     labels = test.labels()
     assert [int(labels[i]) for i in rendered] == sorted(set(labels.tolist()))[:3]  # one per group, youngest first
+
+
+@pytest.mark.filterwarnings("ignore:some records have no subject")
+@settings(max_examples=40, deadline=None)
+@given(ages=st.lists(st.integers(0, 90), min_size=2, max_size=30), seed=st.integers(0, 2**16))
+def test_drop_young_is_the_clip_young_split_less_the_children(ages, seed):
+    """--drop-young leaves the ages below 10 out after the split: each of its splits is --clip-young's of the same
+    seed less the children, or a DatasetError naming the flag when a split would be empty."""
+    records = [FaceRecord(Path(f"{a}_0_0_2017{i:05d}.jpg"), a, None) for i, a in enumerate(ages)]
+    base = dict(data="photos", data_kind="utkface", image_size=16, device="cpu", seed=seed, test_fraction=0.3)
+    with mock.patch.object(face_datasets, "scan_dataset", lambda *a, **k: list(records)):
+        clip = build_datasets(TrainConfig(clip_young=True, **base), splits=SPLITS)
+        try:
+            drop = build_datasets(TrainConfig(drop_young=True, **base), splits=SPLITS)
+        except DatasetError as exc:
+            assert "--drop-young" in str(exc)
+            assert any(all(r.age < 10 for r in part.records) for part in clip)
+            return
+    for c, d in zip(clip, drop):
+        assert d.records == [r for r in c.records if r.age >= 10]
+        assert d.labels().tolist() == [lab for r, lab in zip(c.records, c.labels().tolist()) if r.age >= 10]
+
+
+def test_drop_young_and_clip_young_exclude_each_other():
+    with pytest.raises(ValueError, match="--drop-young: cannot be combined with --clip-young"):
+        validate_config(TrainConfig(clip_young=True, drop_young=True, device="cpu"))

@@ -847,7 +847,7 @@ def test_children_are_counted_over_the_whole_dataset_without_internal_positions(
     data = _utkface(tmp_path / "utk", ages)
     assert run_main(tmp_path / "run", "--data", str(data), "--max-steps", "1", "--test-fraction", "0.5") == 2
     line = one_error_line(capsys.readouterr().err)
-    assert "10 of 60 images have unusable ages" in line and "--clip-young" in line
+    assert "10 of 60 images have unusable ages" in line and "--clip-young" in line and "--drop-young" in line
     assert "at position" not in line and "ages in all" not in line  # no index into one split's records
 
 

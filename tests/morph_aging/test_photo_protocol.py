@@ -113,8 +113,9 @@ def _write_photos(folder, names, seed=0):
         Image.fromarray(rng.integers(0, 255, size=(40, 40, 3), dtype=np.uint8)).save(folder / name, quality=90)
 
 
-def test_evaluate_photos_end_to_end_with_stand_in_estimators(tmp_path, monkeypatch, capsys):
-    ages = [12, 25, 35, 45, 60]
+def _tiny_photo_run(tmp_path, monkeypatch, ages, *flags):
+    """A 2-iteration run on UTKFace-named random photos of ``ages`` (8 each), an FG-NET-named folder of 3 people
+    at 8, 30 and 55, and the stand-in estimators in place of dlib's; the run's folder."""
     _write_photos(tmp_path / "utk", [f"{a}_0_0_2017{i:04d}{k}.jpg.chip.jpg" for i in range(8)
                                      for k, a in enumerate(ages)])
     _write_photos(tmp_path / "fgnet", [f"{s:03d}A{a:02d}.JPG" for s in range(1, 4) for a in (8, 30, 55)], seed=1)
@@ -122,9 +123,14 @@ def test_evaluate_photos_end_to_end_with_stand_in_estimators(tmp_path, monkeypat
     assert train.main(["--out", str(run), "--data", str(tmp_path / "utk"), "--data-kind", "utkface", "--max-steps",
                        "2", "--image-size", "32", "--batch-size", "4", "--g-channels", "8", "--g-res-blocks", "1",
                        "--d-channels", "8", "--precision", "fp32", "--no-progress", "--g-condition", "norm",
-                       "--lambda-rec", "10", "--test-fraction", "0.5"]) == 0
+                       "--lambda-rec", "10", "--test-fraction", "0.5", *flags]) == 0
     monkeypatch.setattr(estimators, "DlibVerifier", PixelVerifier)
     monkeypatch.setattr(estimators, "DlibAgeEstimator", BrightnessAge)
+    return run
+
+
+def test_evaluate_photos_end_to_end_with_stand_in_estimators(tmp_path, monkeypatch, capsys):
+    run = _tiny_photo_run(tmp_path, monkeypatch, [12, 25, 35, 45, 60])
     out = tmp_path / "eval"
     rc = evaluate_photos.main(["--checkpoint", str(run / "checkpoints" / "last.pt"), "--out", str(out),
                                "--num-faces", "3", "--ground-truth", str(tmp_path / "fgnet"), "--num-examples", "2"])
@@ -147,3 +153,19 @@ def test_evaluate_photos_refuses_a_synthetic_run_without_photos_and_leaves_no_fo
     assert evaluate_photos.main(["--checkpoint", str(run / "checkpoints" / "last.pt"), "--out", str(out)]) == 2
     assert "synthetic faces: pass --data" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_drop_young_run_is_evaluated_on_the_children_only_when_asked(tmp_path, monkeypatch):
+    """--drop-young leaves the children out of the held-out photos; --with-young puts them back (the photos of a
+    --clip-young run of the same seed); the FG-NET pairs, whose younger photos are children, stay in both."""
+    run = _tiny_photo_run(tmp_path, monkeypatch, [5, 15, 25, 35, 45, 60], "--drop-young")
+    counts = {}
+    for flags in ((), ("--with-young",)):
+        out = tmp_path / f"eval{len(flags)}"
+        assert evaluate_photos.main(["--checkpoint", str(run / "checkpoints" / "last.pt"), "--out", str(out),
+                                     "--num-faces", "20", "--ground-truth", str(tmp_path / "fgnet"),
+                                     "--num-examples", "0", *flags]) == 0
+        r = json.loads((out / "results.json").read_text())
+        assert r["config"]["drop_young"] and r["with_young"] == bool(flags) and r["ground_truth"]["pairs"] == 6
+        counts[bool(flags)] = r["photos_per_source"]
+    assert counts[True][1:] == counts[False][1:] and counts[True][0] > counts[False][0] > 0
