@@ -149,6 +149,11 @@ class Interrupt:
 #: end passes these bounds (logged as attention_mean / _near_zero / _near_one).
 SATURATION_MEAN = (0.05, 0.95)
 SATURATION_FRACTION = 0.9
+#: Iterations the masks must stay saturated (every logged window on the same
+#: side) before ``train.py`` warns: early in a run they can pass the bounds
+#: and come back (cpu-photo on photographs: mean 0.95 near iteration 230, back
+#: to 0.77 by 1,000).
+SATURATION_PATIENCE = 100
 
 
 def mask_saturation(record: Dict[str, Any]) -> Optional[str]:
@@ -162,9 +167,12 @@ def mask_saturation(record: Dict[str, Any]) -> Optional[str]:
     return None
 
 
-def saturation_warning(side: str, record: Dict[str, Any], step: int, cfg: TrainConfig) -> str:
-    """One warning that names what the saturated masks mean, the likely cause and the flags to change."""
-    head = (f"warning: attention masks saturated at {0 if side == 'zero' else 1} at step {step} "
+def saturation_warning(side: str, record: Dict[str, Any], step: int, cfg: TrainConfig,
+                       since: Optional[int] = None) -> str:
+    """One warning that names what the saturated masks mean, the likely cause and the flags to change
+    (``since``: the first logged step of the saturation)."""
+    span = f" (since step {since})" if since is not None and since < step else ""
+    head = (f"warning: attention masks saturated at {0 if side == 'zero' else 1} at step {step}{span} "
             f"(mean {record['attention_mean']:.3f}, {record.get('attention_near_zero', 0):.0%} of pixels < 0.05, "
             f"{record.get('attention_near_one', 0):.0%} > 0.95): ")
     if side == "zero":
@@ -583,6 +591,7 @@ class TrainLog:
         self.counts: Dict[str, int] = {}
         self.skipped_total = self.consecutive_skipped = torch.zeros((), device=device)
         self.warned_saturation: set = set()
+        self.saturated: Optional[Tuple[str, int]] = None  # (side, first logged step) of the saturation now going on
         self.images_since_log = 0
         self.t_start = self.t_log = time.perf_counter()
 
@@ -622,14 +631,23 @@ class TrainLog:
             self.tensorboard.scalars(record)
         cfg = self.cfg
         if self.is_main and cfg.generator_mode == "attention" and step >= cfg.critic_warmup + 100:
-            side = mask_saturation(record)
-            if side is not None and side not in self.warned_saturation:
-                self.warned_saturation.add(side)
-                print("\n" + saturation_warning(side, record, step, cfg), file=sys.stderr)
+            self._watch_saturation(record, step)
         if self.bar is not None:
             self.bar.set_postfix_str(progress_postfix(record), refresh=False)
         self.sums, self.counts, self.images_since_log, self.t_log = {}, {}, 0, now
         return record
+
+    def _watch_saturation(self, record: Dict[str, Any], step: int) -> None:
+        """Warn once per side when the masks have stayed saturated for :data:`SATURATION_PATIENCE` iterations."""
+        side = mask_saturation(record)
+        if side is None or self.saturated is None or self.saturated[0] != side:
+            self.saturated = None if side is None else (side, step)
+        if side is None or side in self.warned_saturation:
+            return
+        since = self.saturated[1]
+        if step - since >= SATURATION_PATIENCE:
+            self.warned_saturation.add(side)
+            print("\n" + saturation_warning(side, record, step, self.cfg, since), file=sys.stderr)
 
     def image(self, grid: Any, step: int) -> None:
         """A sample grid, for TensorBoard (with ``--report-to tensorboard``); its events are flushed."""

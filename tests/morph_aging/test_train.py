@@ -524,6 +524,21 @@ def test_penalty_weighting(weighting, factor):
     torch.testing.assert_close(m["d_loss"], expected)
 
 
+def test_a_passing_saturation_does_not_warn(capsys):
+    """Saturated windows interrupted before SATURATION_PATIENCE iterations stay silent; a saturation that lasts
+    warns once, naming where it began."""
+    log = training.TrainLog(config.validate_config(config.TrainConfig(preset="cpu-demo")), torch.device("cpu"), 1,
+                            is_main=False, start_step=0, prior_s=0.0, bar=None)
+    saturated, fine = {"attention_mean": 0.97}, {"attention_mean": 0.7}
+    for step in range(100, 310, 10):  # saturated at 100-190 and from 210 on, not at 200
+        log._watch_saturation(fine if step == 200 else saturated, step)
+    assert training.SATURATION_PATIENCE == 100 and capsys.readouterr().err == ""
+    for step in range(310, 500, 10):
+        log._watch_saturation(saturated, step)
+    err = capsys.readouterr().err
+    assert err.count("saturated at 1") == 1 and "at step 310 (since step 210)" in err
+
+
 def test_released_initialisation_draws_conv_weights_from_n0_002():
     cfg = config.validate_config(config.TrainConfig(preset="cpu-demo", init="normal"))
     torch.manual_seed(0)
@@ -551,11 +566,13 @@ def test_mask_saturation_either_way(record, side):
 
 
 def test_a_saturating_run_warns_once(tmp_path, capsys):
-    """Masks that start (and stay) near 0: one warning after the first 100 iterations, naming the flag."""
+    """Masks that start (and stay) near 0: one warning once they have stayed saturated for 100 iterations after
+    the first 100, naming the flag."""
     out = tmp_path / "sat"
-    assert run_main(out, "--max-steps", "130", "--log-every", "10", "--g-attention-bias", "-8") == 0
+    assert run_main(out, "--max-steps", "230", "--log-every", "10", "--g-attention-bias", "-8") == 0
     err = capsys.readouterr().err
-    assert err.count("attention masks saturated at 0") == 1 and "lower --lambda-att" in err
+    assert err.count("attention masks saturated at 0 at step 200 (since step 100)") == 1
+    assert "lower --lambda-att" in err
     rows = read_metrics(out)
     assert rows[-1]["attention_mean"] < 0.05
 
