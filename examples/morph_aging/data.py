@@ -38,7 +38,7 @@ from config import TrainConfig
 from pictures import dequantize, quantize
 
 __all__ = ["PREPARED", "SPLITS", "UNREADABLE", "BatchSource", "EightBit", "build_datasets", "check_groups",
-           "evaluation_crop", "fixed_sample_inputs", "group_counts", "photo_crop", "prepared_crop", "read_prepared",
+           "evaluation_crop", "fixed_sample_inputs", "group_counts", "group_sample", "photo_crop", "prepared_crop", "read_prepared",
            "with_data_crop"]
 
 #: Dataset splits :func:`build_datasets` makes: the training subjects, the
@@ -446,6 +446,50 @@ class _Batches:
 
     def __len__(self) -> int:
         return len(self.batches)
+
+
+EVAL_SAMPLE_SEED = 0
+"""The seed of :func:`group_sample`'s draw: every evaluation of a split measures the same photos."""
+
+
+def group_sample(labels: torch.Tensor, group: int, limit: int, *, seed: int = EVAL_SAMPLE_SEED) -> List[int]:
+    """At most ``limit`` indices of the images of ``group``, drawn at random, in dataset order.
+
+    Evaluations measure a sample of each age group; the first images in the
+    dataset's order would not be one where files are named by age (UTKFace's
+    ``AGE_GENDER_RACE_DATE``, sorted, puts each group's youngest ages first:
+    10-14 for 10-20, 31 for 31-40). The draw depends only on ``seed``,
+    ``group`` and the group's size, so it is the same for every model
+    evaluated on the same split; a group of at most ``limit`` images is
+    taken whole.
+
+    Parameters
+    ----------
+    labels : torch.Tensor
+        ``(N,)`` integer age group of each image.
+    group : int
+        The group to sample.
+    limit : int
+        The largest sample (at least 0).
+    seed : int, default EVAL_SAMPLE_SEED
+        Seed of the draw.
+
+    Returns
+    -------
+    list of int
+        Ascending indices into ``labels`` whose label is ``group``.
+
+    >>> group_sample(torch.tensor([0, 1, 0, 0, 4]), 0, 5)
+    [0, 2, 3]
+    """
+    if limit < 0:
+        raise ValueError(f"limit must be at least 0, got {limit}")
+    members = torch.nonzero(labels == group).flatten()
+    if members.numel() <= limit:
+        return members.tolist()
+    draw = torch.Generator().manual_seed(seed * NUM_GROUPS + group)
+    picked = torch.randperm(members.numel(), generator=draw)[:limit]
+    return members[picked.sort().values].tolist()
 
 
 def fixed_sample_inputs(test_set: Dataset, n: int) -> torch.Tensor:

@@ -19,8 +19,10 @@ test`` (default) the training split is rebuilt from the checkpoint's config
 (``num_subjects``, ``images_per_subject``, ``image_size``, ``seed``,
 ``test_fraction``), so only faces of subjects the generator never saw are
 used; ``--split all`` uses every image of ``--data``. At most
-``--num-faces`` faces per age group are used, the first ones in the test set's
-order.
+``--num-faces`` faces per age group are used, drawn at random with a
+fixed seed (the same faces for every model evaluated on the same split; the
+first ones in file order would be each group's youngest where files are
+named by age, as UTKFace's are).
 
 Crop (``--crop``, default: the crop the checkpoint records, that of the
 folder ``prepare.py`` aligned for training): a folder prepared with that

@@ -7,7 +7,8 @@
         [--ground-truth FGNET_FOLDER] [--weights average|trained]
 
 Held-out photos of every source group (the checkpoint's test split of
-``--data``, by default its training data) are aged to every other group and
+``--data``, by default its training data; ``--num-faces`` per group, drawn
+at random with a fixed seed, their real ages reported) are aged to every other group and
 measured as ``photo_protocol.py`` describes: verification against the input
 at a threshold calibrated to accept at most ``--far`` of the impostor pairs
 of the inputs (with the copy-the-input rate and the impostor rate beside it),
@@ -54,7 +55,7 @@ import pictures
 import photo_protocol as pp
 from ages import GROUP_NAMES, NUM_GROUPS
 from cli import EXIT_OK
-from data import build_datasets
+from data import build_datasets, group_sample
 
 
 class PhotoEvalError(Exception):
@@ -72,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--split", default="test", choices=("test", "all"),
                         help="test: the held-out split of the checkpoint's run; all: every photo of --data")
     parser.add_argument("--num-faces", type=cli.positive_int, default=40, metavar="N",
-                        help="at most N photos per source group")
+                        help="at most N photos per source group, drawn at random with a fixed seed (the same "
+                             "photos for every model evaluated on the same split)")
     parser.add_argument("--with-young", action="store_true",
                         help="for a model trained with --drop-young: age the held-out photos below 10 too, in the "
                              "10-20 group, so that the photos are those of a --clip-young run of the same seed")
@@ -112,12 +114,12 @@ def _load(ds: Any, indices: Sequence[int]) -> torch.Tensor:
 
 
 def select_inputs(labels: torch.Tensor, per_group: int) -> List[int]:
-    """The first ``per_group`` indices of each group, in dataset order.
+    """``per_group`` indices of each group drawn at random (:func:`data.group_sample`), group by group.
 
-    >>> select_inputs(torch.tensor([0, 1, 0, 0, 4]), 2)
-    [0, 2, 1, 4]
+    >>> select_inputs(torch.tensor([0, 1, 0, 0, 4]), 3)
+    [0, 2, 3, 1, 4]
     """
-    return [i for k in range(NUM_GROUPS) for i in torch.nonzero(labels == k).flatten()[:per_group].tolist()]
+    return [i for k in range(NUM_GROUPS) for i in group_sample(labels, k, per_group)]
 
 
 def evaluate_photos(args: argparse.Namespace, command: str) -> Dict[str, Any]:
@@ -157,6 +159,7 @@ def evaluate_photos(args: argparse.Namespace, command: str) -> Dict[str, Any]:
         "weights": args.weights, "with_young": args.with_young, "config": dataclasses.asdict(cfg), "data": data,
         "split": args.split,
         "photos": len(indices), "photos_per_source": [int((sources == k).sum()) for k in range(NUM_GROUPS)],
+        "source_ages": _source_ages([records[i].age for i in indices], sources),
         "far": args.far, "identity": identity, "age": age, "background": background,
         "crop": (state.get("extra") or {}).get("crop"),
     }
@@ -172,6 +175,22 @@ def evaluate_photos(args: argparse.Namespace, command: str) -> Dict[str, Any]:
     result["seconds"] = round(time.perf_counter() - t0, 1)
     result["pictures"] = pics
     return result
+
+
+def _source_ages(ages: Sequence[Any], sources: torch.Tensor) -> List[Optional[List[float]]]:
+    """Per source group, the youngest, mean and oldest real age of its photos (None: no ages or no photo)."""
+    out: List[Optional[List[float]]] = []
+    for k in range(NUM_GROUPS):
+        known = [float(a) for a, s in zip(ages, sources.tolist()) if s == k and a is not None and a == a]
+        out.append([min(known), round(sum(known) / len(known), 1), max(known)] if known else None)
+    return out
+
+
+def _ages_line(ages: Optional[Sequence[Any]]) -> List[str]:
+    if not ages or not any(ages):
+        return []
+    cells = [f"{GROUP_NAMES[k]}: {a[0]:g}-{a[2]:g} (mean {a[1]:g})" for k, a in enumerate(ages) if a]
+    return ["Real ages of the photos per source group: " + "; ".join(cells) + ".", ""]
 
 
 def _with_young(cfg: config.TrainConfig) -> config.TrainConfig:
@@ -249,7 +268,8 @@ def render_report(r: Dict[str, Any]) -> str:
         f"`{r['command']}`", "",
         f"Checkpoint `{r['checkpoint']}` (step {r['step']}, {r['weights']} weights), data `{r['data']}` "
         f"({r['split']} split{', with the photos below 10 in 10-20' if r.get('with_young') else ''}), {r['photos']} photos ({' / '.join(map(str, r['photos_per_source']))} per source "
-        f"group), crop {r.get('crop') or 'not recorded'}.", "",
+        f"group, drawn at random with a fixed seed), crop {r.get('crop') or 'not recorded'}.", "",
+        *_ages_line(r.get("source_ages")),
         "## Identity", "",
         f"Threshold: confidence {_f(cal['threshold'], '{:.2f}')}, calibrated on {cal['pairs']} impostor pairs of "
         f"the inputs ({subjects}) to accept at most {r['far']:g}; it accepts {_pct(ident['impostor_rate'])} of them.",

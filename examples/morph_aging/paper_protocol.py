@@ -11,8 +11,8 @@ Test faces of the youngest group (10-20) are aged to the four older groups
 and measured; the groups 21-30, 31-40 and 41-50 are aged to their older
 groups too, for Table 2's upper triangle. The phases of :func:`evaluate`:
 
-1. :func:`read_faces`: at most ``num_faces`` real faces per group, the
-   inputs and the references of Table 1 and of the sharpness ratio;
+1. :func:`read_faces`: at most ``num_faces`` real faces per group (a
+   seeded random sample), the inputs and the references of Table 1 and of the sharpness ratio;
 2. :func:`age_faces`: every (source, older target) pair, quantised to
    8 bits as if saved as PNG;
 3. :func:`ground_truth`: synthetic data only, each input's subject rendered
@@ -50,7 +50,7 @@ import files
 from ages import GROUP_CENTRES, GROUP_NAMES, NUM_GROUPS
 from cli import EXIT_FAILED, EXIT_OK
 from config import TrainConfig
-from data import build_datasets, evaluation_crop
+from data import build_datasets, evaluation_crop, group_sample
 from metrics import (ELLIPSE_AXES, background_errors, calibrate_threshold, central_ellipse_mask, chroma_errors,
                      frame_error_share, laplacian_variance)
 from pictures import dequantize, quantize
@@ -279,7 +279,7 @@ def load_data(data: str, split: str, cfg: TrainConfig, crop: Optional[Any] = Non
 
 
 def _indices_of(data: EvalData, group: int, limit: int) -> List[int]:
-    return torch.nonzero(data.labels == group).flatten()[:limit].tolist()
+    return group_sample(data.labels, group, limit)
 
 
 def _load_images(data: EvalData, indices: List[int], failures: List[str]) -> Tuple[torch.Tensor, List[int]]:
@@ -441,7 +441,8 @@ def _bar(enabled: bool, total: int, desc: str) -> Any:
 
 
 def read_faces(data: EvalData, num_faces: int, failures: List[str]) -> Faces:
-    """Phase 1: at most ``num_faces`` readable faces of every age group, the first in the data's order.
+    """Phase 1: at most ``num_faces`` readable faces of every age group, drawn at random
+    (:func:`data.group_sample`, the same faces for every model on the same split).
 
     Unreadable faces are left out, each reported in ``failures``.
     """

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import face_datasets
 from config import TrainConfig, validate_config
-from data import SPLITS, BatchSource, EightBit, build_datasets, fixed_sample_inputs
+from data import SPLITS, BatchSource, EightBit, build_datasets, fixed_sample_inputs, group_sample
 from face_datasets import DatasetError, FaceRecord
 from pictures import dequantize, quantize
 
@@ -98,3 +98,30 @@ def test_drop_young_is_the_clip_young_split_less_the_children(ages, seed):
 def test_drop_young_and_clip_young_exclude_each_other():
     with pytest.raises(ValueError, match="--drop-young: cannot be combined with --clip-young"):
         validate_config(TrainConfig(clip_young=True, drop_young=True, device="cpu"))
+
+
+@settings(max_examples=60, deadline=None)
+@given(labels=st.lists(st.integers(0, 4), max_size=80), limit=st.integers(0, 30), seed=st.integers(0, 1000))
+def test_group_sample_is_a_seeded_subset_of_the_group(labels, limit, seed):
+    t = torch.tensor(labels, dtype=torch.long)
+    for group in range(5):
+        members = [i for i, g in enumerate(labels) if g == group]
+        picked = group_sample(t, group, limit, seed=seed)
+        assert picked == sorted(set(picked)) and set(picked) <= set(members)
+        assert len(picked) == min(limit, len(members))
+        assert picked == group_sample(t, group, limit, seed=seed)  # the same photos every time
+        # the draw depends on the group's own members only: other groups' images do not move it
+        others = torch.where(t == group, t, torch.full_like(t, (group + 1) % 5))
+        assert group_sample(others, group, limit, seed=seed) == picked
+
+
+def test_group_sample_does_not_take_a_sorted_folder_s_first_files():
+    # files named by age and sorted: each group's youngest come first (UTKFace's 10-20 would be 10-14)
+    ages = torch.arange(10, 21).repeat_interleave(20)  # 220 photos aged 10..20, in age order
+    labels = torch.zeros_like(ages)
+    picked = group_sample(labels, 0, 40)
+    assert picked != list(range(40))
+    assert ages[picked].float().mean() > 13  # the first 40 average 10.5
+    assert ages[picked].max() >= 18
+    with pytest.raises(ValueError, match="limit"):
+        group_sample(labels, 0, -1)

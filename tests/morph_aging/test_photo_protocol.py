@@ -139,7 +139,10 @@ def test_evaluate_photos_end_to_end_with_stand_in_estimators(tmp_path, monkeypat
     assert r["photos"] == sum(r["photos_per_source"]) and r["config"]["g_condition"] == "norm"
     assert len(r["identity"]["per_target"]) == NUM_GROUPS and r["ground_truth"]["pairs"] == 6
     assert {"aged", "copy"} <= set(r["ground_truth"])
+    # every source group's photos are one age here (12, 25, 35, 45, 60): youngest = mean = oldest, reported
+    assert [a[1] for a in r["source_ages"]] == [12, 25, 35, 45, 60]
     report = (out / "report.md").read_text()
+    assert "Real ages of the photos per source group: 10-20: 12-12 (mean 12)" in report
     assert "copy-the-input" in report and "each photo taken as a person of its own" in report
     assert (out / "examples.png").exists() and (out / "ground_truth.png").exists()
 
@@ -168,4 +171,5 @@ def test_a_drop_young_run_is_evaluated_on_the_children_only_when_asked(tmp_path,
         r = json.loads((out / "results.json").read_text())
         assert r["config"]["drop_young"] and r["with_young"] == bool(flags) and r["ground_truth"]["pairs"] == 6
         counts[bool(flags)] = r["photos_per_source"]
+        assert r["source_ages"][0][0] == (5 if flags else 15)  # the children are the 10-20 group's youngest
     assert counts[True][1:] == counts[False][1:] and counts[True][0] > counts[False][0] > 0
