@@ -722,7 +722,16 @@ def test_ctrl_c_during_an_evaluation_leaves_no_empty_folder(trained, tmp_path, c
     assert "evaluate.py: interrupted before the evaluation finished; no results written" in err
 
 
-def test_ctrl_c_while_files_are_renamed_into_place_waits_for_the_last(tmp_path, monkeypatch):
+@pytest.fixture
+def sigint_raises():
+    """Ctrl-C raises KeyboardInterrupt during the test, also where the suite runs with SIGINT ignored (a
+    background job started by a non-interactive shell)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_while_files_are_renamed_into_place_waits_for_the_last(tmp_path, monkeypatch, sigint_raises):
     targets = {tmp_path / f"{name}.png": name.encode() for name in ("strip", "young", "old")}
     renames, real = [], os.replace
 
