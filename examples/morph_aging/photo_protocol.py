@@ -33,7 +33,7 @@ to it, with the input itself (copy-the-input) beside both.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -42,7 +42,7 @@ from metrics import background_errors, calibrate_threshold, central_ellipse_mask
 from pictures import dequantize, quantize
 
 __all__ = ["aging_pairs", "age_every_group", "age_table", "background_table", "ground_truth_table",
-           "identity_table"]
+           "ground_truth_threshold", "identity_table"]
 
 
 @torch.no_grad()
@@ -212,7 +212,8 @@ def aging_pairs(subjects: Sequence[Any], groups: Sequence[int]) -> List[Tuple[in
 
 
 def ground_truth_table(verifier: Any, estimator: Any, young: torch.Tensor, aged: torch.Tensor,
-                       old: torch.Tensor, threshold: float) -> Dict[str, Any]:
+                       old: torch.Tensor, threshold: float, *, own_threshold: Optional[float] = None
+                       ) -> Dict[str, Any]:
     """The aged photo against the same person's real older photo, with copy-the-input beside it.
 
     Parameters
@@ -222,6 +223,10 @@ def ground_truth_table(verifier: Any, estimator: Any, young: torch.Tensor, aged:
         the older photo's group, and the real older photo.
     threshold : float
         Verification threshold (a confidence).
+    own_threshold : float, optional
+        A second threshold, calibrated on the ground-truth dataset's own
+        impostor pairs (:func:`ground_truth_threshold`); its rates are
+        ``verification_rate_own``.
 
     Returns
     -------
@@ -239,4 +244,32 @@ def ground_truth_table(verifier: Any, estimator: Any, young: torch.Tensor, aged:
         conf = verifier.confidence(verifier.embed(imgs), emb_old)
         out[name] = {"verification_rate": _rate(conf >= threshold), "confidence": float(conf.mean()),
                      "age_gap": float((estimator.estimate(imgs) - old_age).abs().mean())}
+        if own_threshold is not None:
+            out[name]["verification_rate_own"] = _rate(conf >= own_threshold)
     return out
+
+
+def ground_truth_threshold(verifier: Any, photos: torch.Tensor, subjects: Sequence[Any], *,
+                           far: float) -> Dict[str, Any]:
+    """The threshold that accepts at most ``far`` of the impostor pairs among a ground-truth dataset's photos.
+
+    Unlike the held-out photos' threshold, it does not depend on which photos
+    of another dataset were sampled, and its impostor pairs span ages as the
+    ground-truth pairs do (a child against another person's adult photo).
+
+    Parameters
+    ----------
+    photos : torch.Tensor
+        (N, 3, H, W) in [-1, 1], each photo once.
+    subjects : sequence
+        (N,) the person of each photo (all known).
+    far : float
+        Largest fraction of impostor pairs accepted.
+
+    Returns
+    -------
+    dict
+        :func:`metrics.calibrate_threshold`'s fields.
+    """
+    ids = {s: k for k, s in enumerate(dict.fromkeys(subjects))}
+    return calibrate_threshold(verifier, verifier.embed(photos), torch.tensor([ids[s] for s in subjects]), far)

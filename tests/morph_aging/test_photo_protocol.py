@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 import estimators
@@ -106,6 +108,25 @@ def test_ground_truth_table_puts_copy_the_input_beside_the_aged_photo():
     assert out["copy"]["age_gap"] >= 0.0 and 0.0 <= out["copy"]["verification_rate"] <= 1.0
 
 
+@settings(max_examples=20, deadline=None)
+@given(people=st.lists(st.sampled_from("abc"), min_size=2, max_size=6), far=st.sampled_from([0.1, 0.5, 1.0]))
+def test_ground_truth_threshold_counts_only_other_people_and_accepts_at_most_far(people, far):
+    photos, _ = _photos(len(people))
+    cal = pp.ground_truth_threshold(PixelVerifier(), photos, people, far=far)
+    impostors = sum(people[i] != people[j] for i in range(len(people)) for j in range(i + 1, len(people)))
+    assert cal["pairs"] == impostors
+    if impostors:
+        assert cal["accepted"] <= far * impostors + 1e-9
+        young, _ = _photos(2)
+        out = pp.ground_truth_table(PixelVerifier(), BrightnessAge(), young, young.clone(), young, threshold=1e9,
+                                    own_threshold=cal["threshold"])
+        # the aged photo equal to the older photo: refused at an unreachable threshold, accepted at its own
+        assert out["aged"]["verification_rate"] == 0.0
+        assert out["aged"]["verification_rate_own"] == (1.0 if cal["threshold"] <= out["aged"]["confidence"] else 0.0)
+    else:
+        assert cal["threshold"] is None
+
+
 def _write_photos(folder, names, seed=0):
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True)
@@ -139,6 +160,9 @@ def test_evaluate_photos_end_to_end_with_stand_in_estimators(tmp_path, monkeypat
     assert r["photos"] == sum(r["photos_per_source"]) and r["config"]["g_condition"] == "norm"
     assert len(r["identity"]["per_target"]) == NUM_GROUPS and r["ground_truth"]["pairs"] == 6
     assert {"aged", "copy"} <= set(r["ground_truth"])
+    own = r["ground_truth"]["own_threshold"]  # 3 people x 3 photos: 27 impostor pairs among the 9 photos
+    assert own["pairs"] == 27 and own["threshold"] is not None
+    assert 0 <= r["ground_truth"]["copy"]["verification_rate_own"] <= 1
     # every source group's photos are one age here (12, 25, 35, 45, 60): youngest = mean = oldest, reported
     assert [a[1] for a in r["source_ages"]] == [12, 25, 35, 45, 60]
     report = (out / "report.md").read_text()
