@@ -38,8 +38,8 @@ from config import TrainConfig
 from pictures import dequantize, quantize
 
 __all__ = ["PREPARED", "SPLITS", "UNREADABLE", "BatchSource", "EightBit", "build_datasets", "check_groups",
-           "evaluation_crop", "fixed_sample_inputs", "group_counts", "group_sample", "photo_crop", "prepared_crop", "read_prepared",
-           "with_data_crop"]
+           "evaluation_crop", "fixed_sample_inputs", "group_counts", "group_sample", "photo_crop", "prepared_crop",
+           "read_prepared", "with_data_crop"]
 
 #: Dataset splits :func:`build_datasets` makes: the training subjects, the
 #: held-out subjects, and every image.

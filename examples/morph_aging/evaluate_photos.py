@@ -8,8 +8,8 @@
 
 Held-out photos of every source group (the checkpoint's test split of
 ``--data``, by default its training data; ``--num-faces`` per group, drawn
-at random with a fixed seed, their real ages reported) are aged to every other group and
-measured as ``photo_protocol.py`` describes: verification against the input
+at random with a fixed seed, their real ages reported) are aged to every
+other group and measured as ``photo_protocol.py`` describes: verification against the input
 at a threshold calibrated to accept at most ``--far`` of the impostor pairs
 of the inputs (with the copy-the-input rate and the impostor rate beside it),
 estimated ages per (source, target) with the estimator's own accuracy on real
@@ -240,8 +240,9 @@ def _ground_truth(args: argparse.Namespace, cfg: config.TrainConfig, g: torch.nn
                 g(young[i:i + args.batch_size].to(device), targets[i:i + args.batch_size].to(device)).image)).cpu()
             for i in range(0, len(pairs), args.batch_size)
         ])
-    members = sorted({i for pair in pairs for i in pair})
-    own = pp.ground_truth_threshold(verifier, _load(ds, members), [subjects[i] for i in members], far=args.far)
+    loaded = {a: young[j] for j, (a, _) in enumerate(pairs)} | {b: old[j] for j, (_, b) in enumerate(pairs)}
+    own = pp.ground_truth_threshold(verifier, torch.stack(list(loaded.values())), [subjects[i] for i in loaded],
+                                    far=args.far)
     table = pp.ground_truth_table(verifier, estimator, young, aged, old, threshold, own_threshold=own["threshold"])
     table.update(data=args.ground_truth, own_threshold=own, source_groups=ds.labels()[[a for a, _ in pairs]].tolist(),
                  target_groups=targets.tolist())

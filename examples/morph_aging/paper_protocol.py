@@ -12,7 +12,8 @@ and measured; the groups 21-30, 31-40 and 41-50 are aged to their older
 groups too, for Table 2's upper triangle. The phases of :func:`evaluate`:
 
 1. :func:`read_faces`: at most ``num_faces`` real faces per group (a
-   seeded random sample), the inputs and the references of Table 1 and of the sharpness ratio;
+   seeded random sample), the inputs and the references of Table 1 and of
+   the sharpness ratio;
 2. :func:`age_faces`: every (source, older target) pair, quantised to
    8 bits as if saved as PNG;
 3. :func:`ground_truth`: synthetic data only, each input's subject rendered
