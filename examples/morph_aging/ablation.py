@@ -83,6 +83,7 @@ import cli
 import config
 import evaluate_report
 import files
+import metrics
 import paper_protocol
 import pictures
 import run_folder
@@ -412,32 +413,17 @@ COPY_INPUT = {"face_l1": "copy_input_face_l1", "identification_rate": "copy_inpu
               "verification_confidence": "copy_input_confidence"}
 
 
-def mean_and_spread(values: Sequence[Optional[float]]) -> Optional[Dict[str, Any]]:
-    """Mean, sample standard deviation (0 for one value), min, max and count of the non-missing values.
-
-    >>> mean_and_spread([1.0, 2.0, 3.0])
-    {'mean': 2.0, 'std': 1.0, 'min': 1.0, 'max': 3.0, 'n': 3}
-    >>> mean_and_spread([None]) is None
-    True
-    """
-    xs = [float(v) for v in values if v is not None]
-    if not xs:
-        return None
-    std = float(np.std(xs, ddof=1)) if len(xs) > 1 else 0.0
-    return {"mean": float(np.mean(xs)), "std": std, "min": min(xs), "max": max(xs), "n": len(xs)}
-
-
 def aggregate(runs: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
     """Per variant, mean and spread of every table column over its evaluated seeds, plus the copy-input row."""
     table: Dict[str, Dict[str, Any]] = {}
     for name in dict.fromkeys(r["name"] for r in runs):
         done = [r for r in runs if r["name"] == name and r.get("summary")]
-        table[name] = {key: mean_and_spread([r["summary"].get(key) for r in done]) for key, _, _ in COLUMNS}
+        table[name] = {key: metrics.mean_and_spread([r["summary"].get(key) for r in done]) for key, _, _ in COLUMNS}
         table[name]["seeds"] = [r["seed"] for r in done]
     done = [r for r in runs if r.get("summary")]
     if done:
         row: Dict[str, Any] = {key: None for key, _, _ in COLUMNS}
-        row.update({key: mean_and_spread([r["summary"].get(src) for r in done]) for key, src in COPY_INPUT.items()})
+        row.update({key: metrics.mean_and_spread([r["summary"].get(src) for r in done]) for key, src in COPY_INPUT.items()})
         row["background_mae"] = {"mean": 0.0, "std": 0.0, "min": 0.0, "max": 0.0, "n": len(done)}
         row["seeds"] = sorted({r["seed"] for r in done})
         table["copy input"] = row

@@ -10,13 +10,13 @@ photographs) report them.
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 
 __all__ = ["CHROMA", "ELLIPSE_AXES", "LUMA", "PSNR_CAP", "background_errors", "frame_error_share", "calibrate_threshold",
-           "central_ellipse_mask", "chroma_errors", "laplacian_variance", "to_levels"]
+           "central_ellipse_mask", "chroma_errors", "laplacian_variance", "mean_and_spread", "to_levels"]
 
 #: Semi-axes (fractions of width and height) of the central ellipse taken as
 #: the face region of real photos; the background is outside it.
@@ -192,3 +192,19 @@ def calibrate_threshold(verifier: Any, embeddings: torch.Tensor, subjects: torch
     accepted = int((s >= threshold).sum())
     return {"far_target": far, "pairs": int(s.numel()), "threshold": threshold, "accepted": accepted,
             "achieved_far": accepted / s.numel()}
+
+
+def mean_and_spread(values: Sequence[Optional[float]]) -> Optional[Dict[str, Any]]:
+    """Mean, sample standard deviation (0 for one value), min, max and count of the non-missing values.
+
+    >>> mean_and_spread([1.0, 2.0, 3.0])
+    {'mean': 2.0, 'std': 1.0, 'min': 1.0, 'max': 3.0, 'n': 3}
+    >>> mean_and_spread([None]) is None
+    True
+    """
+    xs = [float(v) for v in values if v is not None]
+    if not xs:
+        return None
+    mean = math.fsum(xs) / len(xs)
+    std = math.sqrt(math.fsum((x - mean) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else 0.0
+    return {"mean": mean, "std": std, "min": min(xs), "max": max(xs), "n": len(xs)}
