@@ -38,7 +38,7 @@ import argparse
 import json
 import os
 import sys
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import cli
 import files
@@ -121,11 +121,6 @@ def _folder(path: Optional[str]) -> Optional[str]:
 
 def _gt(r: Dict[str, Any]) -> Dict[str, Any]:
     return r.get("ground_truth") or {}
-
-
-def _per_seed(results: Sequence[Dict[str, Any]], get: Callable[[Dict[str, Any]], Optional[float]]
-              ) -> List[Optional[float]]:
-    return [get(r) for r in results]
 
 
 #: Margins this close to 0 count as 0: the results store rates as float32 (144 / 160 reads 0.8999999761...).
