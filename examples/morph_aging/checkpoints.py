@@ -59,6 +59,7 @@ __all__ = [
     "all_finite",
     "check_compatible",
     "config_of",
+    "critic_of",
     "export_safetensors",
     "generator_from_checkpoint",
     "generator_of",
@@ -406,12 +407,29 @@ def generator_of(state: Dict[str, Any], path: str, *, weights: str = "average") 
     if weights == "trained" and state.get("format") == EXPORT_FORMAT and cfg.g_ema:
         raise CheckpointError(f"{path} is an export of the averaged generator: its trained weights are in the "
                               "training checkpoint")
+    _load_weights(g, state.get(part), path, "generator")
+    return g.eval(), cfg
+
+
+def _load_weights(net: nn.Module, weights: Any, path: str, what: str) -> None:
     try:
-        g.load_state_dict(state.get(part))
+        net.load_state_dict(weights)
     except (RuntimeError, TypeError, AttributeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: weights do not fit the generator of its config: {first}") from None
-    return g.eval(), cfg
+        raise CheckpointError(f"{path}: weights do not fit the {what} of its config: {first}") from None
+
+
+def critic_of(state: Dict[str, Any], path: str) -> Optional[nn.Module]:
+    """The critic (in eval mode) of a training checkpoint read by :func:`load_checkpoint`; None for an export.
+
+    Raises :class:`CheckpointError` (one line naming ``path``) when its
+    weights do not fit the critic of its config.
+    """
+    if state.get("critic") is None:
+        return None
+    d = models.build_critic(config_of(state, path))
+    _load_weights(d, state["critic"], path, "critic")
+    return d.eval()
 
 
 def generator_from_checkpoint(path: str, map_location: Any = "cpu", *,

@@ -13,8 +13,9 @@ other group and measured as ``photo_protocol.py`` describes: verification agains
 at a threshold calibrated to accept at most ``--far`` of the impostor pairs
 of the inputs (with the copy-the-input rate and the impostor rate beside it),
 estimated ages per (source, target) with the estimator's own accuracy on real
-photos beside the aged faces' accuracy, background PSNR outside the central
-ellipse and the masks' mean.
+photos beside the aged faces' accuracy (and the critic's own age classifier
+on both, the one the generator was trained to satisfy), background PSNR
+outside the central ellipse and the masks' mean.
 
 ``--ground-truth FOLDER``: a dataset with subjects and ages (FG-NET) whose
 people the model never saw (every image is used): each person's younger
@@ -131,6 +132,7 @@ def evaluate_photos(args: argparse.Namespace, command: str) -> Dict[str, Any]:
         device = config.resolve_device(args.device)
         state = checkpoints.load_checkpoint(args.checkpoint)
         g, cfg = checkpoints.generator_of(state, args.checkpoint, weights=args.weights)
+        critic = checkpoints.critic_of(state, args.checkpoint)
     except ValueError as exc:  # CheckpointError included
         raise PhotoEvalError(cli.one_line(exc, 400)) from None
     if cfg.data == "synthetic" and args.data is None:
@@ -155,6 +157,12 @@ def evaluate_photos(args: argparse.Namespace, command: str) -> Dict[str, Any]:
     identity = pp.identity_table(verifier, images, aged, sources, subjects, far=args.far)
     _log("  age (dlib age estimator) ...")
     age = pp.age_table(estimator, images, aged, sources)
+    if critic is not None:
+        critic = critic.to(device)
+        age["critic"] = pp.classifier_table(lambda x: critic(x.to(device)).logits, images, aged, sources,
+                                            batch_size=args.batch_size)
+    else:
+        age["critic"] = None
     background = pp.background_table(images, aged, mask_means, sources)
     result: Dict[str, Any] = {
         "command": command, "checkpoint": os.path.abspath(args.checkpoint), "step": state.get("step"),
@@ -289,9 +297,17 @@ def render_report(r: Dict[str, Any]) -> str:
     for s, means in enumerate(age["mean_age"]):
         lines.append(f"| {GROUP_NAMES[s]} | " + " | ".join(_f(m) for m in means)
                      + f" | {'-' if age['rising'][s] is None else 'yes' if age['rising'][s] else 'no'} |")
-    lines += ["", "| target | aged faces in the target group | estimator on real photos of it |", "|---|---|---|"]
+    critic = age.get("critic") or {}
+    lines += ["", "| target | aged faces in the target group | estimator on real photos of it | critic's classifier: "
+              "aged faces | critic's classifier: real photos |", "|---|---|---|---|---|"]
     for t in range(NUM_GROUPS):
-        lines.append(f"| {GROUP_NAMES[t]} | {_pct(age['accuracy'][t])} | {_pct(age['real_accuracy'][t])} |")
+        lines.append(f"| {GROUP_NAMES[t]} | {_pct(age['accuracy'][t])} | {_pct(age['real_accuracy'][t])} | "
+                     f"{_pct((critic.get('accuracy') or [None] * NUM_GROUPS)[t])} | "
+                     f"{_pct((critic.get('real_accuracy') or [None] * NUM_GROUPS)[t])} |")
+    lines += ["", "The critic's classifier is the age classifier the generator was trained to satisfy"
+              + (" (the checkpoint holds no critic: an export)." if not critic else
+                 ": where it puts far more aged faces in their target group than the estimator does, the "
+                 "generator has learnt age cues that only its critic reads.")]
     lines += ["", "## Background and masks", "", "| target | background PSNR (dB) | background MAE | mask mean |",
               "|---|---|---|---|"]
     for row in r["background"]:

@@ -33,7 +33,7 @@ to it, with the input itself (copy-the-input) beside both.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -41,8 +41,8 @@ from ages import NUM_GROUPS, age_to_group
 from metrics import background_errors, calibrate_threshold, central_ellipse_mask
 from pictures import dequantize, quantize
 
-__all__ = ["aging_pairs", "age_every_group", "age_table", "background_table", "ground_truth_table",
-           "ground_truth_threshold", "identity_table"]
+__all__ = ["aging_pairs", "age_every_group", "age_table", "background_table", "classifier_table",
+           "ground_truth_table", "ground_truth_threshold", "identity_table"]
 
 
 @torch.no_grad()
@@ -172,6 +172,47 @@ def age_table(estimator: Any, images: torch.Tensor, aged: torch.Tensor, sources:
     accuracy = [_rate(groups[sources != t, t] == t) for t in range(NUM_GROUPS)]
     real_accuracy = [_rate(real_group[sources == t] == t) for t in range(NUM_GROUPS)]
     return {"mean_age": mean_age, "rising": rising, "accuracy": accuracy, "real_accuracy": real_accuracy}
+
+
+@torch.no_grad()
+def classifier_table(classify: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, aged: torch.Tensor,
+                     sources: torch.Tensor, *, batch_size: int = 64) -> Dict[str, Any]:
+    """An age-group classifier's accuracy on the aged faces and on the real photos, as :func:`age_table` counts it.
+
+    Used with the critic's own age classifier, the one the generator is
+    trained to satisfy: beside an independent estimator it shows whether the
+    aged faces carry age cues that only the critic reads.
+
+    Parameters
+    ----------
+    classify : callable
+        ``classify(x)`` of (B, 3, H, W) images in [-1, 1] returns (B, K) logits
+        (or any scores whose arg-max is the group).
+    images : torch.Tensor
+        (N, 3, H, W) real photos in [-1, 1].
+    aged : torch.Tensor
+        (N, K, 3, H, W) from :func:`age_every_group`.
+    sources : torch.Tensor
+        (N,) the photos' groups.
+    batch_size : int, default 64
+        Images per call of ``classify``.
+
+    Returns
+    -------
+    dict
+        ``accuracy[t]`` (aged faces of target ``t`` from inputs of other
+        groups classified as ``t``) and ``real_accuracy[t]`` (real photos of
+        group ``t`` classified as ``t``); None where there are none.
+    """
+    def groups(x: torch.Tensor) -> torch.Tensor:
+        if not x.shape[0]:
+            return torch.zeros(0, dtype=torch.long)
+        return torch.cat([classify(x[i:i + batch_size]).argmax(dim=1).cpu() for i in range(0, x.shape[0], batch_size)])
+
+    real = groups(images)
+    accuracy = [_rate(groups(aged[sources != t, t]) == t) for t in range(NUM_GROUPS)]
+    real_accuracy = [_rate(real[sources == t] == t) for t in range(NUM_GROUPS)]
+    return {"accuracy": accuracy, "real_accuracy": real_accuracy}
 
 
 def background_table(images: torch.Tensor, aged: torch.Tensor, mask_means: torch.Tensor,

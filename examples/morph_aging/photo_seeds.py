@@ -15,8 +15,9 @@ spread covers both the training and the held-out sample.
 
 Per target group: the verification rate (mean, sample standard deviation,
 min and max over the seeds) beside copy-the-input, the aged faces' age-group
-accuracy beside the estimator's own accuracy on real photos, background PSNR
-and the masks' mean; the FG-NET ground-truth rows when every evaluation has
+accuracy beside the estimator's own accuracy on real photos and the critic's
+own classifier's accuracy on the aged faces, background PSNR and the masks'
+mean; the FG-NET ground-truth rows when every evaluation has
 them. Then every target and in how many seeds it is met, with the worst
 margin (negative: missed by that much):
 
@@ -173,6 +174,8 @@ def summarize(results: Sequence[Dict[str, Any]], *, min_verification: float = 0.
             "copy_rate": mean_and_spread([r["identity"]["per_target"][t].get("copy_rate") for r in results]),
             "age_accuracy": mean_and_spread([a[t] for a in acc]),
             "real_accuracy": mean_and_spread([a[t] for a in real]),
+            "critic_accuracy": mean_and_spread([(r["age"].get("critic") or {}).get("accuracy", [None] * NUM_GROUPS)[t]
+                                                for r in results]),
             "psnr": mean_and_spread([p[t] for p in psnr]),
             "mask_mean": mean_and_spread([r["background"][t].get("mask_mean") for r in results]),
         })
@@ -233,11 +236,12 @@ def render_markdown(summary: Dict[str, Any]) -> str:
              + ", ".join("-" if t is None else f"{t:.1f}" for t in summary["thresholds"]) + ".", "",
              ("Mean ± sample standard deviation [min-max] over the seeds" if n > 1 else
               "One seed, so no spread") + "; rates in %.", "",
-             "| target | verified | copy-the-input | age accuracy | estimator on real | background PSNR (dB) "
-             "| mask mean |", "|---|---|---|---|---|---|---|"]
+             "| target | verified | copy-the-input | age accuracy | estimator on real | critic's classifier on "
+             "the aged faces | background PSNR (dB) | mask mean |", "|---|---|---|---|---|---|---|---|"]
     for row in summary["per_target"]:
         lines.append(f"| {GROUP_NAMES[row['target']]} | {_stat(row['verification_rate'])} | "
                      f"{_stat(row['copy_rate'])} | {_stat(row['age_accuracy'])} | {_stat(row['real_accuracy'])} | "
+                     f"{_stat(row['critic_accuracy'])} | "
                      f"{_stat(row['psnr'], 1.0)} | {_stat(row['mask_mean'], 1.0, '{:.2f}')} |")
     lines += ["", "Source groups whose mean estimated age rises with the target group, per seed: "
               + ", ".join(f"{a} of {b}" for a, b in zip(summary["rising"], summary["sources"])) + ".", ""]

@@ -16,7 +16,7 @@ import estimators
 import evaluate_photos
 import photo_protocol as pp
 import train
-from ages import NUM_GROUPS
+from ages import NUM_GROUPS, age_to_group
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -90,6 +90,37 @@ def test_a_generator_that_paints_prototypes_loses_the_person_but_ages():
         means = [m for t, m in enumerate(ages["mean_age"][s]) if t != s]
         assert means == sorted(means)
     assert len(ages["accuracy"]) == NUM_GROUPS and len(ages["real_accuracy"]) == NUM_GROUPS
+
+
+def _brightness_groups(x):
+    """One-hot scores of the group BrightnessAge's age falls in: a classifier that reads the painted faces' ages."""
+    groups = torch.as_tensor(age_to_group(BrightnessAge().estimate(x).numpy(), clip_young=True))
+    return F.one_hot(groups, NUM_GROUPS).float()
+
+
+def test_classifier_table_counts_as_the_age_table_does():
+    images, sources = _photos()
+    painted, _ = pp.age_every_group(Paint(), images)
+    table = pp.classifier_table(_brightness_groups, images, painted, sources, batch_size=4)
+    ages = pp.age_table(BrightnessAge(), images, painted, sources)
+    assert table["accuracy"] == ages["accuracy"] and table["real_accuracy"] == ages["real_accuracy"]
+    kept, _ = pp.age_every_group(Keep(), images)
+    constant = pp.classifier_table(lambda x: torch.eye(NUM_GROUPS)[[2] * x.shape[0]], images, kept, sources)
+    # a classifier that always says 31-40: right for the real 31-40 photos and for every face aged to 31-40
+    assert constant["real_accuracy"] == [0.0, 0.0, 1.0, 0.0, 0.0] and constant["accuracy"] == [0.0, 0.0, 1.0, 0.0, 0.0]
+
+
+@settings(max_examples=20, deadline=None)
+@given(n=st.integers(0, 7), batch=st.integers(1, 5))
+def test_classifier_table_rates_are_fractions_or_none_for_empty_groups(n, batch):
+    images, sources = _photos(n) if n else (torch.zeros(0, 3, 16, 16), torch.zeros(0, dtype=torch.long))
+    aged, _ = pp.age_every_group(Paint(), images)
+    table = pp.classifier_table(_brightness_groups, images, aged, sources, batch_size=batch)
+    for t in range(NUM_GROUPS):
+        present, others = int((sources == t).sum()), int((sources != t).sum())
+        assert (table["real_accuracy"][t] is None) == (present == 0)
+        assert (table["accuracy"][t] is None) == (others == 0)
+        assert all(0 <= r <= 1 for r in (table["real_accuracy"][t], table["accuracy"][t]) if r is not None)
 
 
 def test_known_subjects_are_not_impostors_of_themselves():
@@ -169,6 +200,10 @@ def test_evaluate_photos_end_to_end_with_stand_in_estimators(tmp_path, monkeypat
     assert "Real ages of the photos per source group: 10-20: 12-12 (mean 12)" in report
     assert "copy-the-input" in report and "each photo taken as a person of its own" in report
     assert (out / "examples.png").exists() and (out / "ground_truth.png").exists()
+    critic = r["age"]["critic"]  # the run's own critic classifies the aged faces and the real photos
+    assert len(critic["accuracy"]) == len(critic["real_accuracy"]) == NUM_GROUPS
+    assert all(0 <= a <= 1 for a in critic["accuracy"] + critic["real_accuracy"])
+    assert "critic's classifier: aged faces" in report and "only its critic reads" in report
 
 
 def test_evaluate_photos_refuses_a_synthetic_run_without_photos_and_leaves_no_folder(tmp_path, capsys):

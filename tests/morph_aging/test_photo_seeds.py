@@ -122,6 +122,7 @@ def test_markdown_shows_spread_only_over_several_seeds():
     three = ps.render_markdown(ps.summarize([result(0), result(1, ver=(0.85,) * 5), result(2)]))
     assert "±" not in one.split("## Targets")[0]
     assert "| 10-20 | 91.7 ± 5.8 [85.0-95.0] |" in three
+    assert "| 50.0 ± 0.0 [50.0-50.0] | 40.0 ± 0.0 [40.0-40.0] | - |" in three  # no critic figures: older results
     assert "| verification >= 90% in every target group | 2 of 3 seeds | -5.0 points |" in three
 
 
@@ -165,3 +166,13 @@ def test_cli_errors_are_one_line(tmp_path, capsys, make, words):
 def test_mean_and_spread_matches_the_sample_formula():
     s = mean_and_spread([2.0, None, 4.0, 6.0])
     assert (s["mean"], s["std"], s["n"]) == (4.0, 2.0, 3)
+
+
+def test_the_critics_accuracy_on_the_aged_faces_is_summarised_where_recorded():
+    runs = [result(0), result(1)]
+    runs[0]["age"]["critic"] = {"accuracy": [0.9] * NUM_GROUPS, "real_accuracy": [0.3] * NUM_GROUPS}
+    runs[1]["age"]["critic"] = {"accuracy": [0.7] * NUM_GROUPS, "real_accuracy": [0.3] * NUM_GROUPS}
+    stat = ps.summarize(runs)["per_target"][4]["critic_accuracy"]
+    assert stat["mean"] == pytest.approx(0.8) and stat["n"] == 2
+    runs[1]["age"]["critic"] = None  # an export: no critic
+    assert ps.summarize(runs)["per_target"][4]["critic_accuracy"]["n"] == 1

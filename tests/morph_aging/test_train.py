@@ -322,6 +322,23 @@ def test_save_checkpoint_refuses_nan_weights(tmp_path):
     assert not (tmp_path / "x.pt").exists()
 
 
+def test_critic_of_a_checkpoint_loads_its_critic_and_none_for_an_export(tmp_path):
+    cfg = config.validate_config(config.TrainConfig(image_size=64, g_channels=8, g_res_blocks=1, d_channels=8))
+    g, d = models.build_generator(cfg), models.build_critic(cfg)
+    opt_g, opt_d = models.build_optimizers(cfg, g, d, fused=False)
+    path = str(tmp_path / "x.pt")
+    checkpoints.save_checkpoint(path, cfg, g, d, opt_g, opt_d, 1)
+    state = checkpoints.load_checkpoint(path)
+    critic = checkpoints.critic_of(state, path)
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(critic(x).logits, d.eval()(x).logits) and not critic.training
+    assert checkpoints.critic_of({k: v for k, v in state.items() if k != "critic"}, path) is None
+    state["config"] = {**state["config"], "d_channels": 16}
+    with pytest.raises(checkpoints.CheckpointError, match="weights do not fit the critic of its config"):
+        checkpoints.critic_of(state, path)
+
+
 def test_unreadable_checkpoint_is_a_clear_error(tmp_path):
     bad = tmp_path / "last.pt"
     bad.write_bytes(b"\x00garbage")
