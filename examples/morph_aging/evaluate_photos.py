@@ -4,7 +4,7 @@
 
     python examples/morph_aging/evaluate_photos.py --checkpoint runs/photo/checkpoints/last.pt \\
         --out runs/photo/eval-photos [--data FOLDER] [--num-faces 40] [--far 0.01] \\
-        [--ground-truth FGNET_FOLDER] [--weights average|trained]
+        [--ground-truth FGNET_FOLDER] [--weights average|trained] [--separate-classifier STEPS]
 
 Held-out photos of every source group (the checkpoint's test split of
 ``--data``, by default its training data; ``--num-faces`` per group, drawn
@@ -14,8 +14,10 @@ at a threshold calibrated to accept at most ``--far`` of the impostor pairs
 of the inputs (with the copy-the-input rate and the impostor rate beside it),
 estimated ages per (source, target) with the estimator's own accuracy on real
 photos beside the aged faces' accuracy (and the critic's own age classifier
-on both, the one the generator was trained to satisfy), background PSNR
-outside the central ellipse and the masks' mean.
+on both, the one the generator was trained to satisfy; with
+``--separate-classifier STEPS`` also a small classifier trained apart from
+the GAN on its training photos), background PSNR outside the central
+ellipse and the masks' mean.
 
 ``--ground-truth FOLDER``: a dataset with subjects and ages (FG-NET) whose
 people the model never saw (every image is used): each person's younger
@@ -61,6 +63,10 @@ from cli import EXIT_OK
 from data import build_datasets, group_sample
 
 
+#: The largest side the separate age classifier (``--separate-classifier``) sees; larger photos are reduced to it.
+SEPARATE_SIZE = 64
+
+
 class PhotoEvalError(Exception):
     """A usage, checkpoint, data or extra problem: one line, exit status 2."""
 
@@ -92,6 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the averaged generator of a --g-ema run, or its trained weights")
     parser.add_argument("--num-examples", type=cli.int_at_least(0), default=6, metavar="K",
                         help="photos shown in examples.png and ground_truth.png")
+    parser.add_argument("--separate-classifier", type=cli.int_at_least(0), default=0, metavar="STEPS",
+                        help="also train an age-group classifier apart from the GAN on its training photos "
+                             f"(at most {SEPARATE_SIZE} px, STEPS Adam steps of 64) and report how often it puts "
+                             "the aged faces and the real photos in their group; 0: no")
     parser.add_argument("--batch-size", type=cli.positive_int, default=32, metavar="B", help="generator batch size")
     parser.add_argument("--device", default="auto", choices=config.DEVICES, help="where the generator runs")
     return parser
@@ -163,6 +173,8 @@ def evaluate_photos(args: argparse.Namespace, command: str) -> Dict[str, Any]:
                                             batch_size=args.batch_size)
     else:
         age["critic"] = None
+    if args.separate_classifier:
+        age["separate"] = _separate_classifier(args.separate_classifier, cfg, data, images, aged, sources, device)
     background = pp.background_table(images, aged, mask_means, sources)
     result: Dict[str, Any] = {
         "command": command, "checkpoint": os.path.abspath(args.checkpoint), "step": state.get("step"),
@@ -185,6 +197,28 @@ def evaluate_photos(args: argparse.Namespace, command: str) -> Dict[str, Any]:
     result["seconds"] = round(time.perf_counter() - t0, 1)
     result["pictures"] = pics
     return result
+
+
+def _separate_classifier(steps: int, cfg: config.TrainConfig, data: str, images: torch.Tensor, aged: torch.Tensor,
+                         sources: torch.Tensor, device: torch.device) -> Dict[str, Any]:
+    """:func:`photo_protocol.fit_group_classifier` on the model's training photos, then its
+    :func:`photo_protocol.classifier_table` on the aged faces and the real photos."""
+    ds = _dataset(cfg, data, "train")
+    size = min(cfg.image_size, SEPARATE_SIZE)
+
+    def fit(x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] == size and x.shape[-2] == size:
+            return x
+        return torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", antialias=True,
+                                               align_corners=False)
+
+    _log(f"  a separate age classifier: {len(ds)} training photos at {size} px, {steps} steps ...")
+    photos = torch.empty(len(ds), 3, size, size, dtype=torch.uint8)
+    for i in range(len(ds)):
+        photos[i] = pictures.quantize(fit(_load(ds, [i])))[0]
+    net = pp.fit_group_classifier(photos, ds.labels(), steps=steps, device=device)
+    table = pp.classifier_table(lambda x: net(fit(x).to(device)), images, aged, sources)
+    return {**table, "steps": steps, "photos": len(ds), "size": size}
 
 
 def _source_ages(ages: Sequence[Any], sources: torch.Tensor) -> List[Optional[List[float]]]:
@@ -304,6 +338,12 @@ def render_report(r: Dict[str, Any]) -> str:
         lines.append(f"| {GROUP_NAMES[t]} | {_pct(age['accuracy'][t])} | {_pct(age['real_accuracy'][t])} | "
                      f"{_pct((critic.get('accuracy') or [None] * NUM_GROUPS)[t])} | "
                      f"{_pct((critic.get('real_accuracy') or [None] * NUM_GROUPS)[t])} |")
+    sep = age.get("separate")
+    if sep:
+        lines += ["", f"A separate age classifier, trained apart from the GAN on its {sep['photos']} training photos "
+                  f"at {sep['size']} px ({sep['steps']} steps), puts the aged faces in their target group in "
+                  + " / ".join(_pct(a) for a in sep["accuracy"]) + " of cases and real photos of each group in "
+                  + " / ".join(_pct(a) for a in sep["real_accuracy"]) + " (10-20 / 21-30 / 31-40 / 41-50 / 51+)."]
     lines += ["", "The critic's classifier is the age classifier the generator was trained to satisfy"
               + (" (the checkpoint holds no critic: an export)." if not critic else
                  ": where it puts far more aged faces in their target group than the estimator does, the "

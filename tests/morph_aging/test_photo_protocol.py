@@ -123,6 +123,37 @@ def test_classifier_table_rates_are_fractions_or_none_for_empty_groups(n, batch)
         assert all(0 <= r <= 1 for r in (table["real_accuracy"][t], table["accuracy"][t]) if r is not None)
 
 
+def _bright_photos(n, seed):
+    """uint8 photos whose brightness is their group (with noise), and the groups."""
+    g = torch.Generator().manual_seed(seed)
+    groups = torch.randint(0, NUM_GROUPS, (n,), generator=g)
+    level = 30 + 45 * groups.float().view(-1, 1, 1, 1) + 10 * torch.rand(n, 3, 16, 16, generator=g)
+    return level.round().clamp(0, 255).to(torch.uint8), groups
+
+
+def test_a_separate_classifier_learns_groups_that_are_easy_to_tell_apart():
+    photos, groups = _bright_photos(200, 0)
+    net = pp.fit_group_classifier(photos, groups, steps=150, width=8, batch_size=32, lr=3e-3)
+    test, truth = _bright_photos(100, 1)
+    with torch.no_grad():
+        accuracy = float((net(test.float() / 127.5 - 1).argmax(1) == truth).float().mean())
+    assert accuracy > 0.8 and not net.training
+    again = pp.fit_group_classifier(photos, groups, steps=150, width=8, batch_size=32, lr=3e-3)
+    x = test[:4].float() / 127.5 - 1
+    with torch.no_grad():
+        assert torch.equal(net(x), again(x))  # one seed, one classifier
+
+
+@pytest.mark.parametrize("images, labels", [
+    (torch.zeros(4, 3, 16, 16), torch.zeros(4, dtype=torch.long)),  # not uint8
+    (torch.zeros(0, 3, 16, 16, dtype=torch.uint8), torch.zeros(0, dtype=torch.long)),  # no photo
+    (torch.zeros(4, 3, 16, 16, dtype=torch.uint8), torch.zeros(3, dtype=torch.long)),  # counts differ
+])
+def test_a_separate_classifier_refuses_unusable_photos(images, labels):
+    with pytest.raises(ValueError, match="uint8 photos"):
+        pp.fit_group_classifier(images, labels, steps=1)
+
+
 def test_known_subjects_are_not_impostors_of_themselves():
     images, sources = _photos(6)
     aged, _ = pp.age_every_group(Keep(), images)
@@ -185,7 +216,8 @@ def test_evaluate_photos_end_to_end_with_stand_in_estimators(tmp_path, monkeypat
     run = _tiny_photo_run(tmp_path, monkeypatch, [12, 25, 35, 45, 60])
     out = tmp_path / "eval"
     rc = evaluate_photos.main(["--checkpoint", str(run / "checkpoints" / "last.pt"), "--out", str(out),
-                               "--num-faces", "3", "--ground-truth", str(tmp_path / "fgnet"), "--num-examples", "2"])
+                               "--num-faces", "3", "--ground-truth", str(tmp_path / "fgnet"), "--num-examples", "2",
+                               "--separate-classifier", "3"])
     assert rc == 0
     r = json.loads((out / "results.json").read_text())
     assert r["photos"] == sum(r["photos_per_source"]) and r["config"]["g_condition"] == "norm"
@@ -204,6 +236,10 @@ def test_evaluate_photos_end_to_end_with_stand_in_estimators(tmp_path, monkeypat
     assert len(critic["accuracy"]) == len(critic["real_accuracy"]) == NUM_GROUPS
     assert all(0 <= a <= 1 for a in critic["accuracy"] + critic["real_accuracy"])
     assert "critic's classifier: aged faces" in report and "only its critic reads" in report
+    sep = r["age"]["separate"]  # trained on the run's 20 training photos (test fraction 0.5), at the run's 32 px
+    assert (sep["steps"], sep["photos"], sep["size"]) == (3, 20, 32)
+    assert all(0 <= a <= 1 for a in sep["accuracy"] + sep["real_accuracy"])
+    assert "A separate age classifier, trained apart from the GAN on its 20 training photos at 32 px" in report
 
 
 def test_evaluate_photos_refuses_a_synthetic_run_without_photos_and_leaves_no_folder(tmp_path, capsys):
