@@ -84,6 +84,7 @@ __all__ = [
     "expected_age",
     "identity_metrics",
     "load_or_train_synthetic_age_classifier",
+    "seeded_age_net",
     "train_synthetic_age_classifier",
 ]
 
@@ -272,6 +273,16 @@ def _render_set(ds, size: int, input_size: int, progress: Optional[Callable[[int
     return images, ds.labels()
 
 
+def seeded_age_net(seed: int, width: int = 16, device: Any = "cpu") -> AgeGroupNet:
+    """An :class:`AgeGroupNet` of ``width`` initialised from ``seed``; the global random state is left as it was."""
+    state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        return AgeGroupNet(width=width).to(device)
+    finally:
+        torch.random.set_rng_state(state)
+
+
 def train_synthetic_age_classifier(
     image_size: int = 64,
     steps: int = 500,
@@ -324,10 +335,7 @@ def train_synthetic_age_classifier(
 
     device = torch.device(device)
     gen = torch.Generator().manual_seed(seed)
-    torch_state = torch.random.get_rng_state()
-    torch.manual_seed(seed)
-    net = AgeGroupNet(width=width).to(device)
-    torch.random.set_rng_state(torch_state)
+    net = seeded_age_net(seed, width, device)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     n = x_train.shape[0]
     order = torch.randperm(n, generator=gen)

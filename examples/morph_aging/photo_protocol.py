@@ -202,16 +202,13 @@ def fit_group_classifier(images: torch.Tensor, labels: torch.Tensor, *, steps: i
     """
     import torch.nn.functional as F
 
-    from estimators import AgeGroupNet
+    from estimators import seeded_age_net
 
     if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[0] < 1 or images.shape[0] != labels.shape[0]:
         raise ValueError(f"need (N, 3, H, W) uint8 photos and N labels, got {images.dtype} {tuple(images.shape)} "
                          f"and {tuple(labels.shape)}")
     draw = torch.Generator().manual_seed(seed)
-    state = torch.random.get_rng_state()
-    torch.manual_seed(seed)
-    net = AgeGroupNet(width=width).to(device)
-    torch.random.set_rng_state(state)
+    net = seeded_age_net(seed, width, device)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     net.train()
     for _ in range(steps):

@@ -144,6 +144,15 @@ def test_a_separate_classifier_learns_groups_that_are_easy_to_tell_apart():
         assert torch.equal(net(x), again(x))  # one seed, one classifier
 
 
+def test_a_seeded_age_net_leaves_the_global_random_state_alone():
+    before = torch.random.get_rng_state()
+    a, b = estimators.seeded_age_net(3, width=4), estimators.seeded_age_net(3, width=4)
+    assert torch.equal(torch.random.get_rng_state(), before)
+    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+    c = estimators.seeded_age_net(4, width=4)
+    assert not torch.equal(a.head.weight, c.head.weight)
+
+
 @pytest.mark.parametrize("images, labels", [
     (torch.zeros(4, 3, 16, 16), torch.zeros(4, dtype=torch.long)),  # not uint8
     (torch.zeros(0, 3, 16, 16, dtype=torch.uint8), torch.zeros(0, dtype=torch.long)),  # no photo
