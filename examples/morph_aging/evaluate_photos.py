@@ -346,8 +346,8 @@ def render_report(r: Dict[str, Any]) -> str:
                   + " / ".join(_pct(a) for a in sep["real_accuracy"]) + " (10-20 / 21-30 / 31-40 / 41-50 / 51+)."]
     lines += ["", "The critic's classifier is the age classifier the generator was trained to satisfy"
               + (" (the checkpoint holds no critic: an export)." if not critic else
-                 ": where it puts far more aged faces in their target group than the estimator does, the "
-                 "generator has learnt age cues that only its critic reads.")]
+                 ": where it puts far more aged faces in their target group than real photos of that group, "
+                 "the generator satisfies its critic beyond what the faces' ages justify.")]
     lines += ["", "## Background and masks", "", "| target | background PSNR (dB) | background MAE | mask mean |",
               "|---|---|---|---|"]
     for row in r["background"]:

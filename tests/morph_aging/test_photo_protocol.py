@@ -244,7 +244,7 @@ def test_evaluate_photos_end_to_end_with_stand_in_estimators(tmp_path, monkeypat
     critic = r["age"]["critic"]  # the run's own critic classifies the aged faces and the real photos
     assert len(critic["accuracy"]) == len(critic["real_accuracy"]) == NUM_GROUPS
     assert all(0 <= a <= 1 for a in critic["accuracy"] + critic["real_accuracy"])
-    assert "critic's classifier: aged faces" in report and "only its critic reads" in report
+    assert "critic's classifier: aged faces" in report and "beyond what the faces' ages justify" in report
     sep = r["age"]["separate"]  # trained on the run's 20 training photos (test fraction 0.5), at the run's 32 px
     assert (sep["steps"], sep["photos"], sep["size"]) == (3, 20, 32)
     assert all(0 <= a <= 1 for a in sep["accuracy"] + sep["real_accuracy"])
