@@ -332,12 +332,12 @@ def render_report(r: Dict[str, Any]) -> str:
         lines.append(f"| {GROUP_NAMES[s]} | " + " | ".join(_f(m) for m in means)
                      + f" | {'-' if age['rising'][s] is None else 'yes' if age['rising'][s] else 'no'} |")
     critic = age.get("critic") or {}
+    critic_aged, critic_real = (critic.get(k) or [None] * NUM_GROUPS for k in ("accuracy", "real_accuracy"))
     lines += ["", "| target | aged faces in the target group | estimator on real photos of it | critic's classifier: "
               "aged faces | critic's classifier: real photos |", "|---|---|---|---|---|"]
     for t in range(NUM_GROUPS):
         lines.append(f"| {GROUP_NAMES[t]} | {_pct(age['accuracy'][t])} | {_pct(age['real_accuracy'][t])} | "
-                     f"{_pct((critic.get('accuracy') or [None] * NUM_GROUPS)[t])} | "
-                     f"{_pct((critic.get('real_accuracy') or [None] * NUM_GROUPS)[t])} |")
+                     f"{_pct(critic_aged[t])} | {_pct(critic_real[t])} |")
     sep = age.get("separate")
     if sep:
         lines += ["", f"A separate age classifier, trained apart from the GAN on its {sep['photos']} training photos "

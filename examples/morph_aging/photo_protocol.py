@@ -36,8 +36,10 @@ from __future__ import annotations
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
+import torch.nn.functional as F
 
 from ages import NUM_GROUPS, age_to_group
+from estimators import seeded_age_net
 from metrics import background_errors, calibrate_threshold, central_ellipse_mask
 from pictures import dequantize, quantize
 
@@ -200,10 +202,6 @@ def fit_group_classifier(images: torch.Tensor, labels: torch.Tensor, *, steps: i
     torch.nn.Module
         In eval mode; ``net(x)`` of (B, 3, H, W) in [-1, 1] gives (B, K) logits.
     """
-    import torch.nn.functional as F
-
-    from estimators import seeded_age_net
-
     if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[0] < 1 or images.shape[0] != labels.shape[0]:
         raise ValueError(f"need (N, 3, H, W) uint8 photos and N labels, got {images.dtype} {tuple(images.shape)} "
                          f"and {tuple(labels.shape)}")
@@ -229,8 +227,9 @@ def classifier_table(classify: Callable[[torch.Tensor], torch.Tensor], images: t
     """An age-group classifier's accuracy on the aged faces and on the real photos, as :func:`age_table` counts it.
 
     Used with the critic's own age classifier, the one the generator is
-    trained to satisfy: beside an independent estimator it shows whether the
-    aged faces carry age cues that only the critic reads.
+    trained to satisfy, and with :func:`fit_group_classifier`'s: beside the
+    estimator they tell how far the critic's verdicts on the aged faces
+    exceed what another model of the same photos reads as age.
 
     Parameters
     ----------
