@@ -40,6 +40,7 @@ import torch
 from torch import nn
 
 import cli
+import estimators
 import models
 from config import MODEL_FIELDS, VALUES_BEFORE_THE_FIELD, TrainConfig, config_from_dict
 from files import atomic_file
@@ -52,6 +53,7 @@ __all__ = [
     "FAILED",
     "FINISHED",
     "INTERRUPTED",
+    "JUDGE_PART",
     "TENSOR_PARTS",
     "TIME_BUDGET",
     "CheckpointError",
@@ -62,6 +64,7 @@ __all__ = [
     "critic_of",
     "export_safetensors",
     "generator_from_checkpoint",
+    "judge_of",
     "generator_of",
     "load_checkpoint",
     "save_checkpoint",
@@ -86,6 +89,8 @@ CHECKPOINT_FORMAT, EXPORT_FORMAT = "attngan-acgan/1", "attngan-acgan-generator/1
 TENSOR_PARTS = ("generator", "critic", "opt_g", "opt_d")
 #: The averaged generator (``--g-ema``): a tensor part of the checkpoints of runs that keep one.
 AVERAGE_PART = "generator_ema"
+#: The frozen age judge (``--lambda-judge``): a tensor part of the checkpoints of runs that train with one.
+JUDGE_PART = "judge"
 #: Reason recorded in the checkpoint an unexpected error made train.py write.
 FAILED = "stopped by an error"
 
@@ -157,16 +162,17 @@ def _refuse_nonfinite(state: Dict[str, Any], parts: Any, what: str) -> None:
 
 
 _PART_NAMES = {"generator": "generator", AVERAGE_PART: "averaged generator", "critic": "critic",
-               "opt_g": "generator's optimiser state", "opt_d": "critic's optimiser state"}
+               "opt_g": "generator's optimiser state", "opt_d": "critic's optimiser state",
+               JUDGE_PART: "frozen age judge"}
 
 
 def _tensor_parts(state: Dict[str, Any]) -> Tuple[str, ...]:
-    return TENSOR_PARTS + ((AVERAGE_PART,) if AVERAGE_PART in state else ())
+    return TENSOR_PARTS + tuple(part for part in (AVERAGE_PART, JUDGE_PART) if part in state)
 
 
 def save_checkpoint(path: str, cfg: TrainConfig, g: nn.Module, d: nn.Module, opt_g: torch.optim.Optimizer,
                     opt_d: torch.optim.Optimizer, step: int, extra: Optional[Dict[str, Any]] = None,
-                    average: Optional[nn.Module] = None) -> None:
+                    average: Optional[nn.Module] = None, judge: Optional[nn.Module] = None) -> None:
     """Save a training checkpoint atomically, with the integrity digest of its tensors
     (``state["digest"]``).
 
@@ -187,6 +193,8 @@ def save_checkpoint(path: str, cfg: TrainConfig, g: nn.Module, d: nn.Module, opt
     average : nn.Module, optional
         The averaged generator (:func:`models.build_average`), saved as the
         generator ``state[AVERAGE_PART]`` beside the trained one.
+    judge : nn.Module, optional
+        The frozen age judge (``--lambda-judge``), saved as ``state[JUDGE_PART]``.
 
     Raises
     ------
@@ -212,6 +220,8 @@ def save_checkpoint(path: str, cfg: TrainConfig, g: nn.Module, d: nn.Module, opt
     }
     if average is not None:
         state[AVERAGE_PART] = average.state_dict()
+    if judge is not None:
+        state[JUDGE_PART] = judge.state_dict()
     parts = _tensor_parts(state)
     state["digest"] = {"sha256": tensor_digest({k: state[k] for k in parts}), "covers": list(parts)}
     with atomic_file(path) as tmp:
@@ -430,6 +440,20 @@ def critic_of(state: Dict[str, Any], path: str) -> Optional[nn.Module]:
     d = models.build_critic(config_of(state, path))
     _load_weights(d, state["critic"], path, "critic")
     return d.eval()
+
+
+def judge_of(state: Dict[str, Any], path: str) -> Optional[nn.Module]:
+    """The frozen age judge (``--lambda-judge``) of a checkpoint read by :func:`load_checkpoint`, or None
+    where it holds none (runs without one, exports).
+
+    Raises :class:`CheckpointError` (one line naming ``path``) when the weights
+    do not fit :func:`estimators.group_judge` of its config's image size.
+    """
+    if state.get(JUDGE_PART) is None:
+        return None
+    judge = estimators.group_judge(config_of(state, path).image_size)
+    _load_weights(judge, state[JUDGE_PART], path, "frozen age judge")
+    return judge
 
 
 def generator_from_checkpoint(path: str, map_location: Any = "cpu", *,

@@ -161,6 +161,12 @@ class TrainConfig:
     lambda_rec: Optional[float] = _opt(None, "training", "weight of a reconstruction (cycle) loss: the aged face "
                                        "aged back to the source group must give the input, mean |G(G(x, y_t), y_s) "
                                        "- x| (GANimation, StarGAN; paper: 0)")
+    lambda_judge: float = _opt(0.0, "training", "weight of a frozen age judge's term: an age-group classifier "
+                               "trained on the training photos before the GAN (--judge-steps) and held fixed; the "
+                               "generator also minimises its cross-entropy to the target group (beyond the paper; "
+                               "0: off)")
+    judge_steps: int = _opt(1500, "training", "Adam steps that train the frozen age judge of --lambda-judge "
+                            "(batches of 64, at most 64 px)", minimum=1, maximum=1_000_000)
     hflip: Optional[bool] = _opt(None, "training", "mirror each training image left-right with probability 1/2 "
                                  "(paper: off)")
     attention_form: Optional[str] = _opt(None, "training", "paper (squared TV + RMS of A, resolution independent), "
@@ -386,7 +392,7 @@ def validate_config(cfg: TrainConfig) -> TrainConfig:
             _bad("crop", "the synthetic faces are drawn, not cropped from photos: --crop describes a dataset of photos")
         if cfg.crop != UNKNOWN_CROP:
             cfg.crop = str(Crop.parse(cfg.crop, what="--crop"))  # the spec in full: the margin stated
-    for name in ("lambda_adv", "lambda_att", "lambda_cls", "lambda_gp", "lambda_tv", "lambda_l1", "lr"):
+    for name in ("lambda_adv", "lambda_att", "lambda_cls", "lambda_gp", "lambda_tv", "lambda_l1", "lambda_judge", "lr"):
         value = getattr(cfg, name)
         if not math.isfinite(value) or value < 0:
             _bad(name, f"must be a finite number >= 0, got {value}")

@@ -78,13 +78,20 @@ __all__ = [
     "DlibAgeEstimator",
     "DlibVerifier",
     "EstimatorUnavailable",
+    "FrozenClassifier",
+    "GROUP_CLASSIFIER_SIZE",
+    "GROUP_CLASSIFIER_WIDTH",
     "SyntheticAgeClassifier",
     "VerificationModel",
     "ages_and_groups",
     "expected_age",
+    "fit_group_classifier",
+    "group_judge",
     "identity_metrics",
     "load_or_train_synthetic_age_classifier",
+    "resized",
     "seeded_age_net",
+    "shrink_levels",
     "train_synthetic_age_classifier",
 ]
 
@@ -222,11 +229,7 @@ class SyntheticAgeClassifier:
         self.batch_size = int(batch_size)
 
     def _prepare(self, images: torch.Tensor) -> torch.Tensor:
-        x = images.to(self.device, torch.float32)
-        if x.shape[-1] != self.input_size or x.shape[-2] != self.input_size:
-            x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", antialias=True,
-                              align_corners=False)
-        return x
+        return resized(images.to(self.device, torch.float32), self.input_size)
 
     @torch.no_grad()
     def probabilities(self, images: torch.Tensor) -> torch.Tensor:
@@ -281,6 +284,128 @@ def seeded_age_net(seed: int, width: int = 16, device: Any = "cpu") -> AgeGroupN
         return AgeGroupNet(width=width).to(device)
     finally:
         torch.random.set_rng_state(state)
+
+
+#: The largest side a group classifier of photos (:func:`fit_group_classifier`) is trained and used at.
+GROUP_CLASSIFIER_SIZE = 64
+#: The width of :func:`fit_group_classifier`'s network (:class:`AgeGroupNet`).
+GROUP_CLASSIFIER_WIDTH = 32
+
+
+def fit_group_classifier(images: torch.Tensor, labels: torch.Tensor, *, steps: int = 1500, seed: int = 0,
+                         width: int = GROUP_CLASSIFIER_WIDTH, batch_size: int = 64, lr: float = 1e-3,
+                         device: Any = "cpu") -> AgeGroupNet:
+    """Train a small age-group classifier, apart from any GAN, on labelled photos.
+
+    A second judge of age beside the evaluation's estimator (``evaluate_photos.py
+    --separate-classifier``), or a frozen age term for the generator
+    (:class:`FrozenClassifier`, ``train.py --lambda-judge``): a model of the
+    same photos, at the same resolution, as the GAN's critic sees them.
+    :class:`estimators.AgeGroupNet` of ``width``, Adam (``lr``), ``steps``
+    mini-batches of ``batch_size`` drawn with replacement, each image
+    mirrored left-right with probability 1/2. Deterministic for a seed on
+    one machine.
+
+    Parameters
+    ----------
+    images : torch.Tensor
+        (N, 3, H, W) uint8 photos (0-255; H, W >= 16), N >= 1.
+    labels : torch.Tensor
+        (N,) their groups in ``0..NUM_GROUPS-1``.
+    steps, seed, width, batch_size, lr, device
+        As above.
+
+    Returns
+    -------
+    AgeGroupNet
+        In eval mode; ``net(x)`` of (B, 3, H, W) in [-1, 1] gives (B, K) logits.
+    """
+    if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[0] < 1 or images.shape[0] != labels.shape[0]:
+        raise ValueError(f"need (N, 3, H, W) uint8 photos and N labels, got {images.dtype} {tuple(images.shape)} "
+                         f"and {tuple(labels.shape)}")
+    draw = torch.Generator().manual_seed(seed)
+    net = seeded_age_net(seed, width, device)
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    net.train()
+    for _ in range(steps):
+        pick = torch.randint(0, images.shape[0], (batch_size,), generator=draw)
+        x = dequantize(images[pick])
+        mirror = torch.rand(batch_size, generator=draw) < 0.5
+        x = torch.where(mirror.view(-1, 1, 1, 1), x.flip(-1), x)
+        loss = F.cross_entropy(net(x.to(device)), labels[pick].to(device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return net.eval()
+
+def group_judge(image_size: int) -> "FrozenClassifier":
+    """An untrained :class:`FrozenClassifier` of the shape :func:`fit_group_classifier` trains for
+    ``image_size`` photos: width :data:`GROUP_CLASSIFIER_WIDTH`, inputs at most :data:`GROUP_CLASSIFIER_SIZE`
+    pixels (the frozen age judge of ``train.py --lambda-judge``, as its checkpoint stores it)."""
+    return FrozenClassifier(AgeGroupNet(width=GROUP_CLASSIFIER_WIDTH), min(image_size, GROUP_CLASSIFIER_SIZE))
+
+
+def shrink_levels(images: torch.Tensor, size: int, *, chunk: int = 512) -> torch.Tensor:
+    """uint8 images reduced (antialiased bilinear) to ``size`` x ``size``, a chunk at a time.
+
+    Parameters
+    ----------
+    images : torch.Tensor
+        (N, 3, H, W) uint8.
+    size : int
+        The side of the result; images already of that size are returned as they are.
+    chunk : int, default 512
+        Images converted to floats at once (bounds the memory).
+
+    Returns
+    -------
+    torch.Tensor
+        (N, 3, size, size) uint8.
+    """
+    if images.shape[-2:] == (size, size):
+        return images
+    out = torch.empty(*images.shape[:-2], size, size, dtype=torch.uint8)
+    for i in range(0, images.shape[0], chunk):
+        out[i:i + chunk] = quantize(resized(dequantize(images[i:i + chunk]), size))
+    return out
+
+
+def resized(x: torch.Tensor, size: int) -> torch.Tensor:
+    """(B, C, H, W) floats reduced or enlarged to (B, C, size, size), antialiased bilinear; unchanged at that size."""
+    if x.shape[-2:] == (size, size):
+        return x
+    return F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+
+
+class FrozenClassifier(nn.Module):
+    """A trained classifier held fixed: a judge whose verdict a loss may follow, never train.
+
+    Inputs are resized to ``size`` (:func:`resized`, differentiable) before
+    ``net``; every parameter is frozen and the module stays in eval mode
+    (``train()`` leaves it there), so batch norm uses its running
+    statistics. Gradients still flow to the input.
+
+    Parameters
+    ----------
+    net : nn.Module
+        Maps (B, 3, size, size) in [-1, 1] to (B, K) logits.
+    size : int
+        The side ``net`` was trained at.
+    """
+
+    def __init__(self, net: nn.Module, size: int) -> None:
+        super().__init__()
+        self.net = net
+        self.size = int(size)
+        self.requires_grad_(False)
+        super().train(False)
+
+    def train(self, mode: bool = True) -> "FrozenClassifier":
+        return super().train(False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) in [-1, 1] -> (B, K) logits."""
+        return self.net(resized(x, self.size))
 
 
 def train_synthetic_age_classifier(

@@ -14,7 +14,8 @@ at a threshold calibrated to accept at most ``--far`` of the impostor pairs
 of the inputs (with the copy-the-input rate and the impostor rate beside it),
 estimated ages per (source, target) with the estimator's own accuracy on real
 photos beside the aged faces' accuracy (and the critic's own age classifier
-on both, the one the generator was trained to satisfy; with
+on both, the one the generator was trained to satisfy; the frozen age judge
+of a ``train.py --lambda-judge`` run likewise; with
 ``--separate-classifier STEPS`` also a small classifier trained apart from
 the GAN on its training photos), background PSNR outside the central
 ellipse and the masks' mean.
@@ -64,7 +65,7 @@ from data import build_datasets, group_sample
 
 
 #: The largest side the separate age classifier (``--separate-classifier``) sees; larger photos are reduced to it.
-SEPARATE_SIZE = 64
+SEPARATE_SIZE = estimators.GROUP_CLASSIFIER_SIZE
 
 
 class PhotoEvalError(Exception):
@@ -143,6 +144,7 @@ def evaluate_photos(args: argparse.Namespace, command: str) -> Dict[str, Any]:
         state = checkpoints.load_checkpoint(args.checkpoint)
         g, cfg = checkpoints.generator_of(state, args.checkpoint, weights=args.weights)
         critic = checkpoints.critic_of(state, args.checkpoint)
+        judge = checkpoints.judge_of(state, args.checkpoint)
     except ValueError as exc:  # CheckpointError included
         raise PhotoEvalError(cli.one_line(exc, 400)) from None
     if cfg.data == "synthetic" and args.data is None:
@@ -173,6 +175,10 @@ def evaluate_photos(args: argparse.Namespace, command: str) -> Dict[str, Any]:
                                             batch_size=args.batch_size)
     else:
         age["critic"] = None
+    if judge is not None:  # --lambda-judge: the frozen classifier the generator was also trained to satisfy
+        judge = judge.to(device)
+        age["judge"] = pp.classifier_table(lambda x: judge(x.to(device)), images, aged, sources,
+                                           batch_size=args.batch_size)
     if args.separate_classifier:
         age["separate"] = _separate_classifier(args.separate_classifier, cfg, data, images, aged, sources, device)
     background = pp.background_table(images, aged, mask_means, sources)
@@ -201,23 +207,17 @@ def evaluate_photos(args: argparse.Namespace, command: str) -> Dict[str, Any]:
 
 def _separate_classifier(steps: int, cfg: config.TrainConfig, data: str, images: torch.Tensor, aged: torch.Tensor,
                          sources: torch.Tensor, device: torch.device) -> Dict[str, Any]:
-    """:func:`photo_protocol.fit_group_classifier` on the model's training photos, then its
+    """:func:`estimators.fit_group_classifier` on the model's training photos, then its
     :func:`photo_protocol.classifier_table` on the aged faces and the real photos."""
     ds = _dataset(cfg, data, "train")
     size = min(cfg.image_size, SEPARATE_SIZE)
-
-    def fit(x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-1] == size and x.shape[-2] == size:
-            return x
-        return torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", antialias=True,
-                                               align_corners=False)
-
     _log(f"  a separate age classifier: {len(ds)} training photos at {size} px, {steps} steps ...")
     photos = torch.empty(len(ds), 3, size, size, dtype=torch.uint8)
     for i in range(len(ds)):
-        photos[i] = pictures.quantize(fit(_load(ds, [i])))[0]
-    net = pp.fit_group_classifier(photos, ds.labels(), steps=steps, device=device)
-    table = pp.classifier_table(lambda x: net(fit(x).to(device)), images, aged, sources)
+        photos[i] = pictures.quantize(estimators.resized(_load(ds, [i]), size))[0]
+    net = estimators.FrozenClassifier(estimators.fit_group_classifier(photos, ds.labels(), steps=steps, device=device),
+                                      size)
+    table = pp.classifier_table(lambda x: net(x.to(device)), images, aged, sources)
     return {**table, "steps": steps, "photos": len(ds), "size": size}
 
 
@@ -344,6 +344,13 @@ def render_report(r: Dict[str, Any]) -> str:
                   f"at {sep['size']} px ({sep['steps']} steps), puts the aged faces in their target group in "
                   + " / ".join(_pct(a) for a in sep["accuracy"]) + " of cases and real photos of each group in "
                   + " / ".join(_pct(a) for a in sep["real_accuracy"]) + " (10-20 / 21-30 / 31-40 / 41-50 / 51+)."]
+    judge = age.get("judge")
+    if judge:
+        lines += ["", "The frozen age judge the generator was also trained to satisfy (--lambda-judge) puts the aged "
+                  "faces in their target group in " + " / ".join(_pct(a) for a in judge["accuracy"])
+                  + " of cases and real photos of each group in " + " / ".join(_pct(a) for a in judge["real_accuracy"])
+                  + " (10-20 / 21-30 / 31-40 / 41-50 / 51+); like the critic's, its verdict on the aged faces is "
+                  "no independent measure of age."]
     lines += ["", "The critic's classifier is the age classifier the generator was trained to satisfy"
               + (" (the checkpoint holds no critic: an export)." if not critic else
                  ": where it puts far more aged faces in their target group than real photos of that group, "

@@ -36,15 +36,13 @@ from __future__ import annotations
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
-import torch.nn.functional as F
 
 from ages import NUM_GROUPS, age_to_group
-from estimators import seeded_age_net
 from metrics import background_errors, calibrate_threshold, central_ellipse_mask
 from pictures import dequantize, quantize
 
 __all__ = ["aging_pairs", "age_every_group", "age_table", "background_table", "classifier_table",
-           "fit_group_classifier", "ground_truth_table", "ground_truth_threshold", "identity_table"]
+           "ground_truth_table", "ground_truth_threshold", "identity_table"]
 
 
 @torch.no_grad()
@@ -176,58 +174,13 @@ def age_table(estimator: Any, images: torch.Tensor, aged: torch.Tensor, sources:
     return {"mean_age": mean_age, "rising": rising, "accuracy": accuracy, "real_accuracy": real_accuracy}
 
 
-def fit_group_classifier(images: torch.Tensor, labels: torch.Tensor, *, steps: int = 1500, seed: int = 0,
-                         width: int = 32, batch_size: int = 64, lr: float = 1e-3,
-                         device: Any = "cpu") -> torch.nn.Module:
-    """Train a small age-group classifier, apart from any GAN, on labelled photos.
-
-    A second judge of age beside the evaluation's estimator: a model of the
-    same photos, at the same resolution, as the GAN's critic sees them.
-    :class:`estimators.AgeGroupNet` of ``width``, Adam (``lr``), ``steps``
-    mini-batches of ``batch_size`` drawn with replacement, each image
-    mirrored left-right with probability 1/2. Deterministic for a seed on
-    one machine.
-
-    Parameters
-    ----------
-    images : torch.Tensor
-        (N, 3, H, W) uint8 photos (0-255; H, W >= 16), N >= 1.
-    labels : torch.Tensor
-        (N,) their groups in ``0..NUM_GROUPS-1``.
-    steps, seed, width, batch_size, lr, device
-        As above.
-
-    Returns
-    -------
-    torch.nn.Module
-        In eval mode; ``net(x)`` of (B, 3, H, W) in [-1, 1] gives (B, K) logits.
-    """
-    if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[0] < 1 or images.shape[0] != labels.shape[0]:
-        raise ValueError(f"need (N, 3, H, W) uint8 photos and N labels, got {images.dtype} {tuple(images.shape)} "
-                         f"and {tuple(labels.shape)}")
-    draw = torch.Generator().manual_seed(seed)
-    net = seeded_age_net(seed, width, device)
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    net.train()
-    for _ in range(steps):
-        pick = torch.randint(0, images.shape[0], (batch_size,), generator=draw)
-        x = dequantize(images[pick])
-        mirror = torch.rand(batch_size, generator=draw) < 0.5
-        x = torch.where(mirror.view(-1, 1, 1, 1), x.flip(-1), x)
-        loss = F.cross_entropy(net(x.to(device)), labels[pick].to(device))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    return net.eval()
-
-
 @torch.no_grad()
 def classifier_table(classify: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, aged: torch.Tensor,
                      sources: torch.Tensor, *, batch_size: int = 64) -> Dict[str, Any]:
     """An age-group classifier's accuracy on the aged faces and on the real photos, as :func:`age_table` counts it.
 
     Used with the critic's own age classifier, the one the generator is
-    trained to satisfy, and with :func:`fit_group_classifier`'s: beside the
+    trained to satisfy, and with :func:`estimators.fit_group_classifier`'s: beside the
     estimator they tell how far the critic's verdicts on the aged faces
     exceed what another model of the same photos reads as age.
 

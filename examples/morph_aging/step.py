@@ -122,7 +122,8 @@ class AcGANStep:
     the generator minimises
     ``-lambda_adv * D(fake) + lambda_att * L_att(A) + lambda_cls * CE(D_y(fake), y_t)``
     (+ ``lambda_l1 * |fake - input|`` for the pixel-loss ablation, + ``lambda_rec * |G(fake, y_s) - input|``,
-    the cycle reconstruction of GANimation and StarGAN, where ``--lambda-rec`` is set).
+    the cycle reconstruction of GANimation and StarGAN, where ``--lambda-rec`` is set,
+    + ``lambda_judge * CE(J(fake), y_t)`` with a frozen age judge ``J`` where ``judge`` is given).
     With ``hflip`` each real image is mirrored left-right with probability 1/2 first (:func:`flip_mask`).
     With ``gp_every=K`` (lazy penalty) the penalty term is computed only
     on iterations whose ``step % K == 0``, with its weight multiplied by K;
@@ -148,18 +149,23 @@ class AcGANStep:
         This process's rank and the number of processes.
     scaler : torch.amp.GradScaler, optional
         Loss scaling for float16.
+    judge : nn.Module, optional
+        A frozen age-group classifier (:class:`estimators.FrozenClassifier`) whose
+        cross-entropy to the target group the generator also minimises, weighted by
+        ``cfg.lambda_judge``; its weights are never updated.
     """
 
     def __init__(self, cfg: TrainConfig, generator: nn.Module, critic: nn.Module,
                  opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
                  options: Optional[StepOptions] = None, *, rank: int = 0, world: int = 1,
-                 scaler: Optional[Any] = None) -> None:
+                 scaler: Optional[Any] = None, judge: Optional[nn.Module] = None) -> None:
         self.cfg = cfg
         self.g, self.d = generator, critic
         self.opt_g, self.opt_d = opt_g, opt_d
         self.options = options or StepOptions()
         self.rank, self.world = rank, world
         self.scaler = scaler
+        self.judge = judge
         self.attention_loss = attngan.AttentionRegularizer(lambda_tv=cfg.lambda_tv, form=cfg.attention_form)
         self.d_plain = unwrap(critic)
 
@@ -326,7 +332,7 @@ class AcGANStep:
         Returns
         -------
         dict
-            ``g_l1`` and ``g_rec`` (where their weights are set), ``g_loss``,
+            ``g_l1``, ``g_rec`` and ``g_judge`` (where their weights are set), ``g_loss``,
             ``g_adv``, ``g_cls``, ``g_att``, the attention statistics and
             ``g_skipped``, detached 0-d tensors.
         """
@@ -353,6 +359,10 @@ class AcGANStep:
                     g_rec = (back.float() - real).abs().mean()
                     g_loss = g_loss + cfg.lambda_rec * g_rec
                     metrics["g_rec"] = g_rec.detach()
+                if self.judge is not None and cfg.lambda_judge > 0:  # a frozen judge of age, beside the critic's
+                    g_judge = attngan.classification_loss(self.judge(gen.image.float()), target_codes)
+                    g_loss = g_loss + cfg.lambda_judge * g_judge
+                    metrics["g_judge"] = g_judge.detach()
             g_skipped = self._apply(g_loss, self.opt_g, list(self.g.parameters()))
         finally:
             for p in d_params:

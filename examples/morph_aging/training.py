@@ -29,6 +29,7 @@ import torch.distributed as dist
 import checkpoints
 import cli
 import config
+import estimators
 import files
 import models
 import pictures
@@ -414,14 +415,16 @@ WARMUP_BAR_FORMAT = "{desc}: {n_fmt}/{total_fmt} [{elapsed}, critic warm-up, no 
 
 @dataclasses.dataclass
 class Networks:
-    """What a checkpoint holds: the generator, the critic, their optimisers, and the average of the
-    generator's weights (None without ``--g-ema``)."""
+    """What a checkpoint holds: the generator, the critic, their optimisers, the average of the
+    generator's weights (None without ``--g-ema``) and the frozen age judge (None without
+    ``--lambda-judge``; :func:`fit_judge`)."""
 
     g: torch.nn.Module
     d: torch.nn.Module
     opt_g: torch.optim.Optimizer
     opt_d: torch.optim.Optimizer
     average: Optional[Any]
+    judge: Optional[torch.nn.Module] = None
 
 
 def build_networks(cfg: TrainConfig, device: torch.device) -> Networks:
@@ -467,6 +470,9 @@ def resume_from_checkpoint(cfg: TrainConfig, nets: Networks, ckpt_path: str, dev
         nets.average.n_averaged.fill_(1)  # continue the average rather than restart it from g
     nets.opt_g.load_state_dict(state["opt_g"])
     nets.opt_d.load_state_dict(state["opt_d"])
+    if cfg.lambda_judge > 0:  # the judge the run trained against, not a new one (None: fitted afresh)
+        judge = checkpoints.judge_of(state, ckpt_path)
+        nets.judge = judge.to(device) if judge is not None else None
     start_step = guard.saved_step = int(state["step"])
     prior_s = float((state.get("extra") or {}).get("total_elapsed_s") or 0.0)
     del state
@@ -501,6 +507,41 @@ def prepare_data(cfg: TrainConfig, device: torch.device, rank: int, world: int, 
     return source, sample_inputs, resolved
 
 
+#: Added to the run's seed for the frozen age judge's initialisation and batches, so that
+#: ``evaluate_photos.py --separate-classifier`` (seed 0) never trains the same network.
+JUDGE_SEED_OFFSET = 1000
+
+
+def fit_judge(cfg: TrainConfig, source: BatchSource, device: torch.device, *, is_main: bool) -> torch.nn.Module:
+    """The frozen age judge of ``--lambda-judge``: :func:`estimators.fit_group_classifier` on the training
+    images (reduced to at most :data:`estimators.GROUP_CLASSIFIER_SIZE` pixels) for ``cfg.judge_steps``
+    steps, seeded by ``cfg.seed + JUDGE_SEED_OFFSET``, held fixed (:class:`estimators.FrozenClassifier`).
+
+    Every process fits the same judge from the same images and seed (on a GPU
+    up to its kernels' nondeterminism); the checkpoint keeps it, so that
+    ``--resume`` continues against the same judge.
+    """
+    judge = estimators.group_judge(cfg.image_size)
+    if source.cached:
+        source.prepare(progress=is_main and cfg.progress)
+        photos, labels = estimators.shrink_levels(source.images, judge.size), source.labels
+    else:  # one image at a time: only the reduced copies are held
+        n = len(source.dataset)
+        photos = torch.empty(n, 3, judge.size, judge.size, dtype=torch.uint8)
+        labels = torch.empty(n, dtype=torch.long)
+        for i in range(n):
+            item = source.dataset[i]
+            photos[i] = estimators.shrink_levels(item["image"][None], judge.size)[0]
+            labels[i] = item["label"]
+    if is_main:
+        print(f"fitting the frozen age judge (--lambda-judge {cfg.lambda_judge:g}): {photos.shape[0]} training "
+              f"images at {judge.size} px, {cfg.judge_steps} steps ...", file=sys.stderr, flush=True)
+    net = estimators.fit_group_classifier(photos, labels, steps=cfg.judge_steps, seed=cfg.seed + JUDGE_SEED_OFFSET,
+                                          width=estimators.GROUP_CLASSIFIER_WIDTH, device=device)
+    judge.net.load_state_dict(net.state_dict())
+    return judge.to(device)
+
+
 def announce_run(cfg: TrainConfig, resolved: Dict[str, Any], *, device: torch.device, start_step: int,
                  prior_s: float) -> None:
     """Main process: write ``config.json`` (the config, and ``resolved``: what ``auto`` and the data
@@ -520,7 +561,7 @@ def announce_run(cfg: TrainConfig, resolved: Dict[str, Any], *, device: torch.de
 def build_stepper(cfg: TrainConfig, nets: Networks, precision: str, device: torch.device, rank: int,
                   world: int) -> AcGANStep:
     """The training step of ``nets``: wrapped in DDP for several processes, the generator compiled with
-    ``--compile``, with a gradient scaler for fp16."""
+    ``--compile``, with a gradient scaler for fp16 and the frozen age judge where there is one."""
     g_train, d_train = nets.g, nets.d
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
@@ -533,7 +574,7 @@ def build_stepper(cfg: TrainConfig, nets: Networks, precision: str, device: torc
     scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
     return AcGANStep(cfg, g_train, d_train, nets.opt_g, nets.opt_d,
                      StepOptions(autocast=autocast, channels_last=bool(cfg.channels_last)),
-                     rank=rank, world=world, scaler=scaler)
+                     rank=rank, world=world, scaler=scaler, judge=nets.judge)
 
 
 def progress_bar(cfg: TrainConfig, start_step: int, total_steps: int) -> Any:
@@ -732,7 +773,7 @@ class Training:
         """Save the checkpoint of the current step (``reason`` in its extra); returns the step."""
         nets = self.nets
         checkpoints.save_checkpoint(self.ckpt_path, self.cfg, nets.g, nets.d, nets.opt_g, nets.opt_d, self.step,
-                                    average=nets.average,
+                                    average=nets.average, judge=nets.judge,
                                     extra={"reason": reason, "total_elapsed_s": self.log.total_elapsed()})
         return self.step
 
@@ -850,6 +891,8 @@ def train(cfg: TrainConfig, guard: Optional[RunGuard] = None, *, argv: Optional[
     if is_main:
         resolved = {"device": str(device), "precision": precision, "world_size": world, **data_facts}
         announce_run(cfg, resolved, device=device, start_step=start_step, prior_s=prior_s)
+    if cfg.lambda_judge > 0 and nets.judge is None:
+        nets.judge = fit_judge(cfg, source, device, is_main=is_main)
     stepper = build_stepper(cfg, nets, precision, device, rank, world)
 
     source.prepare(progress=is_main and cfg.progress)

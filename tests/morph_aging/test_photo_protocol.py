@@ -133,12 +133,12 @@ def _bright_photos(n, seed):
 
 def test_a_separate_classifier_learns_groups_that_are_easy_to_tell_apart():
     photos, groups = _bright_photos(200, 0)
-    net = pp.fit_group_classifier(photos, groups, steps=150, width=8, batch_size=32, lr=3e-3)
+    net = estimators.fit_group_classifier(photos, groups, steps=150, width=8, batch_size=32, lr=3e-3)
     test, truth = _bright_photos(100, 1)
     with torch.no_grad():
         accuracy = float((net(test.float() / 127.5 - 1).argmax(1) == truth).float().mean())
     assert accuracy > 0.8 and not net.training
-    again = pp.fit_group_classifier(photos, groups, steps=150, width=8, batch_size=32, lr=3e-3)
+    again = estimators.fit_group_classifier(photos, groups, steps=150, width=8, batch_size=32, lr=3e-3)
     x = test[:4].float() / 127.5 - 1
     with torch.no_grad():
         assert torch.equal(net(x), again(x))  # one seed, one classifier
@@ -160,7 +160,7 @@ def test_a_seeded_age_net_leaves_the_global_random_state_alone():
 ])
 def test_a_separate_classifier_refuses_unusable_photos(images, labels):
     with pytest.raises(ValueError, match="uint8 photos"):
-        pp.fit_group_classifier(images, labels, steps=1)
+        estimators.fit_group_classifier(images, labels, steps=1)
 
 
 def test_known_subjects_are_not_impostors_of_themselves():
@@ -222,7 +222,7 @@ def _tiny_photo_run(tmp_path, monkeypatch, ages, *flags):
 
 
 def test_evaluate_photos_end_to_end_with_stand_in_estimators(tmp_path, monkeypatch, capsys):
-    run = _tiny_photo_run(tmp_path, monkeypatch, [12, 25, 35, 45, 60])
+    run = _tiny_photo_run(tmp_path, monkeypatch, [12, 25, 35, 45, 60], "--lambda-judge", "1", "--judge-steps", "2")
     out = tmp_path / "eval"
     rc = evaluate_photos.main(["--checkpoint", str(run / "checkpoints" / "last.pt"), "--out", str(out),
                                "--num-faces", "3", "--ground-truth", str(tmp_path / "fgnet"), "--num-examples", "2",
@@ -249,6 +249,9 @@ def test_evaluate_photos_end_to_end_with_stand_in_estimators(tmp_path, monkeypat
     assert (sep["steps"], sep["photos"], sep["size"]) == (3, 20, 32)
     assert all(0 <= a <= 1 for a in sep["accuracy"] + sep["real_accuracy"])
     assert "A separate age classifier, trained apart from the GAN on its 20 training photos at 32 px" in report
+    judge = r["age"]["judge"]  # the run's frozen age judge (--lambda-judge), read from its checkpoint
+    assert all(0 <= x <= 1 for x in judge["accuracy"] + judge["real_accuracy"])
+    assert "The frozen age judge the generator was also trained to satisfy" in report
 
 
 def test_evaluate_photos_refuses_a_synthetic_run_without_photos_and_leaves_no_folder(tmp_path, capsys):
