@@ -4,7 +4,8 @@
 
     python examples/morph_aging/evaluate_photos.py --checkpoint runs/photo/checkpoints/last.pt \\
         --out runs/photo/eval-photos [--data FOLDER] [--num-faces 40] [--far 0.01] \\
-        [--ground-truth FGNET_FOLDER] [--weights average|trained] [--separate-classifier STEPS]
+        [--ground-truth FGNET_FOLDER] [--weights average|trained] [--separate-classifier STEPS] \\
+        [--judge-of CHECKPOINT]
 
 Held-out photos of every source group (the checkpoint's test split of
 ``--data``, by default its training data; ``--num-faces`` per group, drawn
@@ -15,7 +16,8 @@ of the inputs (with the copy-the-input rate and the impostor rate beside it),
 estimated ages per (source, target) with the estimator's own accuracy on real
 photos beside the aged faces' accuracy (and the critic's own age classifier
 on both, the one the generator was trained to satisfy; the frozen age judge
-of a ``train.py --lambda-judge`` run likewise; with
+of a ``train.py --lambda-judge`` run likewise, or with ``--judge-of`` that of
+another run, on a model not trained against it; with
 ``--separate-classifier STEPS`` also a small classifier trained apart from
 the GAN on its training photos), background PSNR outside the central
 ellipse and the masks' mean.
@@ -103,6 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also train an age-group classifier apart from the GAN on its training photos "
                              f"(at most {SEPARATE_SIZE} px, STEPS Adam steps of 64) and report how often it puts "
                              "the aged faces and the real photos in their group; 0: no")
+    parser.add_argument("--judge-of", default=None, metavar="CHECKPOINT",
+                        help="the frozen age judge of another run (train.py --lambda-judge) classifies the aged "
+                             "faces and the real photos: what that judge says of a model not trained against it "
+                             "(default: the checkpoint's own judge, where it has one)")
     parser.add_argument("--batch-size", type=cli.positive_int, default=32, metavar="B", help="generator batch size")
     parser.add_argument("--device", default="auto", choices=config.DEVICES, help="where the generator runs")
     return parser
@@ -144,7 +150,13 @@ def evaluate_photos(args: argparse.Namespace, command: str) -> Dict[str, Any]:
         state = checkpoints.load_checkpoint(args.checkpoint)
         g, cfg = checkpoints.generator_of(state, args.checkpoint, weights=args.weights)
         critic = checkpoints.critic_of(state, args.checkpoint)
-        judge = checkpoints.judge_of(state, args.checkpoint)
+        judge_from = args.judge_of or args.checkpoint
+        judge_state = state if args.judge_of is None else checkpoints.load_checkpoint(judge_from)
+        judge = checkpoints.judge_of(judge_state, judge_from)
+        del judge_state
+        if judge is None and args.judge_of is not None:
+            raise checkpoints.CheckpointError(f"--judge-of: {args.judge_of} holds no frozen age judge (its run was "
+                                              "not trained with --lambda-judge)")
     except ValueError as exc:  # CheckpointError included
         raise PhotoEvalError(cli.one_line(exc, 400)) from None
     if cfg.data == "synthetic" and args.data is None:
@@ -177,8 +189,9 @@ def evaluate_photos(args: argparse.Namespace, command: str) -> Dict[str, Any]:
         age["critic"] = None
     if judge is not None:  # --lambda-judge: the frozen classifier the generator was also trained to satisfy
         judge = judge.to(device)
-        age["judge"] = pp.classifier_table(lambda x: judge(x.to(device)), images, aged, sources,
-                                           batch_size=args.batch_size)
+        age["judge"] = {**pp.classifier_table(lambda x: judge(x.to(device)), images, aged, sources,
+                                              batch_size=args.batch_size),
+                        "checkpoint": os.path.abspath(judge_from), "own": args.judge_of is None}
     if args.separate_classifier:
         age["separate"] = _separate_classifier(args.separate_classifier, cfg, data, images, aged, sources, device)
     background = pp.background_table(images, aged, mask_means, sources)
@@ -346,11 +359,14 @@ def render_report(r: Dict[str, Any]) -> str:
                   + " / ".join(_pct(a) for a in sep["real_accuracy"]) + " (10-20 / 21-30 / 31-40 / 41-50 / 51+)."]
     judge = age.get("judge")
     if judge:
-        lines += ["", "The frozen age judge the generator was also trained to satisfy (--lambda-judge) puts the aged "
-                  "faces in their target group in " + " / ".join(_pct(a) for a in judge["accuracy"])
+        whose = ("The frozen age judge the generator was also trained to satisfy (--lambda-judge)"
+                 if judge.get("own", True) else
+                 f"The frozen age judge of `{judge['checkpoint']}`, which this generator was not trained against,")
+        lines += ["", whose + " puts the aged faces in their target group in "
+                  + " / ".join(_pct(a) for a in judge["accuracy"])
                   + " of cases and real photos of each group in " + " / ".join(_pct(a) for a in judge["real_accuracy"])
-                  + " (10-20 / 21-30 / 31-40 / 41-50 / 51+); like the critic's, its verdict on the aged faces is "
-                  "no independent measure of age."]
+                  + " (10-20 / 21-30 / 31-40 / 41-50 / 51+)" + ("; like the critic's, its verdict on the aged faces "
+                  "is no independent measure of age." if judge.get("own", True) else ".")]
     lines += ["", "The critic's classifier is the age classifier the generator was trained to satisfy"
               + (" (the checkpoint holds no critic: an export)." if not critic else
                  ": where it puts far more aged faces in their target group than real photos of that group, "

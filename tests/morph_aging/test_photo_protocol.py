@@ -211,13 +211,19 @@ def _tiny_photo_run(tmp_path, monkeypatch, ages, *flags):
     _write_photos(tmp_path / "utk", [f"{a}_0_0_2017{i:04d}{k}.jpg.chip.jpg" for i in range(8)
                                      for k, a in enumerate(ages)])
     _write_photos(tmp_path / "fgnet", [f"{s:03d}A{a:02d}.JPG" for s in range(1, 4) for a in (8, 30, 55)], seed=1)
-    run = tmp_path / "run"
+    run = _train_on_photos(tmp_path, "run", *flags)
+    monkeypatch.setattr(estimators, "DlibVerifier", PixelVerifier)
+    monkeypatch.setattr(estimators, "DlibAgeEstimator", BrightnessAge)
+    return run
+
+
+def _train_on_photos(tmp_path, name, *flags):
+    """2 iterations on ``tmp_path / "utk"`` (written by :func:`_tiny_photo_run`) into ``tmp_path / name``."""
+    run = tmp_path / name
     assert train.main(["--out", str(run), "--data", str(tmp_path / "utk"), "--data-kind", "utkface", "--max-steps",
                        "2", "--image-size", "32", "--batch-size", "4", "--g-channels", "8", "--g-res-blocks", "1",
                        "--d-channels", "8", "--precision", "fp32", "--no-progress", "--g-condition", "norm",
                        "--lambda-rec", "10", "--test-fraction", "0.5", *flags]) == 0
-    monkeypatch.setattr(estimators, "DlibVerifier", PixelVerifier)
-    monkeypatch.setattr(estimators, "DlibAgeEstimator", BrightnessAge)
     return run
 
 
@@ -252,6 +258,25 @@ def test_evaluate_photos_end_to_end_with_stand_in_estimators(tmp_path, monkeypat
     judge = r["age"]["judge"]  # the run's frozen age judge (--lambda-judge), read from its checkpoint
     assert all(0 <= x <= 1 for x in judge["accuracy"] + judge["real_accuracy"])
     assert "The frozen age judge the generator was also trained to satisfy" in report
+
+
+def test_another_runs_judge_classifies_the_aged_faces_and_a_run_without_one_is_refused(tmp_path, monkeypatch,
+                                                                                        capsys):
+    judged = _tiny_photo_run(tmp_path, monkeypatch, [12, 25, 35, 45, 60], "--lambda-judge", "1", "--judge-steps", "2")
+    plain = _train_on_photos(tmp_path, "plain")
+    out = tmp_path / "eval"
+    assert evaluate_photos.main(["--checkpoint", str(plain / "checkpoints" / "last.pt"), "--out", str(out),
+                                 "--num-faces", "2", "--num-examples", "0", "--judge-of",
+                                 str(judged / "checkpoints" / "last.pt")]) == 0
+    judge = json.loads((out / "results.json").read_text())["age"]["judge"]
+    assert judge["own"] is False and judge["checkpoint"] == str(judged / "checkpoints" / "last.pt")
+    assert len(judge["accuracy"]) == NUM_GROUPS
+    assert "which this generator was not trained against" in (out / "report.md").read_text()
+    refused = tmp_path / "refused"
+    assert evaluate_photos.main(["--checkpoint", str(judged / "checkpoints" / "last.pt"), "--out", str(refused),
+                                 "--judge-of", str(plain / "checkpoints" / "last.pt")]) == 2
+    assert "holds no frozen age judge (its run was not trained with --lambda-judge)" in capsys.readouterr().err
+    assert not refused.exists()
 
 
 def test_evaluate_photos_refuses_a_synthetic_run_without_photos_and_leaves_no_folder(tmp_path, capsys):
