@@ -1,4 +1,5 @@
-"""What several of the example's test files share: skip marks for the optional extras, a face photo dlib finds."""
+"""What several of the example's test files share: skip marks for the optional extras, a face photo dlib finds,
+one training iteration with the generator as it was before it."""
 
 from __future__ import annotations
 
@@ -6,10 +7,13 @@ import importlib
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 
 import face_align
+import models
 import pictures
+from step import step_randomness
 
 
 def has_face_extra() -> bool:
@@ -44,3 +48,14 @@ def write_synthetic_face(folder: Path) -> Path:
     path = Path(folder) / "face.png"
     Image.fromarray(pictures.to_uint8(ds[0]["image"])).save(path)
     return path
+
+
+def step_before_and_after(cfg, g, step, real, labels):
+    """Run iteration 0 of ``step``; returns its metrics, a copy of the generator ``g`` as it was before
+    the iteration (same config), and the target groups the iteration drew."""
+    before = {k: v.clone() for k, v in g.state_dict().items()}
+    offsets, _ = step_randomness(cfg.seed, 0, 0, real.shape[0], torch.device("cpu"))
+    metrics = step(real, labels, 0)
+    probe = models.build_generator(cfg)
+    probe.load_state_dict(before)
+    return metrics, probe, (labels + offsets) % 5

@@ -18,7 +18,8 @@ import estimators
 import models
 import train
 import training
-from step import AcGANStep, step_randomness
+from extras import step_before_and_after
+from step import AcGANStep
 
 TINY = dict(data="random-tensors", image_size=32, batch_size=4, g_channels=8, g_res_blocks=1, d_channels=8,
             device="cpu", precision="fp32", critic_warmup=0)
@@ -98,12 +99,7 @@ def test_the_judge_term_is_the_cross_entropy_of_the_judge_on_the_aged_face_and_e
     judge_before = {k: v.clone() for k, v in judge.state_dict().items()}
     cfg, g, step = _step(judge, lambda_judge=7.0)
     real, labels = torch.rand(4, 3, 32, 32) * 2 - 1, torch.tensor([0, 1, 2, 3])
-    g_before = {k: v.clone() for k, v in g.state_dict().items()}
-    offsets, _ = step_randomness(cfg.seed, 0, 0, 4, torch.device("cpu"))
-    m = step(real, labels, 0)
-    probe = models.build_generator(cfg)
-    probe.load_state_dict(g_before)
-    target = (labels + offsets) % 5
+    m, probe, target = step_before_and_after(cfg, g, step, real, labels)
     with torch.no_grad():
         expected = attngan.classification_loss(judge(probe(real, target).image), target)
     torch.testing.assert_close(m["g_judge"], expected, rtol=1e-4, atol=1e-5)

@@ -10,7 +10,8 @@ import attngan
 import config
 import models
 import train
-from step import AcGANStep, flip_mask, step_randomness
+from extras import step_before_and_after
+from step import AcGANStep, flip_mask
 
 TINY = dict(data="random-tensors", image_size=32, batch_size=4, g_channels=8, g_res_blocks=1, d_channels=8,
             device="cpu", precision="fp32", critic_warmup=0)
@@ -47,13 +48,9 @@ def test_reconstruction_term_is_the_cycle_back_to_the_source_group():
     """g_loss gains lambda_rec * mean |G(G(x, y_t), y_s) - x|; g_rec is that mean, computed before the update."""
     cfg, g, d, step = _step(lambda_rec=10.0)
     real, labels = torch.rand(4, 3, 32, 32) * 2 - 1, torch.tensor([0, 1, 2, 3])
-    g_before = {k: v.clone() for k, v in g.state_dict().items()}
-    offsets, _ = step_randomness(cfg.seed, 0, 0, 4, torch.device("cpu"))
-    m = step(real, labels, 0)
-    probe = models.build_generator(cfg)
-    probe.load_state_dict(g_before)
+    m, probe, target = step_before_and_after(cfg, g, step, real, labels)
     with torch.no_grad():
-        fake = probe(real, (labels + offsets) % 5).image
+        fake = probe(real, target).image
         expected = (probe(fake, labels).image - real).abs().mean()
     torch.testing.assert_close(m["g_rec"], expected, rtol=1e-4, atol=1e-5)
     assert "g_rec" not in _step()[3](real, labels, 0)  # off by default
