@@ -5,10 +5,12 @@ lineage (StarGAN, GANimation), as plain functions and modules: condition maps,
 the attention composition, the WGAN-GP penalty, total variation and the
 attention regulariser, adversarial and classification losses, the
 attention generator (the condition as input planes, or in every
-normalisation layer) and multi-head critic, and mask statistics that tell
-when a mask saturates.
+normalisation layer) and multi-head critic, mask statistics that tell
+when a mask saturates, and differentiable random views (zoom, shift, mirror)
+for losses that follow a fixed network.
 """
 
+from .augment import apply_affine, random_affine_params
 from .composition import AttentionComposition, compose
 from .conditioning import broadcast_condition, concat_condition, one_hot, sample_target_labels
 from .critic import CriticOutput, MultiHeadCritic
@@ -33,6 +35,7 @@ __all__ = [
     "MultiHeadCritic",
     "ResidualBlock",
     "TotalVariation",
+    "apply_affine",
     "attention_regularizer",
     "broadcast_condition",
     "classification_loss",
@@ -44,6 +47,7 @@ __all__ = [
     "mask_statistics",
     "one_hot",
     "per_sample_scores",
+    "random_affine_params",
     "random_interpolates",
     "sample_target_labels",
     "select_head",

@@ -167,6 +167,11 @@ class TrainConfig:
                                "0: off)")
     judge_steps: int = _opt(1500, "training", "Adam steps that train the frozen age judge of --lambda-judge "
                             "(batches of 64, at most 64 px)", minimum=1, maximum=1_000_000)
+    judge_views: float = _opt(0.0, "training", "the judge of --lambda-judge scores a random view of each aged "
+                              "face, new every step: shifted by up to this fraction of the side, zoomed by up to "
+                              "this relative amount and mirrored half the time, and it is fitted on such views "
+                              "too, so that a pixel pattern cannot satisfy it (beyond the paper; 0: the face as "
+                              "it is)")
     hflip: Optional[bool] = _opt(None, "training", "mirror each training image left-right with probability 1/2 "
                                  "(paper: off)")
     attention_form: Optional[str] = _opt(None, "training", "paper (squared TV + RMS of A, resolution independent), "
@@ -396,6 +401,8 @@ def validate_config(cfg: TrainConfig) -> TrainConfig:
         value = getattr(cfg, name)
         if not math.isfinite(value) or value < 0:
             _bad(name, f"must be a finite number >= 0, got {value}")
+    if not (math.isfinite(cfg.judge_views) and 0 <= cfg.judge_views <= 0.5):
+        _bad("judge_views", f"must lie in [0, 0.5] (a fraction of the side), got {cfg.judge_views}")
     if not cfg.lr > 0:
         _bad("lr", f"must be > 0, got {cfg.lr}")
     for name in ("beta1", "beta2"):

@@ -61,6 +61,7 @@ import os
 import time
 from typing import Any, Callable, Dict, List, Optional, Protocol, Sequence, Tuple, runtime_checkable
 
+import attngan
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -294,7 +295,7 @@ GROUP_CLASSIFIER_WIDTH = 32
 
 def fit_group_classifier(images: torch.Tensor, labels: torch.Tensor, *, steps: int = 1500, seed: int = 0,
                          width: int = GROUP_CLASSIFIER_WIDTH, batch_size: int = 64, lr: float = 1e-3,
-                         device: Any = "cpu") -> AgeGroupNet:
+                         views: float = 0.0, device: Any = "cpu") -> AgeGroupNet:
     """Train a small age-group classifier, apart from any GAN, on labelled photos.
 
     A second judge of age beside the evaluation's estimator (``evaluate_photos.py
@@ -303,7 +304,9 @@ def fit_group_classifier(images: torch.Tensor, labels: torch.Tensor, *, steps: i
     same photos, at the same resolution, as the GAN's critic sees them.
     :class:`estimators.AgeGroupNet` of ``width``, Adam (``lr``), ``steps``
     mini-batches of ``batch_size`` drawn with replacement, each image
-    mirrored left-right with probability 1/2. Deterministic for a seed on
+    mirrored left-right with probability 1/2 and, where ``views > 0``, seen
+    through a random view (:func:`attngan.random_affine_params`: shifts up to
+    ``views`` of the side, zooms up to ``views``). Deterministic for a seed on
     one machine.
 
     Parameters
@@ -312,7 +315,7 @@ def fit_group_classifier(images: torch.Tensor, labels: torch.Tensor, *, steps: i
         (N, 3, H, W) uint8 photos (0-255; H, W >= 16), N >= 1.
     labels : torch.Tensor
         (N,) their groups in ``0..NUM_GROUPS-1``.
-    steps, seed, width, batch_size, lr, device
+    steps, seed, width, batch_size, lr, views, device
         As above.
 
     Returns
@@ -332,6 +335,9 @@ def fit_group_classifier(images: torch.Tensor, labels: torch.Tensor, *, steps: i
         x = dequantize(images[pick])
         mirror = torch.rand(batch_size, generator=draw) < 0.5
         x = torch.where(mirror.view(-1, 1, 1, 1), x.flip(-1), x)
+        if views > 0:
+            x = attngan.apply_affine(x, attngan.random_affine_params(batch_size, max_shift=views, max_zoom=views,
+                                                                     generator=draw))
         loss = F.cross_entropy(net(x.to(device)), labels[pick].to(device))
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -112,6 +112,30 @@ def flip_mask(seed: int, step: int, rank: int, batch: int, device: torch.device,
     return flips.to(device, non_blocking=True)
 
 
+def judge_views(seed: int, step: int, rank: int, batch: int, amount: float, world: int = 1) -> torch.Tensor:
+    """The random views of one iteration's aged faces that ``--judge-views`` shows the frozen age judge.
+
+    Drawn from (seed, step) like :func:`step_randomness`, from a stream of
+    its own (so turning them on leaves every other draw as it was), for the
+    whole global batch and sliced for this process.
+
+    Parameters
+    ----------
+    seed, step, rank, batch, world : int
+        As in :func:`step_randomness`.
+    amount : float
+        The largest shift (fraction of the side) and relative zoom; views are mirrored half the time.
+
+    Returns
+    -------
+    torch.Tensor
+        (B, 2, 3) affine views for :func:`attngan.apply_affine`, on the CPU.
+    """
+    g = torch.Generator().manual_seed((seed * 1_000_003 + step) ^ 0x7A6E_D6E5)
+    theta = attngan.random_affine_params(batch * world, max_shift=amount, max_zoom=amount, flip=True, generator=g)
+    return theta[rank * batch:(rank + 1) * batch]
+
+
 class AcGANStep:
     """One AcGANs training iteration: a critic update (:meth:`critic_step`),
     then (every ``n_critic``-th iteration) a generator update (:meth:`generator_step`).
@@ -123,7 +147,8 @@ class AcGANStep:
     ``-lambda_adv * D(fake) + lambda_att * L_att(A) + lambda_cls * CE(D_y(fake), y_t)``
     (+ ``lambda_l1 * |fake - input|`` for the pixel-loss ablation, + ``lambda_rec * |G(fake, y_s) - input|``,
     the cycle reconstruction of GANimation and StarGAN, where ``--lambda-rec`` is set,
-    + ``lambda_judge * CE(J(fake), y_t)`` with a frozen age judge ``J`` where ``judge`` is given).
+    + ``lambda_judge * CE(J(fake), y_t)`` with a frozen age judge ``J`` where ``judge`` is given, scored
+    on random views of ``fake`` with ``--judge-views``).
     With ``hflip`` each real image is mirrored left-right with probability 1/2 first (:func:`flip_mask`).
     With ``gp_every=K`` (lazy penalty) the penalty term is computed only
     on iterations whose ``step % K == 0``, with its weight multiplied by K;
@@ -261,7 +286,10 @@ class AcGANStep:
         # lazy penalty (--gp-every K): only every K-th critic step, weighted by K
         metrics = self.critic_step(real, fake.float(), source_codes, alpha, with_gp=step % cfg.gp_every == 0)
         if update_g:
-            metrics.update(self.generator_step(real, source_codes, target_codes, gen))
+            views = None
+            if self.judge is not None and cfg.lambda_judge > 0 and cfg.judge_views > 0:
+                views = judge_views(cfg.seed, step, self.rank, b, cfg.judge_views, self.world)
+            metrics.update(self.generator_step(real, source_codes, target_codes, gen, views=views))
         return metrics
 
     def critic_step(self, real: torch.Tensor, fake: torch.Tensor, source_codes: torch.Tensor,
@@ -316,7 +344,8 @@ class AcGANStep:
         return metrics
 
     def generator_step(self, real: torch.Tensor, source_codes: torch.Tensor, target_codes: torch.Tensor,
-                       gen: Optional[attngan.GeneratorOutput] = None) -> Dict[str, Any]:
+                       gen: Optional[attngan.GeneratorOutput] = None,
+                       views: Optional[torch.Tensor] = None) -> Dict[str, Any]:
         """Update the generator against the critic, whose weights it leaves untouched.
 
         Parameters
@@ -328,6 +357,9 @@ class AcGANStep:
         gen : attngan.GeneratorOutput, optional
             The generator's output for ``(real, target_codes)`` with its graph
             (:attr:`StepOptions.reuse_fake`); computed here when None.
+        views : torch.Tensor, optional
+            (B, 2, 3) random views (:func:`judge_views`) through which the
+            frozen age judge sees the aged faces; None: it sees them as they are.
 
         Returns
         -------
@@ -360,7 +392,10 @@ class AcGANStep:
                     g_loss = g_loss + cfg.lambda_rec * g_rec
                     metrics["g_rec"] = g_rec.detach()
                 if self.judge is not None and cfg.lambda_judge > 0:  # a frozen judge of age, beside the critic's
-                    g_judge = attngan.classification_loss(self.judge(gen.image.float()), target_codes)
+                    seen = gen.image.float()
+                    if views is not None:
+                        seen = attngan.apply_affine(seen, views)
+                    g_judge = attngan.classification_loss(self.judge(seen), target_codes)
                     g_loss = g_loss + cfg.lambda_judge * g_judge
                     metrics["g_judge"] = g_judge.detach()
             g_skipped = self._apply(g_loss, self.opt_g, list(self.g.parameters()))

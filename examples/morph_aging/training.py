@@ -515,7 +515,8 @@ JUDGE_SEED_OFFSET = 1000
 def fit_judge(cfg: TrainConfig, source: BatchSource, device: torch.device, *, is_main: bool) -> torch.nn.Module:
     """The frozen age judge of ``--lambda-judge``: :func:`estimators.fit_group_classifier` on the training
     images (reduced to at most :data:`estimators.GROUP_CLASSIFIER_SIZE` pixels) for ``cfg.judge_steps``
-    steps, seeded by ``cfg.seed + JUDGE_SEED_OFFSET``, held fixed (:class:`estimators.FrozenClassifier`).
+    steps, seeded by ``cfg.seed + JUDGE_SEED_OFFSET``, on random views where ``cfg.judge_views > 0``, held
+    fixed (:class:`estimators.FrozenClassifier`).
 
     Every process fits the same judge from the same images and seed (on a GPU
     up to its kernels' nondeterminism); the checkpoint keeps it, so that
@@ -534,10 +535,12 @@ def fit_judge(cfg: TrainConfig, source: BatchSource, device: torch.device, *, is
             photos[i] = estimators.shrink_levels(item["image"][None], judge.size)[0]
             labels[i] = item["label"]
     if is_main:
+        views = f", random views up to {cfg.judge_views:g} (--judge-views)" if cfg.judge_views > 0 else ""
         print(f"fitting the frozen age judge (--lambda-judge {cfg.lambda_judge:g}): {photos.shape[0]} training "
-              f"images at {judge.size} px, {cfg.judge_steps} steps ...", file=sys.stderr, flush=True)
+              f"images at {judge.size} px, {cfg.judge_steps} steps{views} ...", file=sys.stderr, flush=True)
     net = estimators.fit_group_classifier(photos, labels, steps=cfg.judge_steps, seed=cfg.seed + JUDGE_SEED_OFFSET,
-                                          width=estimators.GROUP_CLASSIFIER_WIDTH, device=device)
+                                          width=estimators.GROUP_CLASSIFIER_WIDTH, views=cfg.judge_views,
+                                          device=device)
     judge.net.load_state_dict(net.state_dict())
     return judge.to(device)
 

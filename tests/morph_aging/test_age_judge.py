@@ -19,7 +19,7 @@ import models
 import train
 import training
 from extras import step_before_and_after
-from step import AcGANStep
+from step import AcGANStep, judge_views
 
 TINY = dict(data="random-tensors", image_size=32, batch_size=4, g_channels=8, g_res_blocks=1, d_channels=8,
             device="cpu", precision="fp32", critic_warmup=0)
@@ -106,6 +106,49 @@ def test_the_judge_term_is_the_cross_entropy_of_the_judge_on_the_aged_face_and_e
     plain = 10 * m["g_adv"] + 2 * m["g_att"] + 100 * m["g_cls"]
     torch.testing.assert_close(m["g_loss"], plain + 7 * m["g_judge"])
     assert all(torch.equal(v, judge.state_dict()[k]) for k, v in judge_before.items())  # never trained
+
+
+def test_with_judge_views_the_judge_scores_the_drawn_view_of_the_aged_face():
+    torch.manual_seed(1)  # a judge that reads every pixel where it is, so that a view changes its verdict
+    judge = estimators.FrozenClassifier(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 5)), 32)
+    cfg, g, step = _step(judge, lambda_judge=3.0, judge_views=0.2)
+    real, labels = torch.rand(4, 3, 32, 32) * 2 - 1, torch.tensor([0, 1, 2, 3])
+    m, probe, target = step_before_and_after(cfg, g, step, real, labels)
+    views = judge_views(cfg.seed, 0, 0, 4, 0.2)
+    with torch.no_grad():
+        aged = probe(real, target).image
+        expected = attngan.classification_loss(judge(attngan.apply_affine(aged, views)), target)
+        plain = attngan.classification_loss(judge(aged), target)
+    torch.testing.assert_close(m["g_judge"], expected, rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(expected, plain, rtol=1e-3, atol=1e-4)  # the view is not the face as it is
+
+
+def test_judge_views_are_drawn_per_step_for_the_global_batch_and_sliced_per_process():
+    whole = judge_views(3, 7, 0, 6, 0.1, world=1)
+    torch.testing.assert_close(torch.cat([judge_views(3, 7, r, 2, 0.1, world=3) for r in range(3)]), whole)
+    assert torch.equal(whole, judge_views(3, 7, 0, 6, 0.1))  # a resumed run draws the same views
+    assert not torch.equal(whole, judge_views(3, 8, 0, 6, 0.1))  # a new view every step
+    assert (whole[:, 0, 0] < 0).any() and (whole[:, 0, 0] > 0).any()  # mirrored and not
+
+
+@pytest.mark.parametrize("value", [-0.1, 0.6, float("nan")])
+def test_judge_views_out_of_range_are_refused_naming_the_flag(value):
+    with pytest.raises(ValueError, match="--judge-views"):
+        config.validate_config(config.TrainConfig(**TINY, judge_views=value))
+    assert config.TrainConfig().judge_views == 0.0
+
+
+def test_a_judge_fitted_on_views_differs_and_is_deterministic():
+    photos = (torch.rand(16, 3, 16, 16) * 255).to(torch.uint8)
+    labels = torch.arange(16) % 5
+
+    def fit(views):
+        return estimators.fit_group_classifier(photos, labels, steps=3, batch_size=4, width=4, views=views)
+
+    plain, viewed, again = fit(0.0), fit(0.2), fit(0.2)
+    assert all(torch.equal(v, again.state_dict()[k]) for k, v in viewed.state_dict().items())
+    assert any(not torch.equal(v, plain.state_dict()[k]) for k, v in viewed.state_dict().items()
+               if v.is_floating_point())
 
 
 def test_without_a_weight_or_a_judge_there_is_no_judge_term():
