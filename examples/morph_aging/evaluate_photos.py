@@ -17,7 +17,8 @@ estimated ages per (source, target) with the estimator's own accuracy on real
 photos beside the aged faces' accuracy (and the critic's own age classifier
 on both, the one the generator was trained to satisfy; the frozen age judge
 of a ``train.py --lambda-judge`` run likewise, or with ``--judge-of`` that of
-another run, on a model not trained against it; with
+another run, on a model not trained against it, and the judge again on
+random shifted, zoomed and mirrored views of the same images; with
 ``--separate-classifier STEPS`` also a small classifier trained apart from
 the GAN on its training photos), background PSNR outside the central
 ellipse and the masks' mean.
@@ -53,6 +54,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
+import attngan
 import checkpoints
 import cli
 import config
@@ -68,6 +70,11 @@ from data import build_datasets, group_sample
 
 #: The largest side the separate age classifier (``--separate-classifier``) sees; larger photos are reduced to it.
 SEPARATE_SIZE = estimators.GROUP_CLASSIFIER_SIZE
+#: The random views (largest shift and zoom) on which the judge's verdicts are also counted, where its run
+#: trained without ``--judge-views``; a run trained with them is counted at its own amount.
+JUDGE_EVAL_VIEWS = 0.1
+#: The seed of those views: the same views for every checkpoint evaluated on the same photos.
+JUDGE_VIEWS_SEED = 2024
 
 
 class PhotoEvalError(Exception):
@@ -153,6 +160,7 @@ def evaluate_photos(args: argparse.Namespace, command: str) -> Dict[str, Any]:
         judge_from = args.judge_of or args.checkpoint
         judge_state = state if args.judge_of is None else checkpoints.load_checkpoint(judge_from)
         judge = checkpoints.judge_of(judge_state, judge_from)
+        judge_views = checkpoints.config_of(judge_state, judge_from).judge_views  # of the judge's own run
         del judge_state
         if judge is None and args.judge_of is not None:
             raise checkpoints.CheckpointError(f"--judge-of: {args.judge_of} holds no frozen age judge (its run was "
@@ -191,7 +199,8 @@ def evaluate_photos(args: argparse.Namespace, command: str) -> Dict[str, Any]:
         judge = judge.to(device)
         age["judge"] = {**pp.classifier_table(lambda x: judge(x.to(device)), images, aged, sources,
                                               batch_size=args.batch_size),
-                        "checkpoint": os.path.abspath(judge_from), "own": args.judge_of is None}
+                        "checkpoint": os.path.abspath(judge_from), "own": args.judge_of is None,
+                        "views": _judge_on_views(judge, judge_views, images, aged, sources, device, args.batch_size)}
     if args.separate_classifier:
         age["separate"] = _separate_classifier(args.separate_classifier, cfg, data, images, aged, sources, device)
     background = pp.background_table(images, aged, mask_means, sources)
@@ -216,6 +225,23 @@ def evaluate_photos(args: argparse.Namespace, command: str) -> Dict[str, Any]:
     result["seconds"] = round(time.perf_counter() - t0, 1)
     result["pictures"] = pics
     return result
+
+
+def _judge_on_views(judge: torch.nn.Module, trained_views: float, images: torch.Tensor, aged: torch.Tensor,
+                    sources: torch.Tensor, device: torch.device, batch_size: int) -> Dict[str, Any]:
+    """The judge's :func:`photo_protocol.classifier_table` on random views (``attngan.apply_affine``) of the
+    aged faces and the real photos, drawn from :data:`JUDGE_VIEWS_SEED` in call order: at the amount of the
+    judge's run's ``--judge-views`` (``trained_views``), or :data:`JUDGE_EVAL_VIEWS` where that was 0."""
+    amount = trained_views if trained_views > 0 else JUDGE_EVAL_VIEWS
+    draw = torch.Generator().manual_seed(JUDGE_VIEWS_SEED)
+
+    def on_views(x: torch.Tensor) -> torch.Tensor:
+        x = x.to(device)
+        theta = attngan.random_affine_params(x.shape[0], max_shift=amount, max_zoom=amount, flip=True,
+                                             generator=draw)
+        return judge(attngan.apply_affine(x, theta))
+
+    return {**pp.classifier_table(on_views, images, aged, sources, batch_size=batch_size), "amount": amount}
 
 
 def _separate_classifier(steps: int, cfg: config.TrainConfig, data: str, images: torch.Tensor, aged: torch.Tensor,
@@ -367,6 +393,14 @@ def render_report(r: Dict[str, Any]) -> str:
                   + " of cases and real photos of each group in " + " / ".join(_pct(a) for a in judge["real_accuracy"])
                   + " (10-20 / 21-30 / 31-40 / 41-50 / 51+)" + ("; like the critic's, its verdict on the aged faces "
                   "is no independent measure of age." if judge.get("own", True) else ".")]
+        views = judge.get("views")
+        if views:
+            lines += ["", f"On random views of the same images (shifted and zoomed by up to {views['amount']:g}, "
+                      "mirrored half the time) it puts the aged faces in their target group in "
+                      + " / ".join(_pct(a) for a in views["accuracy"]) + " of cases and real photos in "
+                      + " / ".join(_pct(a) for a in views["real_accuracy"]) + ": where the aged faces lose far "
+                      "more than the real photos do, the generator meets the judge with a pattern tied to where "
+                      "it sits, not with age."]
     lines += ["", "The critic's classifier is the age classifier the generator was trained to satisfy"
               + (" (the checkpoint holds no critic: an export)." if not critic else
                  ": where it puts far more aged faces in their target group than real photos of that group, "

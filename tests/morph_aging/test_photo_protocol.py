@@ -228,7 +228,8 @@ def _train_on_photos(tmp_path, name, *flags):
 
 
 def test_evaluate_photos_end_to_end_with_stand_in_estimators(tmp_path, monkeypatch, capsys):
-    run = _tiny_photo_run(tmp_path, monkeypatch, [12, 25, 35, 45, 60], "--lambda-judge", "1", "--judge-steps", "2")
+    run = _tiny_photo_run(tmp_path, monkeypatch, [12, 25, 35, 45, 60], "--lambda-judge", "1", "--judge-steps", "2",
+                          "--judge-views", "0.2")
     out = tmp_path / "eval"
     rc = evaluate_photos.main(["--checkpoint", str(run / "checkpoints" / "last.pt"), "--out", str(out),
                                "--num-faces", "3", "--ground-truth", str(tmp_path / "fgnet"), "--num-examples", "2",
@@ -258,6 +259,9 @@ def test_evaluate_photos_end_to_end_with_stand_in_estimators(tmp_path, monkeypat
     judge = r["age"]["judge"]  # the run's frozen age judge (--lambda-judge), read from its checkpoint
     assert all(0 <= x <= 1 for x in judge["accuracy"] + judge["real_accuracy"])
     assert "The frozen age judge the generator was also trained to satisfy" in report
+    views = judge["views"]  # also on random views, at the amount the judge was trained and applied with
+    assert views["amount"] == 0.2 and all(0 <= x <= 1 for x in views["accuracy"] + views["real_accuracy"])
+    assert "On random views of the same images (shifted and zoomed by up to 0.2" in report
 
 
 def test_another_runs_judge_classifies_the_aged_faces_and_a_run_without_one_is_refused(tmp_path, monkeypatch,
@@ -271,6 +275,7 @@ def test_another_runs_judge_classifies_the_aged_faces_and_a_run_without_one_is_r
     judge = json.loads((out / "results.json").read_text())["age"]["judge"]
     assert judge["own"] is False and judge["checkpoint"] == str(judged / "checkpoints" / "last.pt")
     assert len(judge["accuracy"]) == NUM_GROUPS
+    assert judge["views"]["amount"] == evaluate_photos.JUDGE_EVAL_VIEWS  # its run trained without views
     assert "which this generator was not trained against" in (out / "report.md").read_text()
     refused = tmp_path / "refused"
     assert evaluate_photos.main(["--checkpoint", str(judged / "checkpoints" / "last.pt"), "--out", str(refused),
