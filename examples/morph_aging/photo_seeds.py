@@ -36,15 +36,17 @@ Exit status: 0 summarised, 2 usage error, unreadable or incomparable results.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import cli
 import files
 from ages import GROUP_NAMES, NUM_GROUPS
 from cli import EXIT_OK
+from config import TrainConfig
 from metrics import mean_and_spread
 
 __all__ = ["SeedsError", "check_comparable", "load_results", "render_markdown", "summarize"]
@@ -52,6 +54,8 @@ __all__ = ["SeedsError", "check_comparable", "load_results", "render_markdown", 
 #: Training-config fields that say how a run was kept, not what it learnt: they may differ between seeds.
 RUN_KEEPING = frozenset({"seed", "out", "max_minutes", "resume", "overwrite", "progress", "report_to", "workers",
                          "device", "log_every", "sample_every", "checkpoint_every", "num_samples", "data"})
+#: Every training-config field's default, for results written before the field existed.
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
 #: Evaluation fields that must agree for the seeds' figures to be comparable.
 SAME_MEASURE = ("split", "with_young", "photos_per_source", "far", "weights")
 
@@ -85,6 +89,12 @@ def load_results(paths: Sequence[str]) -> List[Dict[str, Any]]:
     return out
 
 
+def _setting(cfg: Dict[str, Any]) -> Callable[[str], Any]:
+    """A result's training setting by name; a field its config lacks (the option came later) is that field's
+    default, which is how every run trained before the option existed."""
+    return lambda name: cfg[name] if name in cfg else _DEFAULTS.get(name)
+
+
 def check_comparable(results: Sequence[Dict[str, Any]]) -> None:
     """Raise :class:`SeedsError` unless ``results`` are seeds of one recipe, measured alike.
 
@@ -98,9 +108,10 @@ def check_comparable(results: Sequence[Dict[str, Any]]) -> None:
     first = results[0]
     for r in results[1:]:
         keys = sorted((set(first["config"]) | set(r["config"])) - RUN_KEEPING)
-        differ = [k for k in keys if first["config"].get(k) != r["config"].get(k)]
+        was, now = _setting(first["config"]), _setting(r["config"])
+        differ = [k for k in keys if was(k) != now(k)]
         if differ:
-            shown = ", ".join(f"{k} ({first['config'].get(k)!r} vs {r['config'].get(k)!r})" for k in differ[:4])
+            shown = ", ".join(f"{k} ({was(k)!r} vs {now(k)!r})" for k in differ[:4])
             more = f" and {len(differ) - 4} more" if len(differ) > 4 else ""
             raise SeedsError(f"{r['path']} is not a seed of {first['path']}'s recipe: {shown}{more} differ")
         measure = [k for k in SAME_MEASURE if first.get(k) != r.get(k)]

@@ -98,6 +98,13 @@ def test_seeds_of_one_recipe_may_differ_in_how_they_were_kept():
     ps.check_comparable([result(0), result(1, max_minutes=90.0, out="elsewhere", data="/mnt/UTK")])
 
 
+def test_a_setting_an_older_result_lacks_counts_as_its_default():
+    older = result(1)  # trained before the options existed: its config has no such fields
+    ps.check_comparable([result(0, lambda_judge=0.0, judge_views=0.0, judge_steps=1500), older])
+    with pytest.raises(ps.SeedsError, match=r"lambda_judge \(100.0 vs 0.0\)"):
+        ps.check_comparable([result(0, lambda_judge=100.0), older])
+
+
 @pytest.mark.parametrize("change, words", [
     (lambda r: r["config"].update(lambda_att=4.0), "not a seed of .* lambda_att \\(2.0 vs 4.0\\)"),
     (lambda r: r.update(with_young=True), "measured unlike .* with_young"),
