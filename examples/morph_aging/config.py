@@ -403,6 +403,9 @@ def validate_config(cfg: TrainConfig) -> TrainConfig:
             _bad(name, f"must be a finite number >= 0, got {value}")
     if not (math.isfinite(cfg.judge_views) and 0 <= cfg.judge_views <= 0.5):
         _bad("judge_views", f"must lie in [0, 0.5] (a fraction of the side), got {cfg.judge_views}")
+    if cfg.judge_views > 0 and not cfg.lambda_judge > 0:
+        _bad("judge_views", "shows views to the frozen age judge of --lambda-judge, which is off: set --lambda-judge "
+                            "W > 0 too")
     if not cfg.lr > 0:
         _bad("lr", f"must be > 0, got {cfg.lr}")
     for name in ("beta1", "beta2"):

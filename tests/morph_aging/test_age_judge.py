@@ -138,6 +138,12 @@ def test_judge_views_out_of_range_are_refused_naming_the_flag(value):
     assert config.TrainConfig().judge_views == 0.0
 
 
+def test_judge_views_without_a_judge_are_refused_naming_both_flags():
+    with pytest.raises(ValueError, match="--judge-views.*--lambda-judge"):
+        config.validate_config(config.TrainConfig(**TINY, judge_views=0.1))
+    config.validate_config(config.TrainConfig(**TINY, judge_views=0.1, lambda_judge=1.0))
+
+
 def test_a_judge_fitted_on_views_differs_and_is_deterministic():
     photos = (torch.rand(16, 3, 16, 16) * 255).to(torch.uint8)
     labels = torch.arange(16) % 5
