@@ -61,6 +61,11 @@ class StepOptions:
     channels_last: bool = False
 
 
+def _iteration_stream(seed: int, step: int, salt: int = 0) -> torch.Generator:
+    """A CPU generator for one iteration's draws, from (seed, step) alone; each ``salt`` is a stream of its own."""
+    return torch.Generator().manual_seed((seed * 1_000_003 + step) ^ salt)
+
+
 def step_randomness(seed: int, step: int, rank: int, batch: int, device: torch.device,
                     world: int = 1) -> Tuple[torch.Tensor, torch.Tensor]:
     """Target-group offsets and penalty weights of one iteration.
@@ -88,7 +93,7 @@ def step_randomness(seed: int, step: int, rank: int, batch: int, device: torch.d
     alpha : torch.Tensor
         (B,) interpolation weights in [0, 1) of the gradient penalty.
     """
-    g = torch.Generator().manual_seed(seed * 1_000_003 + step)
+    g = _iteration_stream(seed, step)
     offsets = torch.randint(1, NUM_GROUPS, (batch * world,), generator=g)[rank * batch:(rank + 1) * batch]
     alpha = torch.rand(batch * world, generator=g)[rank * batch:(rank + 1) * batch]
     return offsets.to(device, non_blocking=True), alpha.to(device, non_blocking=True)
@@ -107,7 +112,7 @@ def flip_mask(seed: int, step: int, rank: int, batch: int, device: torch.device,
     torch.Tensor
         (B,) booleans on ``device``.
     """
-    g = torch.Generator().manual_seed((seed * 1_000_003 + step) ^ 0x5EED_F11B)
+    g = _iteration_stream(seed, step, 0x5EED_F11B)
     flips = torch.rand(batch * world, generator=g)[rank * batch:(rank + 1) * batch] < 0.5
     return flips.to(device, non_blocking=True)
 
@@ -131,7 +136,7 @@ def judge_views(seed: int, step: int, rank: int, batch: int, amount: float, worl
     torch.Tensor
         (B, 2, 3) affine views for :func:`attngan.apply_affine`, on the CPU.
     """
-    g = torch.Generator().manual_seed((seed * 1_000_003 + step) ^ 0x7A6E_D6E5)
+    g = _iteration_stream(seed, step, 0x7A6E_D6E5)
     theta = attngan.random_affine_params(batch * world, max_shift=amount, max_zoom=amount, flip=True, generator=g)
     return theta[rank * batch:(rank + 1) * batch]
 
