@@ -86,6 +86,11 @@ class TrainConfig:
                             "more than half of what --clip-young puts into 10-20; the paper's MORPH holds none). They "
                             "are left out after the train/test split, so the held-out photos are those of a "
                             "--clip-young run of the same seed, less the children")
+    balance_groups: bool = _opt(False, "data", "draw the training images evenly over the age groups: each epoch "
+                                "draws as many images as the set holds, every group equally likely, with "
+                                "replacement, instead of each image once. UTKFace holds 4x more photos of 21-30 "
+                                "than of 41-50, and a critic trained on them names the large groups (beyond the "
+                                "paper)")
     allow_empty_groups: bool = _opt(False, "data", "train even when an age group has no training images")
     crop: Optional[str] = _opt(None, "data", "face crop of the photos of --data, CROP[,margin=M][,size=S] with CROP "
                                "head or tight (face_align.py), or unknown; recorded in the checkpoint, so that age.py "

@@ -37,9 +37,9 @@ from ages import GROUP_NAMES, MIN_AGE, NUM_GROUPS
 from config import TrainConfig
 from pictures import dequantize, quantize
 
-__all__ = ["PREPARED", "SPLITS", "UNREADABLE", "BatchSource", "EightBit", "build_datasets", "check_groups",
-           "evaluation_crop", "fixed_sample_inputs", "group_counts", "group_sample", "photo_crop", "prepared_crop",
-           "read_prepared", "with_data_crop"]
+__all__ = ["PREPARED", "SPLITS", "UNREADABLE", "BatchSource", "EightBit", "balanced_order", "build_datasets",
+           "check_groups", "evaluation_crop", "fixed_sample_inputs", "group_counts", "group_sample", "photo_crop",
+           "prepared_crop", "read_prepared", "with_data_crop"]
 
 #: Dataset splits :func:`build_datasets` makes: the training subjects, the
 #: held-out subjects, and every image.
@@ -342,9 +342,38 @@ class EightBit(Dataset):
                          f"first: {problem}")
 
 
+def balanced_order(labels: torch.Tensor, *, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """As many indices as ``labels`` holds, drawn with replacement so that every group present is equally likely.
+
+    The order of an epoch of ``train.py --balance-groups``: an image of a group
+    of ``n_k`` images is drawn with probability ``1 / (K * n_k)``, ``K`` the
+    number of groups present, so a small group's images repeat within an epoch
+    and a large group's are partly left out. Deterministic for a generator's
+    state.
+
+    Parameters
+    ----------
+    labels : torch.Tensor
+        ``(N,)`` integer group of each image, N >= 1, values >= 0.
+    generator : torch.Generator, optional
+        The source of the draw.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(N,)`` int64 indices into ``labels``.
+    """
+    if labels.dim() != 1 or labels.numel() < 1 or labels.dtype.is_floating_point or int(labels.min()) < 0:
+        raise ValueError(f"need (N,) non-negative integer groups, N >= 1, got {labels.dtype} {tuple(labels.shape)}")
+    counts = torch.bincount(labels.long())
+    weights = 1.0 / counts[labels.long()].double()
+    return torch.multinomial(weights, labels.numel(), replacement=True, generator=generator)
+
+
 class BatchSource:
     """Deterministic batches: epoch ``e`` visits a permutation seeded by
-    ``(seed, e)``; each process takes its slice of every global batch.
+    ``(seed, e)`` (with ``cfg.balance_groups``, a :func:`balanced_order` so
+    seeded); each process takes its slice of every global batch.
 
     Small datasets are rendered / decoded once into a uint8 tensor in memory;
     larger ones stream through a DataLoader with workers and pinned memory.
@@ -399,6 +428,8 @@ class BatchSource:
 
     def _order(self, epoch: int) -> torch.Tensor:
         g = torch.Generator().manual_seed(self.cfg.seed * 7919 + epoch)
+        if self.cfg.balance_groups:
+            return balanced_order(self.dataset.dataset.labels(), generator=g)
         return torch.randperm(len(self.dataset), generator=g)
 
     def _indices(self, order: torch.Tensor, k: int) -> torch.Tensor:

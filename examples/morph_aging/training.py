@@ -491,8 +491,8 @@ def prepare_data(cfg: TrainConfig, device: torch.device, rank: int, world: int, 
     train_set, test_set = build_training_sets(cfg, cfg.out, is_main)
     group_sizes = group_counts(train_set)
     if is_main:
-        print("training images per age group: " + ", ".join(f"{name} {n}" for name, n in zip(GROUP_NAMES, group_sizes)),
-              file=sys.stderr)
+        print("training images per age group: " + ", ".join(f"{name} {n}" for name, n in zip(GROUP_NAMES, group_sizes))
+              + (" (drawn evenly over the groups: --balance-groups)" if cfg.balance_groups else ""), file=sys.stderr)
     groups_warning = check_groups(group_sizes, cfg.allow_empty_groups)  # raises for an empty group
     if is_main and groups_warning:
         print(groups_warning, file=sys.stderr)

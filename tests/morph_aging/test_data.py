@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from unittest import mock
 
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 
 import face_datasets
 from config import TrainConfig, validate_config
-from data import SPLITS, BatchSource, EightBit, build_datasets, fixed_sample_inputs, group_sample
+from data import SPLITS, BatchSource, EightBit, balanced_order, build_datasets, fixed_sample_inputs, group_sample
 from face_datasets import DatasetError, FaceRecord
 from pictures import dequantize, quantize
 
@@ -46,6 +47,66 @@ def test_cached_and_streaming_batches_are_the_same(cfg, monkeypatch):
     assert streaming._loader is loader
     raw = train[0]["image"]
     assert not torch.equal(dequantize(quantize(raw)), raw)  # the quantisation is not a no-op on this data
+
+
+@settings(max_examples=60, deadline=None)
+@given(sizes=st.lists(st.integers(1, 40), min_size=1, max_size=5), seed=st.integers(0, 2**31 - 1))
+def test_balanced_order_draws_every_group_alike(sizes, seed):
+    """N indices into the labels, the same for the same seed, and every group drawn about equally often."""
+    labels = torch.cat([torch.full((n,), k) for k, n in enumerate(sizes)])
+    labels = labels[torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))]
+    order = balanced_order(labels, generator=torch.Generator().manual_seed(seed))
+    assert order.shape == labels.shape and order.dtype == torch.int64
+    assert int(order.min()) >= 0 and int(order.max()) < len(labels)
+    assert torch.equal(order, balanced_order(labels, generator=torch.Generator().manual_seed(seed)))
+    draw = torch.Generator().manual_seed(seed)
+    many = torch.cat([balanced_order(labels, generator=draw) for _ in range(4000 // len(labels) + 1)])
+    share = torch.bincount(labels[many], minlength=len(sizes)).double() / many.numel()  # >= 4000 draws: sd < 0.008
+    assert torch.allclose(share, torch.full_like(share, 1 / len(sizes)), atol=0.04)
+
+
+def test_balanced_order_of_one_group_is_uniform_and_bad_labels_are_refused():
+    labels = torch.zeros(1000, dtype=torch.long)
+    counts = torch.bincount(balanced_order(labels, generator=torch.Generator().manual_seed(0)), minlength=1000)
+    assert counts.max() <= 8 and (counts > 0).sum() > 550  # a draw with replacement: about 1 - 1/e of them seen
+    for bad in (torch.zeros(0, dtype=torch.long), torch.tensor([0.0, 1.0]), torch.tensor([-1, 0]),
+                torch.zeros(2, 2, dtype=torch.long)):
+        with pytest.raises(ValueError, match="non-negative integer groups"):
+            balanced_order(bad)
+
+
+class _Part(torch.utils.data.Dataset):
+    """Some images of a dataset, with its ``labels()`` as the training sets have."""
+
+    def __init__(self, base, keep):
+        self.base, self.keep = base, keep
+
+    def __len__(self):
+        return len(self.keep)
+
+    def __getitem__(self, i):
+        return self.base[self.keep[i]]
+
+    def labels(self):
+        return self.base.labels()[self.keep]
+
+
+def test_balance_groups_evens_the_batches_and_resumes_alike():
+    """--balance-groups: a training set with one group 6x the others gives batches with every group about
+    equally often, and a resumed epoch gives the same batches as the uninterrupted one."""
+    cfg = validate_config(TrainConfig(num_subjects=30, image_size=64, batch_size=8, device="cpu", seed=3,
+                                      balance_groups=True))
+    train, _ = build_datasets(cfg)
+    skewed = _Part(train, [i for i, y in enumerate(train.labels().tolist()) if y == 1 or i % 6 == 0])
+    source = BatchSource(skewed, cfg, CPU, 0, 1)
+    plain = BatchSource(skewed, dataclasses.replace(cfg, balance_groups=False), CPU, 0, 1)
+    drawn = torch.cat([y for e in range(6) for _, y in source.epoch(e)])
+    uniform = torch.cat([y for e in range(6) for _, y in plain.epoch(e)])
+    share, plain_share = (torch.bincount(y, minlength=5).double() / y.numel() for y in (drawn, uniform))
+    assert plain_share[1] > 0.5 and float((share - 0.2).abs().max()) < 0.08
+    whole = list(source.epoch(1))
+    for (xa, ya), (xb, yb) in zip(whole[2:], source.epoch(1, start=2)):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
 
 
 def test_eight_bit_view(cfg):
