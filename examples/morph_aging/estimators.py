@@ -295,7 +295,7 @@ GROUP_CLASSIFIER_WIDTH = 32
 
 def fit_group_classifier(images: torch.Tensor, labels: torch.Tensor, *, steps: int = 1500, seed: int = 0,
                          width: int = GROUP_CLASSIFIER_WIDTH, batch_size: int = 64, lr: float = 1e-3,
-                         views: float = 0.0, device: Any = "cpu") -> AgeGroupNet:
+                         views: float = 0.0, balanced: bool = False, device: Any = "cpu") -> AgeGroupNet:
     """Train a small age-group classifier, apart from any GAN, on labelled photos.
 
     A second judge of age beside the evaluation's estimator (``evaluate_photos.py
@@ -306,8 +306,9 @@ def fit_group_classifier(images: torch.Tensor, labels: torch.Tensor, *, steps: i
     mini-batches of ``batch_size`` drawn with replacement, each image
     mirrored left-right with probability 1/2 and, where ``views > 0``, seen
     through a random view (:func:`attngan.random_affine_params`: shifts up to
-    ``views`` of the side, zooms up to ``views``). Deterministic for a seed on
-    one machine.
+    ``views`` of the side, zooms up to ``views``). With ``balanced``, every
+    group is drawn equally often (as :func:`data.balanced_order` draws an
+    epoch), else every image. Deterministic for a seed on one machine.
 
     Parameters
     ----------
@@ -315,7 +316,7 @@ def fit_group_classifier(images: torch.Tensor, labels: torch.Tensor, *, steps: i
         (N, 3, H, W) uint8 photos (0-255; H, W >= 16), N >= 1.
     labels : torch.Tensor
         (N,) their groups in ``0..NUM_GROUPS-1``.
-    steps, seed, width, batch_size, lr, views, device
+    steps, seed, width, batch_size, lr, views, balanced, device
         As above.
 
     Returns
@@ -330,8 +331,12 @@ def fit_group_classifier(images: torch.Tensor, labels: torch.Tensor, *, steps: i
     net = seeded_age_net(seed, width, device)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     net.train()
+    weights = 1.0 / torch.bincount(labels)[labels].double() if balanced else None
     for _ in range(steps):
-        pick = torch.randint(0, images.shape[0], (batch_size,), generator=draw)
+        if weights is None:
+            pick = torch.randint(0, images.shape[0], (batch_size,), generator=draw)
+        else:
+            pick = torch.multinomial(weights, batch_size, replacement=True, generator=draw)
         x = dequantize(images[pick])
         mirror = torch.rand(batch_size, generator=draw) < 0.5
         x = torch.where(mirror.view(-1, 1, 1, 1), x.flip(-1), x)

@@ -515,8 +515,8 @@ JUDGE_SEED_OFFSET = 1000
 def fit_judge(cfg: TrainConfig, source: BatchSource, device: torch.device, *, is_main: bool) -> torch.nn.Module:
     """The frozen age judge of ``--lambda-judge``: :func:`estimators.fit_group_classifier` on the training
     images (reduced to at most :data:`estimators.GROUP_CLASSIFIER_SIZE` pixels) for ``cfg.judge_steps``
-    steps, seeded by ``cfg.seed + JUDGE_SEED_OFFSET``, on random views where ``cfg.judge_views > 0``, held
-    fixed (:class:`estimators.FrozenClassifier`).
+    steps, seeded by ``cfg.seed + JUDGE_SEED_OFFSET``, on random views where ``cfg.judge_views > 0``, every
+    group equally often where ``cfg.balance_groups``, held fixed (:class:`estimators.FrozenClassifier`).
 
     Every process fits the same judge from the same images and seed (on a GPU
     up to its kernels' nondeterminism); the checkpoint keeps it, so that
@@ -540,7 +540,7 @@ def fit_judge(cfg: TrainConfig, source: BatchSource, device: torch.device, *, is
               f"images at {judge.size} px, {cfg.judge_steps} steps{views} ...", file=sys.stderr, flush=True)
     net = estimators.fit_group_classifier(photos, labels, steps=cfg.judge_steps, seed=cfg.seed + JUDGE_SEED_OFFSET,
                                           width=estimators.GROUP_CLASSIFIER_WIDTH, views=cfg.judge_views,
-                                          device=device)
+                                          balanced=cfg.balance_groups, device=device)
     judge.net.load_state_dict(net.state_dict())
     return judge.to(device)
 

@@ -157,6 +157,23 @@ def test_a_judge_fitted_on_views_differs_and_is_deterministic():
                if v.is_floating_point())
 
 
+def test_a_balanced_judge_sees_every_group_alike(monkeypatch):
+    """``balanced=True`` (``--balance-groups``): the judge's batches draw a group of 10 photos as often as one
+    of 90; without it, a tenth of the time. The plain draw is the one the judges of earlier runs were fitted on."""
+    photos = (torch.rand(100, 3, 16, 16) * 255).to(torch.uint8)
+    labels = (torch.arange(100) >= 90).long()
+    seen = []
+    cross_entropy = estimators.F.cross_entropy
+    monkeypatch.setattr(estimators.F, "cross_entropy", lambda logits, y: seen.append(y) or cross_entropy(logits, y))
+
+    def share_of_the_small_group(balanced):
+        seen.clear()
+        estimators.fit_group_classifier(photos, labels, steps=40, batch_size=32, width=4, balanced=balanced)
+        return float(torch.cat(seen).double().mean())
+
+    assert abs(share_of_the_small_group(True) - 0.5) < 0.06 and abs(share_of_the_small_group(False) - 0.1) < 0.04
+
+
 def test_without_a_weight_or_a_judge_there_is_no_judge_term():
     real, labels = torch.rand(4, 3, 32, 32) * 2 - 1, torch.tensor([0, 1, 2, 3])
     assert "g_judge" not in _step(_judge())[2](real, labels, 0)  # lambda_judge 0 (the default)
