@@ -151,6 +151,11 @@ class TrainConfig:
                                        maximum=4096)
     d_max_channels: int = _opt(1024, "model", "critic width cap (released code: 4096 at 224 px)", minimum=1,
                           maximum=65536)
+    d_fake_class: bool = _opt(False, "model", "give the critic's age classifier one class more, for generated "
+                              "faces: the critic learns to put aged faces there and the generator to leave it for "
+                              "its target group, so that a pattern that no real face of the group shows does not "
+                              "satisfy the classifier (the K+1 classes of the semi-supervised GAN, Salimans et al. "
+                              "2016; beyond the paper)")
     init: Optional[str] = _opt(None, "training", "weight initialisation: default (PyTorch's) or normal (conv weights "
                                "N(0, 0.02), released code)", choices=("default", "normal"))
     generator_mode: str = _opt("attention", "model", "attention (AcGANs) or no-attention (output = colour head; "

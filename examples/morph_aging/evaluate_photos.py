@@ -191,8 +191,9 @@ def evaluate_photos(args: argparse.Namespace, command: str) -> Dict[str, Any]:
     age = pp.age_table(estimator, images, aged, sources)
     if critic is not None:
         critic = critic.to(device)
-        age["critic"] = pp.classifier_table(lambda x: critic(x.to(device)).logits, images, aged, sources,
-                                            batch_size=args.batch_size)
+        # the age groups' logits only (a --d-fake-class critic has one more, for generated faces)
+        age["critic"] = pp.classifier_table(lambda x: critic(x.to(device)).logits[:, :NUM_GROUPS], images, aged,
+                                            sources, batch_size=args.batch_size)
     else:
         age["critic"] = None
     if judge is not None:  # --lambda-judge: the frozen classifier the generator was also trained to satisfy

@@ -134,7 +134,8 @@ def build_critic(cfg: TrainConfig) -> attngan.MultiHeadCritic:
     attngan.MultiHeadCritic
     """
     d = attngan.MultiHeadCritic(
-        cfg.image_size, num_classes=NUM_GROUPS, base_channels=cfg.d_channels, max_channels=cfg.d_max_channels,
+        cfg.image_size, num_classes=NUM_GROUPS + int(cfg.d_fake_class), base_channels=cfg.d_channels,
+        max_channels=cfg.d_max_channels,
     )
     return init_weights(d, cfg.init or "default")
 

@@ -207,15 +207,20 @@ class AcGANStep:
         b = real.shape[0]
         if not with_gp:  # a lazy-penalty step: no interpolates
             out = self.d(torch.cat([real, fake]))
-            return out.realness[:b], out.realness[b:], None, out.logits[:b], None
+            return out.realness[:b], out.realness[b:], None, out.logits[:b], out.logits[b:], None
         mixed = attngan.random_interpolates(real, fake, alpha=alpha)
         if self.options.fused_critic:
             out = self.d(torch.cat([real, fake, mixed]))
             realness, logits = out.realness, out.logits
-            return realness[:b], realness[b:2 * b], realness[2 * b:], logits[:b], mixed
+            return realness[:b], realness[b:2 * b], realness[2 * b:], logits[:b], logits[b:2 * b], mixed
         out_rf = self.d(torch.cat([real, fake]))
         out_m = self.d(mixed)
-        return out_rf.realness[:b], out_rf.realness[b:], out_m.realness, out_rf.logits[:b], mixed
+        return out_rf.realness[:b], out_rf.realness[b:], out_m.realness, out_rf.logits[:b], out_rf.logits[b:], mixed
+
+    def _codes(self, codes: torch.Tensor) -> torch.Tensor:
+        """(B, K) group codes as the critic's classifier reads them: with a zero column for the
+        generated-face class of ``--d-fake-class``."""
+        return torch.nn.functional.pad(codes, (0, 1)) if self.cfg.d_fake_class else codes
 
     def _apply(self, loss: torch.Tensor, opt: torch.optim.Optimizer, params: List[torch.Tensor]) -> torch.Tensor:
         """Backward and step unless the loss or a gradient is non-finite.
@@ -323,9 +328,13 @@ class AcGANStep:
         device = real.device
         metrics: Dict[str, Any] = {}
         with self._autocast(device):
-            real_s, fake_s, mixed_s, real_logits, mixed = self._critic_scores(real, fake, alpha, with_gp)
+            real_s, fake_s, mixed_s, real_logits, fake_logits, mixed = self._critic_scores(real, fake, alpha,
+                                                                                            with_gp)
             d_adv = attngan.wgan_critic_loss(real_s.float(), fake_s.float())
-            d_cls = attngan.classification_loss(real_logits, source_codes)
+            d_cls = attngan.classification_loss(real_logits, self._codes(source_codes))
+            if cfg.d_fake_class:  # generated faces belong to the extra class
+                fake_class = torch.full(fake_logits.shape[:1], fake_logits.shape[1] - 1, device=device)
+                d_cls = d_cls + attngan.classification_loss(fake_logits, fake_class)
         gp_scale = self.scaler.get_scale() if self.scaler is not None else None
         d_params = list(self.d.parameters())
         gp_weight = cfg.lambda_gp * (cfg.lambda_adv if cfg.gp_weighting == "nested" else 1.0) * cfg.gp_every
@@ -384,7 +393,7 @@ class AcGANStep:
                     gen = self.g(real, target_codes)
                 scored = self.d_plain(gen.image)
                 g_adv = attngan.wgan_generator_loss(scored.realness.float())
-                g_cls = attngan.classification_loss(scored.logits, target_codes)
+                g_cls = attngan.classification_loss(scored.logits, self._codes(target_codes))
                 g_att = self.attention_loss(gen.attention.float())
                 g_loss = cfg.lambda_adv * g_adv + cfg.lambda_att * g_att + cfg.lambda_cls * g_cls
                 if cfg.lambda_l1 > 0:
