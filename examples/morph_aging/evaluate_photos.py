@@ -191,9 +191,8 @@ def evaluate_photos(args: argparse.Namespace, command: str) -> Dict[str, Any]:
     age = pp.age_table(estimator, images, aged, sources)
     if critic is not None:
         critic = critic.to(device)
-        # the age groups' logits only (a --d-fake-class critic has one more, for generated faces)
-        age["critic"] = pp.classifier_table(lambda x: critic(x.to(device)).logits[:, :NUM_GROUPS], images, aged,
-                                            sources, batch_size=args.batch_size)
+        age["critic"] = pp.classifier_table(lambda x: critic(x.to(device)).logits, images, aged, sources,
+                                            batch_size=args.batch_size)
     else:
         age["critic"] = None
     if judge is not None:  # --lambda-judge: the frozen classifier the generator was also trained to satisfy
@@ -402,6 +401,11 @@ def render_report(r: Dict[str, Any]) -> str:
                       + " / ".join(_pct(a) for a in views["real_accuracy"]) + ": where the aged faces lose far "
                       "more than the real photos do, the generator meets the judge with a pattern tied to where "
                       "it sits, not with age."]
+    if critic.get("generated"):
+        lines += ["", "The critic's class for generated faces (--d-fake-class) takes "
+                  + " / ".join(_pct(a) for a in critic["generated"]) + " of the aged faces and "
+                  + " / ".join(_pct(a) for a in critic["real_generated"]) + " of the real photos "
+                  "(10-20 / 21-30 / 31-40 / 41-50 / 51+); the table above counts its verdict among the groups."]
     lines += ["", "The critic's classifier is the age classifier the generator was trained to satisfy"
               + (" (the checkpoint holds no critic: an export)." if not critic else
                  ": where it puts far more aged faces in their target group than real photos of that group, "

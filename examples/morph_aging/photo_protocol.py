@@ -188,7 +188,8 @@ def classifier_table(classify: Callable[[torch.Tensor], torch.Tensor], images: t
     ----------
     classify : callable
         ``classify(x)`` of (B, 3, H, W) images in [-1, 1] returns (B, K) logits
-        (or any scores whose arg-max is the group).
+        (or any scores whose arg-max is the group), or (B, K + 1) where the
+        last column is a class for generated faces (``train.py --d-fake-class``).
     images : torch.Tensor
         (N, 3, H, W) real photos in [-1, 1].
     aged : torch.Tensor
@@ -202,18 +203,34 @@ def classifier_table(classify: Callable[[torch.Tensor], torch.Tensor], images: t
     -------
     dict
         ``accuracy[t]`` (aged faces of target ``t`` from inputs of other
-        groups classified as ``t``) and ``real_accuracy[t]`` (real photos of
-        group ``t`` classified as ``t``); None where there are none.
+        groups classified as ``t``, the arg-max over the K groups) and
+        ``real_accuracy[t]`` (real photos of group ``t`` classified as ``t``);
+        None where there are none. With K + 1 columns also ``generated[t]``
+        and ``real_generated[t]``: the shares of the same aged faces and real
+        photos whose arg-max over all K + 1 is the generated class.
     """
-    def groups(x: torch.Tensor) -> torch.Tensor:
-        if not x.shape[0]:
-            return torch.zeros(0, dtype=torch.long)
-        return torch.cat([classify(x[i:i + batch_size]).argmax(dim=1).cpu() for i in range(0, x.shape[0], batch_size)])
+    def verdicts(x: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        scores = (torch.cat([classify(x[i:i + batch_size]).detach().cpu() for i in range(0, x.shape[0], batch_size)])
+                  if x.shape[0] else torch.zeros(0, NUM_GROUPS))
+        if scores.shape[1] not in (NUM_GROUPS, NUM_GROUPS + 1):
+            raise ValueError(f"classify must return (B, {NUM_GROUPS}) or (B, {NUM_GROUPS + 1}) scores, "
+                             f"got {tuple(scores.shape)}")
+        generated = scores.argmax(dim=1) == NUM_GROUPS if scores.shape[1] > NUM_GROUPS else None
+        return scores[:, :NUM_GROUPS].argmax(dim=1), generated
 
-    real = groups(images)
-    accuracy = [_rate(groups(aged[sources != t, t]) == t) for t in range(NUM_GROUPS)]
-    real_accuracy = [_rate(real[sources == t] == t) for t in range(NUM_GROUPS)]
-    return {"accuracy": accuracy, "real_accuracy": real_accuracy}
+    real, real_gen = verdicts(images)
+    table: Dict[str, Any] = {"accuracy": [],
+                             "real_accuracy": [_rate(real[sources == t] == t) for t in range(NUM_GROUPS)]}
+    aged_gen: List[Optional[float]] = []
+    for t in range(NUM_GROUPS):
+        groups, gen = verdicts(aged[sources != t, t])
+        table["accuracy"].append(_rate(groups == t))
+        aged_gen.append(None if gen is None else _rate(gen))
+    if real_gen is not None or any(r is not None for r in aged_gen):
+        table["generated"] = aged_gen
+        table["real_generated"] = [None if real_gen is None else _rate(real_gen[sources == t])
+                                   for t in range(NUM_GROUPS)]
+    return table
 
 
 def background_table(images: torch.Tensor, aged: torch.Tensor, mask_means: torch.Tensor,

@@ -110,6 +110,25 @@ def test_classifier_table_counts_as_the_age_table_does():
     assert constant["real_accuracy"] == [0.0, 0.0, 1.0, 0.0, 0.0] and constant["accuracy"] == [0.0, 0.0, 1.0, 0.0, 0.0]
 
 
+@pytest.mark.parametrize("extra", [0.0, 2.0])
+def test_classifier_table_counts_a_class_for_generated_faces_apart_from_the_groups(extra):
+    images, sources = _photos()
+    painted, _ = pp.age_every_group(Paint(), images)
+    plain = pp.classifier_table(_brightness_groups, images, painted, sources, batch_size=4)
+    assert "generated" not in plain
+
+    def with_extra(x):  # the groups' one-hot scores and a last column that wins (2) or never does (0)
+        return torch.cat([_brightness_groups(x), torch.full((x.shape[0], 1), extra)], dim=1)
+
+    table = pp.classifier_table(with_extra, images, painted, sources, batch_size=3)
+    assert table["accuracy"] == plain["accuracy"] and table["real_accuracy"] == plain["real_accuracy"]
+    share = 1.0 if extra else 0.0
+    assert table["generated"] == [share] * NUM_GROUPS
+    assert table["real_generated"] == [share if (sources == t).any() else None for t in range(NUM_GROUPS)]
+    with pytest.raises(ValueError, match=r"classify must return \(B, 5\) or \(B, 6\) scores, got \(15, 7\)"):
+        pp.classifier_table(lambda x: torch.zeros(x.shape[0], 7), images, painted, sources, batch_size=3)
+
+
 @settings(max_examples=20, deadline=None)
 @given(n=st.integers(0, 7), batch=st.integers(1, 5))
 def test_classifier_table_rates_are_fractions_or_none_for_empty_groups(n, batch):
@@ -229,7 +248,7 @@ def _train_on_photos(tmp_path, name, *flags):
 
 def test_evaluate_photos_end_to_end_with_stand_in_estimators(tmp_path, monkeypatch, capsys):
     run = _tiny_photo_run(tmp_path, monkeypatch, [12, 25, 35, 45, 60], "--lambda-judge", "1", "--judge-steps", "2",
-                          "--judge-views", "0.2")
+                          "--judge-views", "0.2", "--d-fake-class")
     out = tmp_path / "eval"
     rc = evaluate_photos.main(["--checkpoint", str(run / "checkpoints" / "last.pt"), "--out", str(out),
                                "--num-faces", "3", "--ground-truth", str(tmp_path / "fgnet"), "--num-examples", "2",
@@ -252,6 +271,10 @@ def test_evaluate_photos_end_to_end_with_stand_in_estimators(tmp_path, monkeypat
     assert len(critic["accuracy"]) == len(critic["real_accuracy"]) == NUM_GROUPS
     assert all(0 <= a <= 1 for a in critic["accuracy"] + critic["real_accuracy"])
     assert "critic's classifier: aged faces" in report and "beyond what the faces' ages justify" in report
+    # its class for generated faces (--d-fake-class) is counted apart from the groups
+    assert len(critic["generated"]) == len(critic["real_generated"]) == NUM_GROUPS
+    assert all(0 <= a <= 1 for a in critic["generated"] + critic["real_generated"])
+    assert "The critic's class for generated faces (--d-fake-class) takes" in report
     sep = r["age"]["separate"]  # trained on the run's 20 training photos (test fraction 0.5), at the run's 32 px
     assert (sep["steps"], sep["photos"], sep["size"]) == (3, 20, 32)
     assert all(0 <= a <= 1 for a in sep["accuracy"] + sep["real_accuracy"])
@@ -272,7 +295,9 @@ def test_another_runs_judge_classifies_the_aged_faces_and_a_run_without_one_is_r
     assert evaluate_photos.main(["--checkpoint", str(plain / "checkpoints" / "last.pt"), "--out", str(out),
                                  "--num-faces", "2", "--num-examples", "0", "--judge-of",
                                  str(judged / "checkpoints" / "last.pt")]) == 0
-    judge = json.loads((out / "results.json").read_text())["age"]["judge"]
+    r = json.loads((out / "results.json").read_text())
+    judge = r["age"]["judge"]
+    assert "generated" not in r["age"]["critic"]  # a plain critic has no class for generated faces
     assert judge["own"] is False and judge["checkpoint"] == str(judged / "checkpoints" / "last.pt")
     assert len(judge["accuracy"]) == NUM_GROUPS
     assert judge["views"]["amount"] == evaluate_photos.JUDGE_EVAL_VIEWS  # its run trained without views
