@@ -226,10 +226,9 @@ def classifier_table(classify: Callable[[torch.Tensor], torch.Tensor], images: t
         groups, gen = verdicts(aged[sources != t, t])
         table["accuracy"].append(_rate(groups == t))
         aged_gen.append(None if gen is None else _rate(gen))
-    if real_gen is not None or any(r is not None for r in aged_gen):
+    if real_gen is not None:  # aged faces exist only where real photos do, so the photos tell the width
         table["generated"] = aged_gen
-        table["real_generated"] = [None if real_gen is None else _rate(real_gen[sources == t])
-                                   for t in range(NUM_GROUPS)]
+        table["real_generated"] = [_rate(real_gen[sources == t]) for t in range(NUM_GROUPS)]
     return table
 
 
