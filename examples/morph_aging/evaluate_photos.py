@@ -211,7 +211,7 @@ def evaluate_photos(args: argparse.Namespace, command: str) -> Dict[str, Any]:
         "photos": len(indices), "photos_per_source": [int((sources == k).sum()) for k in range(NUM_GROUPS)],
         "source_ages": _source_ages([records[i].age for i in indices], sources),
         "far": args.far, "identity": identity, "age": age, "background": background,
-        "crop": (state.get("extra") or {}).get("crop"),
+        "crop": cfg.crop,  # the crop the model learned (train.py records it in the config)
     }
     k = min(args.num_examples, len(indices))
     picks = _spread(sources, k)

@@ -248,7 +248,7 @@ def _train_on_photos(tmp_path, name, *flags):
 
 def test_evaluate_photos_end_to_end_with_stand_in_estimators(tmp_path, monkeypatch, capsys):
     run = _tiny_photo_run(tmp_path, monkeypatch, [12, 25, 35, 45, 60], "--lambda-judge", "1", "--judge-steps", "2",
-                          "--judge-views", "0.2", "--d-fake-class")
+                          "--judge-views", "0.2", "--d-fake-class", "--crop", "head,margin=0.1,size=96")
     out = tmp_path / "eval"
     rc = evaluate_photos.main(["--checkpoint", str(run / "checkpoints" / "last.pt"), "--out", str(out),
                                "--num-faces", "3", "--ground-truth", str(tmp_path / "fgnet"), "--num-examples", "2",
@@ -266,6 +266,7 @@ def test_evaluate_photos_end_to_end_with_stand_in_estimators(tmp_path, monkeypat
     report = (out / "report.md").read_text()
     assert "Real ages of the photos per source group: 10-20: 12-12 (mean 12)" in report
     assert "copy-the-input" in report and "each photo taken as a person of its own" in report
+    assert r["crop"] == "head,margin=0.1,size=96" and "crop head,margin=0.1,size=96." in report  # the model's crop
     assert (out / "examples.png").exists() and (out / "ground_truth.png").exists()
     critic = r["age"]["critic"]  # the run's own critic classifies the aged faces and the real photos
     assert len(critic["accuracy"]) == len(critic["real_accuracy"]) == NUM_GROUPS
