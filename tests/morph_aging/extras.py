@@ -1,5 +1,5 @@
 """What several of the example's test files share: skip marks for the optional extras, a face photo dlib finds,
-one training iteration with the generator as it was before it."""
+one training iteration with the generator as it was before it, a minimal evaluate_photos.py result."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from PIL import Image
 import face_align
 import models
 import pictures
+from ages import NUM_GROUPS
 from step import step_randomness
 
 
@@ -59,3 +60,28 @@ def step_before_and_after(cfg, g, step, real, labels):
     probe = models.build_generator(cfg)
     probe.load_state_dict(before)
     return metrics, probe, (labels + offsets) % 5
+
+
+PHOTO_CONFIG = {"data": "/data/UTK", "data_kind": "utkface", "drop_young": True, "image_size": 64, "lambda_att": 2.0,
+          "seed": 0, "out": "runs/s0", "max_minutes": 30.0}
+
+
+def photo_result(seed=0, ver=(0.95,) * 5, acc=(0.5,) * 5, real=(0.4,) * 5, rising=(True,) * 5, psnr=(27.0,) * 5,
+           gt=None, **config):
+    """A minimal evaluate_photos.py result (for photo_seeds.py and photo_compare.py)."""
+    cfg = {**PHOTO_CONFIG, "seed": seed, "out": f"runs/s{seed}", **config}
+    r = {"path": f"runs/s{seed}/eval/results.json", "config": cfg, "step": 3000, "weights": "average",
+         "data": "/data/UTK", "split": "test", "with_young": False, "photos_per_source": [40] * 5, "far": 0.01,
+         "identity": {"threshold": {"threshold": 55.0 + seed},
+                      "per_target": [{"target": t, "verification_rate": ver[t], "copy_rate": 1.0}
+                                     for t in range(NUM_GROUPS)]},
+         "age": {"accuracy": list(acc), "real_accuracy": list(real), "rising": list(rising)},
+         "background": [{"target": t, "psnr": psnr[t], "mask_mean": 0.8} for t in range(NUM_GROUPS)]}
+    if gt is not None:
+        aged, copy_, gap_aged, gap_copy = gt
+        r["ground_truth"] = {"data": "/data/FGNET", "pairs": 114,
+                             "aged": {"verification_rate": aged, "verification_rate_own": aged / 2,
+                                      "age_gap": gap_aged, "confidence": 40.0},
+                             "copy": {"verification_rate": copy_, "verification_rate_own": copy_ / 2,
+                                      "age_gap": gap_copy, "confidence": 44.0}}
+    return r

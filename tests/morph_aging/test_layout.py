@@ -15,7 +15,8 @@ import config
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "morph_aging"
-SCRIPTS = {"train", "evaluate", "evaluate_photos", "photo_seeds", "age", "ablation", "export", "prepare"}
+SCRIPTS = {"train", "evaluate", "evaluate_photos", "photo_seeds", "photo_compare", "age", "ablation", "export",
+           "prepare"}
 
 
 def _imports(path: Path) -> set:

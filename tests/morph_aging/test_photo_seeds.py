@@ -1,4 +1,5 @@
-"""photo_seeds.py: evaluate_photos.py results of several seeds, their mean, spread and targets."""
+"""photo_summary.py and photo_seeds.py: evaluate_photos.py results of several seeds, read back, checked, their
+mean, spread and targets."""
 
 from __future__ import annotations
 
@@ -10,33 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import photo_seeds as ps
+import photo_summary as summ
 from ages import NUM_GROUPS
+from extras import photo_result as result
 from metrics import mean_and_spread
-
-CONFIG = {"data": "/data/UTK", "data_kind": "utkface", "drop_young": True, "image_size": 64, "lambda_att": 2.0,
-          "seed": 0, "out": "runs/s0", "max_minutes": 30.0}
-
-
-def result(seed=0, ver=(0.95,) * 5, acc=(0.5,) * 5, real=(0.4,) * 5, rising=(True,) * 5, psnr=(27.0,) * 5,
-           gt=None, **config):
-    """A minimal evaluate_photos.py result."""
-    cfg = {**CONFIG, "seed": seed, "out": f"runs/s{seed}", **config}
-    r = {"path": f"runs/s{seed}/eval/results.json", "config": cfg, "step": 3000, "weights": "average",
-         "data": "/data/UTK", "split": "test", "with_young": False, "photos_per_source": [40] * 5, "far": 0.01,
-         "identity": {"threshold": {"threshold": 55.0 + seed},
-                      "per_target": [{"target": t, "verification_rate": ver[t], "copy_rate": 1.0}
-                                     for t in range(NUM_GROUPS)]},
-         "age": {"accuracy": list(acc), "real_accuracy": list(real), "rising": list(rising)},
-         "background": [{"target": t, "psnr": psnr[t], "mask_mean": 0.8} for t in range(NUM_GROUPS)]}
-    if gt is not None:
-        aged, copy_, gap_aged, gap_copy = gt
-        r["ground_truth"] = {"data": "/data/FGNET", "pairs": 114,
-                             "aged": {"verification_rate": aged, "verification_rate_own": aged / 2,
-                                      "age_gap": gap_aged, "confidence": 40.0},
-                             "copy": {"verification_rate": copy_, "verification_rate_own": copy_ / 2,
-                                      "age_gap": gap_copy, "confidence": 44.0}}
-    return r
-
 
 def _target(summary, start):
     return next(t for t in summary["targets"] if t["target"].startswith(start))
@@ -45,7 +23,7 @@ def _target(summary, start):
 def test_mean_and_spread_over_seeds_per_target_group():
     runs = [result(0, ver=(0.8, 0.9, 1.0, 0.9, 0.9)), result(1, ver=(0.9, 0.9, 1.0, 0.9, 0.9)),
             result(2, ver=(1.0, 0.9, 1.0, 0.9, 0.9))]
-    s = ps.summarize(runs)
+    s = summ.summarize(runs)
     v = s["per_target"][0]["verification_rate"]
     assert v["mean"] == pytest.approx(0.9) and v["std"] == pytest.approx(0.1)
     assert (v["min"], v["max"], v["n"]) == (0.8, 1.0, 3)
@@ -58,24 +36,24 @@ def test_mean_and_spread_over_seeds_per_target_group():
 @given(st.lists(st.lists(st.floats(0, 1), min_size=NUM_GROUPS, max_size=NUM_GROUPS), min_size=1, max_size=5),
        st.floats(0.05, 1))
 def test_a_target_is_met_in_the_seeds_whose_worst_group_reaches_it(rates, bar):
-    s = ps.summarize([result(i, ver=r) for i, r in enumerate(rates)], min_verification=bar)
+    s = summ.summarize([result(i, ver=r) for i, r in enumerate(rates)], min_verification=bar)
     t = _target(s, "verification")
     worst = [min(r) - bar for r in rates]
-    assert t["met"] == sum(w >= -ps.TOLERANCE for w in worst)
-    assert t["worst"] == pytest.approx(min(worst), abs=ps.TOLERANCE)
+    assert t["met"] == sum(w >= -summ.TOLERANCE for w in worst)
+    assert t["worst"] == pytest.approx(min(worst), abs=summ.TOLERANCE)
     stat = s["per_target"][0]["verification_rate"]
     assert stat["min"] - 1e-12 <= stat["mean"] <= stat["max"] + 1e-12
 
 
 def test_float32_rates_at_the_bar_meet_it():
-    s = ps.summarize([result(0, ver=(0.8999999761581421,) * 5)])
+    s = summ.summarize([result(0, ver=(0.8999999761581421,) * 5)])
     assert _target(s, "verification")["met"] == 1
 
 
 def test_age_rising_and_background_targets():
-    runs = [result(0, acc=(0.5, 0.3, 0.5, 0.5, 0.5), rising=(True, False, True, None, True), psnr=(24.0,) + (30.0,) * 4),
-            result(1)]
-    s = ps.summarize(runs)
+    runs = [result(0, acc=(0.5, 0.3, 0.5, 0.5, 0.5), rising=(True, False, True, None, True),
+                   psnr=(24.0,) + (30.0,) * 4), result(1)]
+    s = summ.summarize(runs)
     age, rise, bg = (_target(s, k) for k in ("age accuracy", "mean estimated age", "background"))
     assert (age["met"], age["worst"]) == (1, pytest.approx(-0.1))
     assert s["rising"] == [3, 5] and s["sources"] == [4, 5]
@@ -84,8 +62,8 @@ def test_age_rising_and_background_targets():
 
 
 def test_ground_truth_targets_only_when_every_seed_has_them():
-    assert ps.summarize([result(0, gt=(0.1, 0.2, 15.0, 20.0)), result(1)])["ground_truth"] is None
-    s = ps.summarize([result(0, gt=(0.1, 0.2, 15.0, 20.0)), result(1, gt=(0.25, 0.2, 21.0, 20.0))])
+    assert summ.summarize([result(0, gt=(0.1, 0.2, 15.0, 20.0)), result(1)])["ground_truth"] is None
+    s = summ.summarize([result(0, gt=(0.1, 0.2, 15.0, 20.0)), result(1, gt=(0.25, 0.2, 21.0, 20.0))])
     assert s["ground_truth"]["aged"]["age_gap"]["mean"] == pytest.approx(18.0)
     nearer = _target(s, "ground truth: aged photo nearer")
     assert (nearer["met"], nearer["worst"]) == (1, pytest.approx(-1.0))
@@ -95,14 +73,14 @@ def test_ground_truth_targets_only_when_every_seed_has_them():
 
 
 def test_seeds_of_one_recipe_may_differ_in_how_they_were_kept():
-    ps.check_comparable([result(0), result(1, max_minutes=90.0, out="elsewhere", data="/mnt/UTK")])
+    summ.check_comparable([result(0), result(1, max_minutes=90.0, out="elsewhere", data="/mnt/UTK")])
 
 
 def test_a_setting_an_older_result_lacks_counts_as_its_default():
     older = result(1)  # trained before the options existed: its config has no such fields
-    ps.check_comparable([result(0, lambda_judge=0.0, judge_views=0.0, judge_steps=1500), older])
-    with pytest.raises(ps.SeedsError, match=r"lambda_judge \(100.0 vs 0.0\)"):
-        ps.check_comparable([result(0, lambda_judge=100.0), older])
+    summ.check_comparable([result(0, lambda_judge=0.0, judge_views=0.0, judge_steps=1500), older])
+    with pytest.raises(summ.ResultsError, match=r"lambda_judge \(100.0 vs 0.0\)"):
+        summ.check_comparable([result(0, lambda_judge=100.0), older])
 
 
 @pytest.mark.parametrize("change, words", [
@@ -115,18 +93,18 @@ def test_a_setting_an_older_result_lacks_counts_as_its_default():
 def test_incomparable_results_are_refused(change, words):
     other = result(1)
     change(other)
-    with pytest.raises(ps.SeedsError, match=words):
-        ps.check_comparable([result(0), other])
+    with pytest.raises(summ.ResultsError, match=words):
+        summ.check_comparable([result(0), other])
 
 
 def test_ground_truth_on_different_folders_is_refused():
-    with pytest.raises(ps.SeedsError, match="ground truth"):
-        ps.check_comparable([result(0, gt=(0.1, 0.2, 15.0, 20.0)), result(1)])
+    with pytest.raises(summ.ResultsError, match="ground truth"):
+        summ.check_comparable([result(0, gt=(0.1, 0.2, 15.0, 20.0)), result(1)])
 
 
 def test_markdown_shows_spread_only_over_several_seeds():
-    one = ps.render_markdown(ps.summarize([result(0)]))
-    three = ps.render_markdown(ps.summarize([result(0), result(1, ver=(0.85,) * 5), result(2)]))
+    one = ps.render_markdown(summ.summarize([result(0)]))
+    three = ps.render_markdown(summ.summarize([result(0), result(1, ver=(0.85,) * 5), result(2)]))
     assert "±" not in one.split("## Targets")[0]
     assert "| 10-20 | 91.7 ± 5.8 [85.0-95.0] |" in three
     assert "| 50.0 ± 0.0 [50.0-50.0] | 40.0 ± 0.0 [40.0-40.0] | - |" in three  # no critic figures: older results
@@ -179,7 +157,20 @@ def test_the_critics_accuracy_on_the_aged_faces_is_summarised_where_recorded():
     runs = [result(0), result(1)]
     runs[0]["age"]["critic"] = {"accuracy": [0.9] * NUM_GROUPS, "real_accuracy": [0.3] * NUM_GROUPS}
     runs[1]["age"]["critic"] = {"accuracy": [0.7] * NUM_GROUPS, "real_accuracy": [0.3] * NUM_GROUPS}
-    stat = ps.summarize(runs)["per_target"][4]["critic_accuracy"]
+    stat = summ.summarize(runs)["per_target"][4]["critic_accuracy"]
     assert stat["mean"] == pytest.approx(0.8) and stat["n"] == 2
     runs[1]["age"]["critic"] = None  # an export: no critic
-    assert ps.summarize(runs)["per_target"][4]["critic_accuracy"]["n"] == 1
+    assert summ.summarize(runs)["per_target"][4]["critic_accuracy"]["n"] == 1
+
+
+def test_an_evaluation_held_inside_a_larger_json_is_read_by_its_key_path(tmp_path):
+    held = copy.deepcopy(result(3))
+    held.pop("path")
+    file = tmp_path / "record.json"
+    file.write_text(json.dumps({"about": "runs", "runs": {"seed3": {"eval": held, "train_seconds": 1}}}))
+    (r,) = summ.load_results([f"{file}#runs.seed3.eval"])
+    assert r["path"] == f"{file}#runs.seed3.eval" and r["config"]["seed"] == 3
+    with pytest.raises(summ.ResultsError, match="has no key 'runs.seed4'"):
+        summ.load_results([f"{file}#runs.seed4.eval"])
+    with pytest.raises(summ.ResultsError, match="not an evaluate_photos.py result"):
+        summ.load_results([f"{file}#runs.seed3"])
