@@ -6,7 +6,8 @@
         "three seeds=S0/eval,S1/eval,S2/eval" [--out table.md] [--rst table.rst] [--json table.json] \\
         [--plot tradeoff.png] [--min-verification 0.9] [--min-psnr 25]
 
-Each argument is ``LABEL=EVAL[,EVAL...]``: a recipe's name and its
+Each argument is ``LABEL=EVAL[,EVAL...]`` (or ``@FILE``, a file of such
+arguments, one per line): a recipe's name and its
 ``evaluate_photos.py`` evaluations, one per training seed, each an output
 folder, its ``results.json`` or ``FILE.json#key.key`` (one held inside a larger
 JSON file, as ``docs/_static/results/`` holds them). The evaluations of one
@@ -271,10 +272,10 @@ def plot_tradeoff(table: Dict[str, Any], path: str) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="photo_compare.py", description=__doc__.split("\n\n")[0],
-                                     formatter_class=cli.HelpFormatter)
+                                     formatter_class=cli.HelpFormatter, fromfile_prefix_chars="@")
     parser.add_argument("recipes", nargs="+", metavar="LABEL=EVAL[,EVAL...]",
                         help="a recipe's name and its evaluate_photos.py evaluations (folders, results.json or "
-                             "FILE.json#key.key), one per seed")
+                             "FILE.json#key.key), one per seed; @FILE reads such arguments from FILE, one per line")
     parser.add_argument("--out", default=None, metavar="FILE.md", help="also write the Markdown table here")
     parser.add_argument("--rst", default=None, metavar="FILE.rst", help="write the table as a reStructuredText "
                                                                         "list-table here")

@@ -132,3 +132,15 @@ def test_without_matplotlib_the_picture_names_the_extra(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_matplotlib)
     with pytest.raises(ResultsError, match=r"--plot needs matplotlib: pip install -e \"\.\[plots\]\""):
         pc.plot_tradeoff(pc.compare([("a", [result(0)])]), "unused.png")
+
+
+def test_the_overview_in_the_docs_is_what_the_recorded_runs_give(monkeypatch, tmp_path):
+    """docs/results.rst includes photo_recipes.inc, written by photo_compare.py from the recorded runs' JSONs;
+    regenerated here, so that the overview cannot drift from the records."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    monkeypatch.chdir(root)
+    out = tmp_path / "photo_recipes.inc"
+    assert pc.main(["@docs/_static/results/photo_recipes.args", "--rst", str(out)]) == 0
+    assert out.read_text() == (root / "docs/_static/results/photo_recipes.inc").read_text()
