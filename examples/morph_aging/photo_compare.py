@@ -281,10 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                                         "list-table here")
     parser.add_argument("--json", default=None, metavar="FILE", help="write the rows here")
     parser.add_argument("--plot", default=None, metavar="FILE.png", help="draw the trade-off here (the plots extra)")
-    parser.add_argument("--min-verification", type=cli.probability, default=0.9, metavar="RATE",
-                        help="the verification rate every target group should reach")
-    parser.add_argument("--min-psnr", type=cli.finite_float(), default=25.0, metavar="DB",
-                        help="the background PSNR every target group should reach")
+    photo_summary.add_target_flags(parser)
     return parser
 
 

@@ -43,6 +43,7 @@ from typing import Any, Dict, List, Optional
 
 import cli
 import files
+import photo_summary
 from ages import GROUP_NAMES
 from cli import EXIT_OK
 from photo_summary import ResultsError, check_comparable, load_results, summarize
@@ -108,10 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "one per seed")
     parser.add_argument("--out", default=None, metavar="FILE.md", help="also write the Markdown here")
     parser.add_argument("--json", default=None, metavar="FILE", help="write the numbers here")
-    parser.add_argument("--min-verification", type=cli.probability, default=0.9, metavar="RATE",
-                        help="the verification rate every target group should reach")
-    parser.add_argument("--min-psnr", type=cli.finite_float(), default=25.0, metavar="DB",
-                        help="the background PSNR every target group should reach")
+    photo_summary.add_target_flags(parser)
     return parser
 
 

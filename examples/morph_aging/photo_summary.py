@@ -9,6 +9,7 @@ mean, spread and targets.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import os
@@ -19,8 +20,8 @@ from ages import NUM_GROUPS
 from config import TrainConfig
 from metrics import mean_and_spread
 
-__all__ = ["RUN_KEEPING", "SAME_MEASURE", "TOLERANCE", "ResultsError", "check_comparable", "check_measured_alike",
-           "load_results", "summarize"]
+__all__ = ["RUN_KEEPING", "SAME_MEASURE", "TOLERANCE", "ResultsError", "add_target_flags", "check_comparable",
+           "check_measured_alike", "load_results", "summarize"]
 
 #: Training-config fields that say how a run was kept, not what it learnt: they may differ between seeds.
 RUN_KEEPING = frozenset({"seed", "out", "max_minutes", "resume", "overwrite", "progress", "report_to", "workers",
@@ -208,3 +209,11 @@ def summarize(results: Sequence[Dict[str, Any]], *, min_verification: float = 0.
             "steps": [r.get("step") for r in results],
             "thresholds": [r["identity"]["threshold"].get("threshold") for r in results],
             "per_target": per_target, "rising": rising, "sources": sources, "ground_truth": gt, "targets": targets}
+
+
+def add_target_flags(parser: argparse.ArgumentParser) -> None:
+    """The targets' bars as flags, ``--min-verification`` and ``--min-psnr`` (the keywords of :func:`summarize`)."""
+    parser.add_argument("--min-verification", type=cli.probability, default=0.9, metavar="RATE",
+                        help="the verification rate every target group should reach")
+    parser.add_argument("--min-psnr", type=cli.finite_float(), default=25.0, metavar="DB",
+                        help="the background PSNR every target group should reach")
