@@ -7,7 +7,6 @@ Build with ``sphinx-build -W --keep-going -b html docs docs/_build/html``
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import os
 import sys
