@@ -90,7 +90,7 @@ def mask_statistics(attention: torch.Tensor, *, low: float = 0.05, high: float =
         spread = flat.std(dim=1, unbiased=False).mean()
         return MaskStatistics(
             mean=flat.mean(),
-            near_zero=(flat < low).float().mean().to(a.dtype),
-            near_one=(flat > high).float().mean().to(a.dtype),
+            near_zero=(flat < low).to(a.dtype).mean(),
+            near_one=(flat > high).to(a.dtype).mean(),
             spread=spread,
         )
