@@ -81,21 +81,20 @@ def _recipe_row(label: str, results: Sequence[Dict[str, Any]], summary: Dict[str
     ver = [_mean(p["verification_rate"]) for p in per]
     acc = [_mean(p["age_accuracy"]) for p in per]
     real = [_mean(p["real_accuracy"]) for p in per]
-    margins = [None if a is None or b is None else a - b for a, b in zip(acc, real)]
     per_seed = []
     for r in results:
         v = [t.get("verification_rate") for t in r["identity"]["per_target"]]
-        m = [a - b for a, b in zip(r["age"]["accuracy"], r["age"]["real_accuracy"]) if a is not None and b is not None]
         gt = r.get("ground_truth") or {}
         per_seed.append({"seed": r["config"].get("seed"), "worst_verification": _worst(v),
-                         "worst_age_margin": _worst(m),
+                         "worst_age_margin": photo_summary.min_margin(r["age"]["accuracy"],
+                                                                      r["age"]["real_accuracy"]),
                          "gt_verification": (gt.get("aged") or {}).get("verification_rate"),
                          "gt_age_gap": (gt.get("aged") or {}).get("age_gap")})
     gt = summary["ground_truth"]
     return {
         "label": label, "paths": summary["paths"], "seeds": summary["seeds"], "steps": summary["steps"],
         "worst_verification": _worst(ver), "verification": ver,
-        "worst_age_margin": _worst(margins), "age_accuracy": acc, "real_accuracy": real,
+        "worst_age_margin": photo_summary.min_margin(acc, real), "age_accuracy": acc, "real_accuracy": real,
         "rising": sum(summary["rising"]) / len(summary["rising"]), "sources": max(summary["sources"]),
         "worst_psnr": _worst([_mean(p["psnr"]) for p in per]),
         "gt": None if gt is None else {row: {k: _mean(gt[row][k]) for k in ("verification_rate", "age_gap")}
@@ -133,10 +132,11 @@ def compare(recipes: Sequence[Tuple[str, Sequence[Dict[str, Any]]]], *, min_veri
     twice = sorted({x for x in labels if labels.count(x) > 1})
     if twice:
         raise ResultsError(f"recipe label(s) {', '.join(map(repr, twice))} given more than once")
-    first = recipes[0][1][0] if recipes[0][1] else None
+    for _, results in recipes:
+        photo_summary.check_comparable(results)
+    first = recipes[0][1][0]
     rows = []
     for label, results in recipes:
-        photo_summary.check_comparable(results)
         for r in results:
             photo_summary.check_measured_alike(first, r)
         summary = photo_summary.summarize(results, min_verification=min_verification, min_psnr=min_psnr)

@@ -21,7 +21,7 @@ from config import TrainConfig
 from metrics import mean_and_spread
 
 __all__ = ["RUN_KEEPING", "SAME_MEASURE", "TOLERANCE", "ResultsError", "add_target_flags", "check_comparable",
-           "check_measured_alike", "load_results", "summarize"]
+           "check_measured_alike", "load_results", "min_margin", "summarize"]
 
 #: Training-config fields that say how a run was kept, not what it learnt: they may differ between seeds.
 RUN_KEEPING = frozenset({"seed", "out", "max_minutes", "resume", "overwrite", "progress", "report_to", "workers",
@@ -136,7 +136,8 @@ def _target(name: str, margins: Sequence[Optional[float]], unit: str) -> Dict[st
             "worst": min(known) if known else None, "unit": unit}
 
 
-def _min_margin(values: Sequence[Optional[float]], bars: Sequence[Optional[float]]) -> Optional[float]:
+def min_margin(values: Sequence[Optional[float]], bars: Sequence[Optional[float]]) -> Optional[float]:
+    """The smallest ``value - bar`` over the pairs where both are known (None where none is)."""
     pairs = [(v, b) for v, b in zip(values, bars) if v is not None and b is not None]
     return min(v - b for v, b in pairs) if pairs else None
 
@@ -183,13 +184,13 @@ def summarize(results: Sequence[Dict[str, Any]], *, min_verification: float = 0.
     sources = [sum(x is not None for x in r["age"]["rising"]) for r in results]
     targets = [
         _target(f"verification >= {min_verification:.0%} in every target group",
-                [_min_margin(v, [min_verification] * len(v)) for v in ver], "points"),
+                [min_margin(v, [min_verification] * len(v)) for v in ver], "points"),
         _target("age accuracy >= the estimator's on real photos, every group",
-                [_min_margin(a, b) for a, b in zip(acc, real)], "points"),
+                [min_margin(a, b) for a, b in zip(acc, real)], "points"),
         _target("mean estimated age rising for every source group",
                 [float(n - s) for n, s in zip(rising, sources)], "sources"),
         _target(f"background PSNR >= {min_psnr:g} dB in every target group",
-                [_min_margin(p, [min_psnr] * len(p)) for p in psnr], "dB"),
+                [min_margin(p, [min_psnr] * len(p)) for p in psnr], "dB"),
     ]
     gt = None
     if all("aged" in _gt(r) for r in results):
