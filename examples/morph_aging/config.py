@@ -88,9 +88,9 @@ class TrainConfig:
                             "--clip-young run of the same seed, less the children")
     balance_groups: bool = _opt(False, "data", "draw the training images evenly over the age groups: each epoch "
                                 "draws as many images as the set holds, every group equally likely, with "
-                                "replacement, instead of each image once. UTKFace holds 4x more photos of 21-30 "
-                                "than of 41-50, and a critic trained on them names the large groups (beyond the "
-                                "paper)")
+                                "replacement, instead of each image once; the frozen judge of --lambda-judge is "
+                                "fitted on every group alike too. UTKFace holds 4x more photos of 21-30 than of "
+                                "41-50, and a critic trained on them names the large groups (beyond the paper)")
     allow_empty_groups: bool = _opt(False, "data", "train even when an age group has no training images")
     crop: Optional[str] = _opt(None, "data", "face crop of the photos of --data, CROP[,margin=M][,size=S] with CROP "
                                "head or tight (face_align.py), or unknown; recorded in the checkpoint, so that age.py "
@@ -172,9 +172,9 @@ class TrainConfig:
                                        "aged back to the source group must give the input, mean |G(G(x, y_t), y_s) "
                                        "- x| (GANimation, StarGAN; paper: 0)")
     lambda_judge: float = _opt(0.0, "training", "weight of a frozen age judge's term: an age-group classifier "
-                               "trained on the training photos before the GAN (--judge-steps) and held fixed; the "
-                               "generator also minimises its cross-entropy to the target group (beyond the paper; "
-                               "0: off)")
+                               "trained on the training photos before the GAN (--judge-steps; every group drawn "
+                               "alike with --balance-groups, else every photo) and held fixed; the generator also "
+                               "minimises its cross-entropy to the target group (beyond the paper; 0: off)")
     judge_steps: int = _opt(1500, "training", "Adam steps that train the frozen age judge of --lambda-judge "
                             "(batches of 64, at most 64 px)", minimum=1, maximum=1_000_000)
     judge_views: float = _opt(0.0, "training", "the judge of --lambda-judge scores a random view of each aged "

@@ -536,8 +536,9 @@ def fit_judge(cfg: TrainConfig, source: BatchSource, device: torch.device, *, is
             labels[i] = item["label"]
     if is_main:
         views = f", random views up to {cfg.judge_views:g} (--judge-views)" if cfg.judge_views > 0 else ""
+        alike = ", every group drawn alike (--balance-groups)" if cfg.balance_groups else ""
         print(f"fitting the frozen age judge (--lambda-judge {cfg.lambda_judge:g}): {photos.shape[0]} training "
-              f"images at {judge.size} px, {cfg.judge_steps} steps{views} ...", file=sys.stderr, flush=True)
+              f"images at {judge.size} px, {cfg.judge_steps} steps{views}{alike} ...", file=sys.stderr, flush=True)
     net = estimators.fit_group_classifier(photos, labels, steps=cfg.judge_steps, seed=cfg.seed + JUDGE_SEED_OFFSET,
                                           width=estimators.GROUP_CLASSIFIER_WIDTH, views=cfg.judge_views,
                                           balanced=cfg.balance_groups, device=device)
