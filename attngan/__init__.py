@@ -10,7 +10,7 @@ when a mask saturates, and differentiable random views (zoom, shift, mirror)
 for losses that follow a fixed network.
 """
 
-from .augment import apply_affine, random_affine_params
+from .augment import apply_affine, grayscale, random_affine_params
 from .composition import AttentionComposition, compose
 from .conditioning import broadcast_condition, concat_condition, one_hot, sample_target_labels
 from .critic import CriticOutput, MultiHeadCritic
@@ -44,6 +44,7 @@ __all__ = [
     "film",
     "gradient_norm_penalty",
     "gradient_penalty",
+    "grayscale",
     "mask_statistics",
     "one_hot",
     "per_sample_scores",

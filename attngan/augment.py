@@ -10,18 +10,25 @@ gradients reach whatever made it.
 
 :func:`random_affine_params` draws the views (from a ``torch.Generator``, so a
 caller can draw them from a seed of its own); :func:`apply_affine` resamples.
+
+:func:`grayscale` removes the colour of images (their luma in every channel),
+so that a model trained on colour photographs can also be shown greyscale
+ones during training.
 """
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 
 from ._validation import check_choice, check_generator, check_positive_int, check_real, check_tensor
 
-__all__ = ["apply_affine", "random_affine_params"]
+__all__ = ["apply_affine", "grayscale", "random_affine_params"]
+
+#: ITU-R BT.601 luma weights of (R, G, B): the default of :func:`grayscale`.
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 
 _PADDING = ("reflection", "border", "zeros")
 
@@ -130,3 +137,35 @@ def apply_affine(x: torch.Tensor, theta: torch.Tensor, *, padding_mode: str = "r
     theta = theta.to(device=x.device, dtype=x.dtype)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode=padding_mode, align_corners=False)
+
+
+def grayscale(x: torch.Tensor, weights: Optional[Sequence[float]] = None) -> torch.Tensor:
+    """Each image's luma, a weighted sum of its channels, repeated in every channel.
+
+    ``out[:, c] = sum_k weights[k] * x[:, k]`` for every ``c``. Linear and
+    differentiable in ``x``; with weights that sum to 1 (the default) an
+    image whose channels are already equal is returned unchanged, so the
+    operation is idempotent.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        (B, C, H, W) floating images.
+    weights : sequence of float, optional
+        C finite channel weights. Default :data:`LUMA_WEIGHTS` (ITU-R BT.601,
+        which needs C = 3).
+
+    Returns
+    -------
+    torch.Tensor
+        (B, C, H, W), the same dtype and device as ``x``.
+    """
+    check_tensor(x, "x", ndim=4, layout="(B, C, H, W)", floating=True)
+    w = torch.as_tensor(LUMA_WEIGHTS if weights is None else weights, dtype=x.dtype, device=x.device)
+    if w.dim() != 1 or w.numel() != x.shape[1]:
+        what = "the default luma weights need" if weights is None else f"{w.numel()} weights need"
+        raise ValueError(f"grayscale: {what} {w.numel()} channels, x has {x.shape[1]} (shape {tuple(x.shape)})")
+    if not bool(torch.isfinite(w).all()):
+        raise ValueError(f"grayscale: weights must be finite, got {w.tolist()}")
+    luma = torch.einsum("bchw,c->bhw", x, w).unsqueeze(1)
+    return luma.expand_as(x).contiguous()

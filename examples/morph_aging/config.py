@@ -184,6 +184,10 @@ class TrainConfig:
                               "it is)")
     hflip: Optional[bool] = _opt(None, "training", "mirror each training image left-right with probability 1/2 "
                                  "(paper: off)")
+    grey_inputs: float = _opt(0.0, "training", "turn each training image grey (its luma in every channel) with "
+                              "this probability, for the critic and the generator alike, so that greyscale "
+                              "photos (FG-NET's childhood scans) are not foreign to the generator (beyond the "
+                              "paper; 0: off)")
     attention_form: Optional[str] = _opt(None, "training", "paper (squared TV + RMS of A, resolution independent), "
                                          "euclidean (squared TV + ||A||_2 over all pixels, grows with image size) or "
                                          "released (absolute TV + mean A)", choices=("paper", "euclidean", "released"))
@@ -416,6 +420,8 @@ def validate_config(cfg: TrainConfig) -> TrainConfig:
     if cfg.judge_views > 0 and not cfg.lambda_judge > 0:
         _bad("judge_views", "shows views to the frozen age judge of --lambda-judge, which is off: set --lambda-judge "
                             "W > 0 too")
+    if not (math.isfinite(cfg.grey_inputs) and 0 <= cfg.grey_inputs <= 1):
+        _bad("grey_inputs", f"must lie in [0, 1] (a probability), got {cfg.grey_inputs}")
     if not cfg.lr > 0:
         _bad("lr", f"must be > 0, got {cfg.lr}")
     for name in ("beta1", "beta2"):

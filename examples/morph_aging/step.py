@@ -32,7 +32,7 @@ from ages import NUM_GROUPS
 from config import TrainConfig
 from models import unwrap
 
-__all__ = ["AcGANStep", "StepOptions", "flip_mask", "step_randomness"]
+__all__ = ["AcGANStep", "StepOptions", "flip_mask", "grey_mask", "step_randomness"]
 
 
 @dataclass
@@ -112,9 +112,30 @@ def flip_mask(seed: int, step: int, rank: int, batch: int, device: torch.device,
     torch.Tensor
         (B,) booleans on ``device``.
     """
-    g = _iteration_stream(seed, step, 0x5EED_F11B)
-    flips = torch.rand(batch * world, generator=g)[rank * batch:(rank + 1) * batch] < 0.5
-    return flips.to(device, non_blocking=True)
+    return _coins(seed, step, rank, batch, 0.5, device, world, 0x5EED_F11B)
+
+
+def grey_mask(seed: int, step: int, rank: int, batch: int, rate: float, device: torch.device,
+              world: int = 1) -> torch.Tensor:
+    """Which images of one iteration ``--grey-inputs`` turns grey: (B,) booleans, each true with probability ``rate``.
+
+    Drawn like :func:`flip_mask`, from a stream of its own; the other
+    parameters are those of :func:`step_randomness`.
+
+    Returns
+    -------
+    torch.Tensor
+        (B,) booleans on ``device``.
+    """
+    return _coins(seed, step, rank, batch, rate, device, world, 0x6E4E_79A1)
+
+
+def _coins(seed: int, step: int, rank: int, batch: int, rate: float, device: torch.device, world: int,
+           salt: int) -> torch.Tensor:
+    """(B,) booleans, each true with probability ``rate``, drawn for the global batch from (seed, step, salt)."""
+    g = _iteration_stream(seed, step, salt)
+    coins = torch.rand(batch * world, generator=g)[rank * batch:(rank + 1) * batch] < rate
+    return coins.to(device, non_blocking=True)
 
 
 def judge_views(seed: int, step: int, rank: int, batch: int, amount: float, world: int = 1) -> torch.Tensor:
@@ -154,7 +175,9 @@ class AcGANStep:
     the cycle reconstruction of GANimation and StarGAN, where ``--lambda-rec`` is set,
     + ``lambda_judge * CE(J(fake), y_t)`` with a frozen age judge ``J`` where ``judge`` is given, scored
     on random views of ``fake`` with ``--judge-views``).
-    With ``hflip`` each real image is mirrored left-right with probability 1/2 first (:func:`flip_mask`).
+    With ``hflip`` each real image is mirrored left-right with probability 1/2 first (:func:`flip_mask`), and
+    with ``grey_inputs = p`` turned grey (:func:`attngan.grayscale`) with probability ``p`` (:func:`grey_mask`),
+    for the critic and the generator alike.
     With ``gp_every=K`` (lazy penalty) the penalty term is computed only
     on iterations whose ``step % K == 0``, with its weight multiplied by K;
     ``gp`` is then in the metrics of those iterations only.
@@ -280,6 +303,9 @@ class AcGANStep:
         if cfg.hflip:
             flips = flip_mask(cfg.seed, step, self.rank, b, device, self.world)
             real = torch.where(flips.view(b, 1, 1, 1), real.flip(-1), real)
+        if cfg.grey_inputs > 0:
+            greys = grey_mask(cfg.seed, step, self.rank, b, cfg.grey_inputs, device, self.world)
+            real = torch.where(greys.view(b, 1, 1, 1), attngan.grayscale(real), real)
         target = (labels + offsets) % NUM_GROUPS
         # the library checks label values only where that is free (eager, CPU): no sync on a GPU
         source_codes = attngan.one_hot(labels, NUM_GROUPS)

@@ -7,7 +7,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from attngan import apply_affine, random_affine_params
+from attngan import apply_affine, grayscale, random_affine_params
+from attngan.augment import LUMA_WEIGHTS
 
 FAST = settings(max_examples=25, deadline=None, database=None)
 seeds = st.integers(0, 2**31 - 1)
@@ -130,3 +131,54 @@ def test_bad_inputs_to_apply_are_refused():
         apply_affine(x, torch.zeros(2, 2, 3), padding_mode="wrap")
     with pytest.raises(ValueError, match=r"x must have shape \(B, C, H, W\)"):
         apply_affine(x[0], torch.zeros(2, 2, 3))
+
+
+# --------------------------------------------------------------------------- grayscale
+
+
+@FAST
+@given(b=st.integers(1, 3), h=sides, w=sides, seed=seeds)
+def test_grayscale_puts_the_luma_in_every_channel_and_is_idempotent(b, h, w, seed):
+    x = _randn((b, 3, h, w), seed)
+    out = grayscale(x)
+    assert out.shape == x.shape and out.dtype == x.dtype
+    luma = sum(wk * x[:, k] for k, wk in enumerate(LUMA_WEIGHTS))
+    for c in range(3):
+        torch.testing.assert_close(out[:, c], luma, **TIGHT)
+    torch.testing.assert_close(grayscale(out), out, **TIGHT)  # a grey image is a fixed point
+
+
+@FAST
+@given(b=st.integers(1, 3), c=st.integers(1, 4), h=sides, w=sides, seed=seeds,
+       a=st.floats(-3, 3), k=st.floats(-3, 3))
+def test_grayscale_is_linear_for_any_weights(b, c, h, w, seed, a, k):
+    weights = torch.rand(c, generator=torch.Generator().manual_seed(seed)).tolist()
+    x, y = _randn((b, c, h, w), seed), _randn((b, c, h, w), seed + 1)
+    torch.testing.assert_close(grayscale(a * x + k * y, weights), a * grayscale(x, weights) + k * grayscale(y, weights),
+                               rtol=1e-9, atol=1e-9)
+
+
+@FAST
+@given(c=st.integers(1, 4), value=st.floats(-1, 1), seed=seeds)
+def test_a_constant_grey_image_stays_itself_under_weights_summing_to_one(c, value, seed):
+    raw = torch.rand(c, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) + 0.1
+    x = torch.full((2, c, 5, 4), value, dtype=torch.float64)
+    torch.testing.assert_close(grayscale(x, (raw / raw.sum()).tolist()), x, **TIGHT)
+
+
+def test_grayscale_gradcheck():
+    x = _randn((2, 3, 4, 5), 0).requires_grad_()
+    assert torch.autograd.gradcheck(grayscale, (x,))
+
+
+def test_bad_inputs_to_grayscale_are_refused():
+    with pytest.raises(ValueError, match="default luma weights need 3 channels, x has 1"):
+        grayscale(torch.rand(2, 1, 4, 4))
+    with pytest.raises(ValueError, match="2 weights need 2 channels, x has 3"):
+        grayscale(torch.rand(2, 3, 4, 4), (0.5, 0.5))
+    with pytest.raises(ValueError, match="weights must be finite"):
+        grayscale(torch.rand(2, 3, 4, 4), (0.5, float("nan"), 0.5))
+    with pytest.raises(TypeError, match="x must be a floating-point tensor"):
+        grayscale(torch.zeros(2, 3, 4, 4, dtype=torch.uint8))
+    with pytest.raises(ValueError, match=r"x must have shape \(B, C, H, W\)"):
+        grayscale(torch.rand(3, 4, 4))

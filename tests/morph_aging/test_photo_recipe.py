@@ -11,7 +11,7 @@ import config
 import models
 import train
 from extras import step_before_and_after
-from step import AcGANStep, flip_mask
+from step import AcGANStep, flip_mask, grey_mask
 
 TINY = dict(data="random-tensors", image_size=32, batch_size=4, g_channels=8, g_res_blocks=1, d_channels=8,
             device="cpu", precision="fp32", critic_warmup=0)
@@ -86,6 +86,40 @@ def test_mirroring_feeds_the_critic_the_flipped_images(monkeypatch):
     assert flips.any() and not flips.all()  # step 5 of seed 0 mirrors some images and keeps others
     expected = torch.where(flips.view(4, 1, 1, 1), real.flip(-1), real)
     torch.testing.assert_close(seen[0][:4], expected)
+
+
+def test_grey_masks_follow_their_rate_and_stream():
+    cpu = torch.device("cpu")
+    assert not grey_mask(3, 7, 0, 64, 0.0, cpu).any() and grey_mask(3, 7, 0, 64, 1.0, cpu).all()
+    a = grey_mask(3, 7, 0, 400, 0.2, cpu)
+    assert torch.equal(a, grey_mask(3, 7, 0, 400, 0.2, cpu)) and 40 < int(a.sum()) < 120  # about a fifth
+    assert not torch.equal(a, flip_mask(3, 7, 0, 400, cpu))  # a stream of its own
+    halves = torch.cat([grey_mask(3, 7, r, 200, 0.2, cpu, world=2) for r in range(2)])
+    assert torch.equal(a, halves)
+
+
+def test_grey_inputs_feed_critic_and_generator_the_greyed_images(monkeypatch):
+    """With --grey-inputs the critic's real images and the generator's inputs are grey where the mask says, and
+    the iteration's targets are those of a run without it."""
+    cfg, g, d, step = _step(grey_inputs=0.5)
+    real, labels = torch.rand(4, 3, 32, 32) * 2 - 1, torch.tensor([0, 1, 2, 3])
+    seen_d, seen_g = [], []
+    forward_d, forward_g = d.forward, g.forward
+    monkeypatch.setattr(d, "forward", lambda x: (seen_d.append(x.detach().clone()), forward_d(x))[1])
+    monkeypatch.setattr(g, "forward", lambda x, c: (seen_g.append(x.detach().clone()), forward_g(x, c))[1])
+    step(real, labels, 2)
+    greys = grey_mask(cfg.seed, 2, 0, 4, 0.5, torch.device("cpu"))
+    assert greys.any() and not greys.all()  # step 2 of seed 0 greys some images and keeps others
+    expected = torch.where(greys.view(4, 1, 1, 1), attngan.grayscale(real), real)
+    torch.testing.assert_close(seen_d[0][:4], expected)
+    torch.testing.assert_close(seen_g[0], expected)
+
+
+@pytest.mark.parametrize("rate, words", [(-0.1, r"must lie in \[0, 1\]"), (1.5, r"must lie in \[0, 1\]"),
+                                         (float("nan"), "must be a finite number")])
+def test_a_grey_rate_outside_zero_to_one_is_refused(rate, words):
+    with pytest.raises(ValueError, match="--grey-inputs: " + words):
+        config.validate_config(config.TrainConfig(**TINY, grey_inputs=rate))
 
 
 def test_cpu_photo_preset_resolves_and_the_paper_keeps_its_recipe():
