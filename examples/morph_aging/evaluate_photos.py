@@ -5,7 +5,7 @@
     python examples/morph_aging/evaluate_photos.py --checkpoint runs/photo/checkpoints/last.pt \\
         --out runs/photo/eval-photos [--data FOLDER] [--num-faces 40] [--far 0.01] \\
         [--ground-truth FGNET_FOLDER] [--weights average|trained] [--separate-classifier STEPS] \\
-        [--judge-of CHECKPOINT]
+        [--judge-of CHECKPOINT] [--grey]
 
 Held-out photos of every source group (the checkpoint's test split of
 ``--data``, by default its training data; ``--num-faces`` per group, drawn
@@ -22,6 +22,10 @@ random shifted, zoomed and mirrored views of the same images; with
 ``--separate-classifier STEPS`` also a small classifier trained apart from
 the GAN on its training photos), background PSNR outside the central
 ellipse and the masks' mean.
+
+``--grey``: the held-out photos are also turned grey, aged and verified
+against their grey inputs (a threshold of their own), with the colour the
+model adds to them.
 
 ``--ground-truth FOLDER``: a dataset with subjects and ages (FG-NET) whose
 people the model never saw (every image is used): each person's younger
@@ -116,6 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the frozen age judge of another run (train.py --lambda-judge) classifies the aged "
                              "faces and the real photos: what that judge says of a model not trained against it "
                              "(default: the checkpoint's own judge, where it has one)")
+    parser.add_argument("--grey", action="store_true",
+                        help="also age the held-out photos turned grey (attngan.grayscale) and verify each against "
+                             "its grey input, at a threshold calibrated on the grey photos' impostor pairs, with the "
+                             "colour the model adds to them: does the model keep the person on greyscale photos "
+                             "(most of FG-NET's younger photos are greyscale scans)?")
     parser.add_argument("--batch-size", type=cli.positive_int, default=32, metavar="B", help="generator batch size")
     parser.add_argument("--device", default="auto", choices=config.DEVICES, help="where the generator runs")
     return parser
@@ -187,6 +196,7 @@ def evaluate_photos(args: argparse.Namespace, command: str) -> Dict[str, Any]:
     aged, mask_means = pp.age_every_group(g, images, device=device, batch_size=args.batch_size)
     _log("  identity (dlib face recognition) ...")
     identity = pp.identity_table(verifier, images, aged, sources, subjects, far=args.far)
+    grey = _grey_table(args, g, verifier, images, sources, subjects, device) if args.grey else None
     _log("  age (dlib age estimator) ...")
     age = pp.age_table(estimator, images, aged, sources)
     if critic is not None:
@@ -210,7 +220,7 @@ def evaluate_photos(args: argparse.Namespace, command: str) -> Dict[str, Any]:
         "split": args.split,
         "photos": len(indices), "photos_per_source": [int((sources == k).sum()) for k in range(NUM_GROUPS)],
         "source_ages": _source_ages([records[i].age for i in indices], sources),
-        "far": args.far, "identity": identity, "age": age, "background": background,
+        "far": args.far, "identity": identity, "identity_grey": grey, "age": age, "background": background,
         "crop": cfg.crop,  # the crop the model learned (train.py records it in the config)
     }
     k = min(args.num_examples, len(indices))
@@ -225,6 +235,21 @@ def evaluate_photos(args: argparse.Namespace, command: str) -> Dict[str, Any]:
     result["seconds"] = round(time.perf_counter() - t0, 1)
     result["pictures"] = pics
     return result
+
+
+def _grey_table(args: argparse.Namespace, g: torch.nn.Module, verifier: Any, images: torch.Tensor,
+                sources: torch.Tensor, subjects: Sequence[Any], device: torch.device) -> Dict[str, Any]:
+    """``--grey``: :func:`photo_protocol.identity_table` on the photos turned grey, and per target group the
+    colour the model adds to them (mean over pixels of the largest minus the smallest channel, 0-255 levels)."""
+    _log("  identity on the photos turned grey (--grey) ...")
+    grey = attngan.grayscale(images)
+    aged, _ = pp.age_every_group(g, grey, device=device, batch_size=args.batch_size)
+    table = pp.identity_table(verifier, grey, aged, sources, subjects, far=args.far)
+    for row in table["per_target"]:
+        out = aged[sources != row["target"], row["target"]]
+        spread = out.amax(dim=1) - out.amin(dim=1)  # 0 on a grey image
+        row["colour_added"] = float(spread.mean()) * 127.5 if out.shape[0] else None
+    return table
 
 
 def _judge_on_views(judge: torch.nn.Module, trained_views: float, images: torch.Tensor, aged: torch.Tensor,
@@ -415,6 +440,18 @@ def render_report(r: Dict[str, Any]) -> str:
     for row in r["background"]:
         lines.append(f"| {GROUP_NAMES[row['target']]} | {_f(row.get('psnr'))} | {_f(row.get('mae'))} | "
                      f"{_f(row.get('mask_mean'), '{:.2f}')} |")
+    grey = r.get("identity_grey")
+    if grey:
+        lines += ["", "## Greyscale inputs", "", "The same photos turned grey (--grey), aged and verified against "
+                  f"their grey input; threshold {_f(grey['threshold']['threshold'], '{:.2f}')}, calibrated on "
+                  f"{grey['threshold']['pairs']} impostor pairs of the grey photos (it accepts "
+                  f"{_pct(grey['impostor_rate'])}). Colour added: mean largest minus smallest channel of the aged "
+                  "faces, in 0-255 levels (0: still grey).", "",
+                  "| target | verified, grey inputs | verified, colour inputs (above) | colour added |",
+                  "|---|---|---|---|"]
+        for row, colour in zip(grey["per_target"], ident["per_target"]):
+            lines.append(f"| {GROUP_NAMES[row['target']]} | {_pct(row.get('verification_rate'))} | "
+                         f"{_pct(colour.get('verification_rate'))} | {_f(row.get('colour_added'))} |")
     gt = r.get("ground_truth")
     if gt:
         lines += ["", "## Ground truth of aging", "", f"`{gt['data']}`: {gt['pairs']} pairs (younger photo aged to "

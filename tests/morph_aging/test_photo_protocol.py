@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 
 import numpy as np
@@ -90,6 +91,26 @@ def test_a_generator_that_paints_prototypes_loses_the_person_but_ages():
         means = [m for t, m in enumerate(ages["mean_age"][s]) if t != s]
         assert means == sorted(means)
     assert len(ages["accuracy"]) == NUM_GROUPS and len(ages["real_accuracy"]) == NUM_GROUPS
+
+
+class Tint(torch.nn.Module):
+    """A generator that keeps the input and adds a red-blue tint."""
+
+    def forward(self, x, y):
+        from attngan import GeneratorOutput
+        image = (x + torch.tensor([0.2, 0.0, -0.2]).view(1, 3, 1, 1)).clamp(-1, 1)
+        return GeneratorOutput(image, torch.ones_like(x[:, :1]), image)
+
+
+def test_grey_inputs_are_verified_against_their_grey_selves_with_the_colour_added():
+    images, sources = _photos()
+    args = argparse.Namespace(batch_size=4, far=0.01)
+    kept = evaluate_photos._grey_table(args, Keep(), PixelVerifier(), images, sources, [None] * 15, "cpu")
+    assert kept["threshold"]["pairs"] == 15 * 14 // 2
+    assert all(r["verification_rate"] == 1.0 and r["colour_added"] == 0.0 for r in kept["per_target"])
+    tinted = evaluate_photos._grey_table(args, Tint(), PixelVerifier(), images, sources, [None] * 15, "cpu")
+    # a grey pixel gains red - blue = 0.4 (51 levels) where the clamp leaves it room, less at the extremes
+    assert all(30 < r["colour_added"] <= 51.5 for r in tinted["per_target"])
 
 
 def _brightness_groups(x):
@@ -252,7 +273,7 @@ def test_evaluate_photos_end_to_end_with_stand_in_estimators(tmp_path, monkeypat
     out = tmp_path / "eval"
     rc = evaluate_photos.main(["--checkpoint", str(run / "checkpoints" / "last.pt"), "--out", str(out),
                                "--num-faces", "3", "--ground-truth", str(tmp_path / "fgnet"), "--num-examples", "2",
-                               "--separate-classifier", "3"])
+                               "--separate-classifier", "3", "--grey"])
     assert rc == 0
     r = json.loads((out / "results.json").read_text())
     assert r["photos"] == sum(r["photos_per_source"]) and r["config"]["g_condition"] == "norm"
@@ -286,6 +307,9 @@ def test_evaluate_photos_end_to_end_with_stand_in_estimators(tmp_path, monkeypat
     views = judge["views"]  # also on random views, at the amount the judge was trained and applied with
     assert views["amount"] == 0.2 and all(0 <= x <= 1 for x in views["accuracy"] + views["real_accuracy"])
     assert "On random views of the same images (shifted and zoomed by up to 0.2" in report
+    grey = r["identity_grey"]  # --grey: the same photos turned grey, verified against their grey selves
+    assert len(grey["per_target"]) == NUM_GROUPS and all(x["colour_added"] >= 0 for x in grey["per_target"])
+    assert "## Greyscale inputs" in report and "verified, grey inputs" in report
 
 
 def test_another_runs_judge_classifies_the_aged_faces_and_a_run_without_one_is_refused(tmp_path, monkeypatch,
