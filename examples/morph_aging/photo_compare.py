@@ -223,7 +223,10 @@ def plot_tradeoff(table: Dict[str, Any], path: str) -> None:
         raise ResultsError("--plot needs matplotlib: " + cli.install_hint("plots")) from None
     rows = table["rows"]
     with_gt = any(r["gt"] for r in rows)
-    fig, axes = plt.subplots(1, 2 if with_gt else 1, figsize=(12 if with_gt else 6.5, 5.2), squeeze=False)
+    columns = 2 if with_gt else 1
+    legend_lines = -(-(len(rows) + with_gt) // columns)  # one legend under the panels, never over a point
+    legend_height = 0.25 * legend_lines + 0.2
+    fig, axes = plt.subplots(1, columns, figsize=(12 if with_gt else 6.5, 5.2 + legend_height), squeeze=False)
     colours = plt.get_cmap("tab10")
     ax = axes[0][0]
     for i, row in enumerate(rows):
@@ -239,7 +242,6 @@ def plot_tradeoff(table: Dict[str, Any], path: str) -> None:
     ax.set_xlim(right=max(ax.get_xlim()[1], 101.0))
     _shade_target(ax, 100 * table["min_verification"], 0.0, up=True)
     ax.set_title("held-out photos (the targets: the shaded corner;\ncopy-the-input verifies 100%)", fontsize=9)
-    ax.legend(fontsize=8, loc="best")
     if with_gt:
         ax = axes[0][1]
         copies = [(r["gt"]["copy"]["verification_rate"], r["gt"]["copy"]["age_gap"]) for r in rows if r["gt"]]
@@ -260,8 +262,14 @@ def plot_tradeoff(table: Dict[str, Any], path: str) -> None:
         _shade_target(ax, 100 * cv, cg, up=False)
         ax.set_title("FG-NET ground truth (the target: the shaded corner,\nverified as often as the input and "
                      "nearer in age)", fontsize=9)
-        ax.legend(fontsize=8, loc="best")
-    fig.tight_layout()
+    handles, labels = [], []
+    for ax in axes[0]:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    fig.legend(handles, labels, loc="lower center", ncol=columns, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, legend_height / (5.2 + legend_height), 1, 1))
     try:
         fig.savefig(path, dpi=110)
     except OSError as exc:
