@@ -225,8 +225,9 @@ def plot_tradeoff(table: Dict[str, Any], path: str) -> None:
     with_gt = any(r["gt"] for r in rows)
     columns = 2 if with_gt else 1
     legend_lines = -(-(len(rows) + with_gt) // columns)  # one legend under the panels, never over a point
-    legend_height = 0.25 * legend_lines + 0.2
-    fig, axes = plt.subplots(1, columns, figsize=(12 if with_gt else 6.5, 5.2 + legend_height), squeeze=False)
+    legend_height, panel_height = 0.25 * legend_lines + 0.2, 5.2  # inches
+    height = panel_height + legend_height
+    fig, axes = plt.subplots(1, columns, figsize=(12 if with_gt else 6.5, height), squeeze=False)
     colours = plt.get_cmap("tab10")
     ax = axes[0][0]
     for i, row in enumerate(rows):
@@ -269,7 +270,7 @@ def plot_tradeoff(table: Dict[str, Any], path: str) -> None:
                 handles.append(h)
                 labels.append(lab)
     fig.legend(handles, labels, loc="lower center", ncol=columns, fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, legend_height / (5.2 + legend_height), 1, 1))
+    fig.tight_layout(rect=(0, legend_height / height, 1, 1))
     try:
         fig.savefig(path, dpi=110)
     except OSError as exc:
