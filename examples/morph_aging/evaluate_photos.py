@@ -349,7 +349,8 @@ def _ground_truth(args: argparse.Namespace, cfg: config.TrainConfig, g: torch.nn
     loaded = {a: young[j] for j, (a, _) in enumerate(pairs)} | {b: old[j] for j, (_, b) in enumerate(pairs)}
     own = pp.ground_truth_threshold(verifier, torch.stack(list(loaded.values())), [subjects[i] for i in loaded],
                                     far=args.far)
-    table = pp.ground_truth_table(verifier, estimator, young, aged, old, threshold, own_threshold=own["threshold"])
+    table = pp.ground_truth_table(verifier, estimator, young, aged, old, threshold, own_threshold=own["threshold"],
+                                  young_ages=[ds.records[a].age for a, _ in pairs])
     table.update(data=args.ground_truth, own_threshold=own, source_groups=ds.labels()[[a for a, _ in pairs]].tolist(),
                  target_groups=targets.tolist())
     k = min(args.num_examples, len(pairs))
@@ -470,6 +471,17 @@ def render_report(r: Dict[str, Any]) -> str:
                           f"{_f(own['threshold'], '{:.2f}')}, calibrated on {own['pairs']} impostor pairs of "
                           f"{gt['data']}'s own photos (different people, any ages) to accept at most {r['far']:g}; "
                           "it does not move with the held-out sample."]
+            if gt.get("kept_input") is not None:
+                lines += ["", f"The aged photo verifies against its own input (the model kept the person it was "
+                          f"given) in {_pct(gt['kept_input'])} of the pairs."]
+            split = [row for row in gt.get("by_source_age", []) if row["pairs"]]
+            if split:
+                lines += ["", "By the real age of the younger photo:", "",
+                          "| younger photo | pairs | aged: verified | copy: verified | aged: age gap | copy: age gap "
+                          "| aged: kept its input |", "|---|---|---|---|---|---|---|"]
+                lines += [f"| {row['ages']} | {row['pairs']} | {_pct(row['aged']['verification_rate'])} | "
+                          f"{_pct(row['copy']['verification_rate'])} | {_f(row['aged']['age_gap'])} | "
+                          f"{_f(row['copy']['age_gap'])} | {_pct(row['kept_input'])} |" for row in split]
     lines += ["", f"{r['seconds']} s.", ""]
     return "\n".join(lines)
 

@@ -270,8 +270,8 @@ def aging_pairs(subjects: Sequence[Any], groups: Sequence[int]) -> List[Tuple[in
 
 
 def ground_truth_table(verifier: Any, estimator: Any, young: torch.Tensor, aged: torch.Tensor,
-                       old: torch.Tensor, threshold: float, *, own_threshold: Optional[float] = None
-                       ) -> Dict[str, Any]:
+                       old: torch.Tensor, threshold: float, *, own_threshold: Optional[float] = None,
+                       young_ages: Optional[Sequence[float]] = None, split_age: float = 10.0) -> Dict[str, Any]:
     """The aged photo against the same person's real older photo, with copy-the-input beside it.
 
     Parameters
@@ -285,25 +285,54 @@ def ground_truth_table(verifier: Any, estimator: Any, young: torch.Tensor, aged:
         A second threshold, calibrated on the ground-truth dataset's own
         impostor pairs (:func:`ground_truth_threshold`); its rates are
         ``verification_rate_own``.
+    young_ages : sequence of float, optional
+        The real age of each younger photo (P values). With them the table
+        also splits the pairs at ``split_age``: ``by_source_age`` holds the
+        same figures for the younger photos below it and for those at or
+        above it.
+    split_age : float
+        Where ``by_source_age`` splits (years).
 
     Returns
     -------
     dict
         ``pairs``; for ``aged`` and ``copy`` (the younger photo itself):
         ``verification_rate`` and ``confidence`` against the older photo,
-        ``age_gap`` (mean absolute difference of estimated ages to it).
+        ``age_gap`` (mean absolute difference of estimated ages to it);
+        ``kept_input``: the rate at which the aged photo verifies against its
+        own input (does the model keep the person it was given, whatever the
+        older photo looks like?).
     """
     p = young.shape[0]
     out: Dict[str, Any] = {"pairs": p}
     if not p:
         return out
+    if young_ages is not None and len(young_ages) != p:
+        raise ValueError(f"young_ages holds {len(young_ages)} ages for {p} pairs")
     emb_old, old_age = verifier.embed(old), estimator.estimate(old)
-    for name, imgs in (("aged", aged), ("copy", young)):
-        conf = verifier.confidence(verifier.embed(imgs), emb_old)
-        out[name] = {"verification_rate": _rate(conf >= threshold), "confidence": float(conf.mean()),
-                     "age_gap": float((estimator.estimate(imgs) - old_age).abs().mean())}
-        if own_threshold is not None:
-            out[name]["verification_rate_own"] = _rate(conf >= own_threshold)
+    emb_young = verifier.embed(young)
+    conf = {"aged": verifier.confidence(verifier.embed(aged), emb_old),
+            "copy": verifier.confidence(emb_young, emb_old)}
+    gap = {"aged": (estimator.estimate(aged) - old_age).abs(), "copy": (estimator.estimate(young) - old_age).abs()}
+    kept = verifier.confidence(verifier.embed(aged), emb_young) >= threshold
+
+    def summary(rows: torch.Tensor) -> Dict[str, Any]:
+        table: Dict[str, Any] = {"pairs": int(rows.sum())}
+        for name in ("aged", "copy"):
+            c = conf[name][rows]
+            table[name] = {"verification_rate": _rate(c >= threshold),
+                           "confidence": float(c.mean()) if c.numel() else None,
+                           "age_gap": float(gap[name][rows].mean()) if c.numel() else None}
+            if own_threshold is not None:
+                table[name]["verification_rate_own"] = _rate(c >= own_threshold)
+        table["kept_input"] = _rate(kept[rows])
+        return table
+
+    out.update(summary(torch.ones(p, dtype=torch.bool)))
+    if young_ages is not None:
+        ages = torch.as_tensor([float(a) for a in young_ages])
+        out["by_source_age"] = [dict(summary(ages < split_age), ages=f"under {split_age:g}"),
+                                dict(summary(ages >= split_age), ages=f"{split_age:g} and over")]
     return out
 
 

@@ -219,6 +219,36 @@ def test_ground_truth_table_puts_copy_the_input_beside_the_aged_photo():
     assert out["copy"]["age_gap"] >= 0.0 and 0.0 <= out["copy"]["verification_rate"] <= 1.0
 
 
+@settings(max_examples=25, deadline=None)
+@given(ages=st.lists(st.integers(0, 30), min_size=1, max_size=8), split=st.sampled_from([5.0, 10.0, 20.0]))
+def test_ground_truth_split_by_source_age_partitions_the_pairs(ages, split):
+    young, _ = _photos(len(ages))
+    old, _ = _photos(len(ages), seed=1)
+    aged = torch.where(torch.arange(len(ages)).view(-1, 1, 1, 1) % 2 == 0, old, young)  # half become the older photo
+    out = pp.ground_truth_table(PixelVerifier(), BrightnessAge(), young, aged, old, threshold=50.0,
+                                young_ages=ages, split_age=split)
+    below, above = out["by_source_age"]
+    assert (below["ages"], above["ages"]) == (f"under {split:g}", f"{split:g} and over")
+    assert below["pairs"] == sum(a < split for a in ages) and below["pairs"] + above["pairs"] == len(ages)
+    for name in ("aged", "copy"):  # the whole table's rates are the pair-weighted mean of the two parts
+        parts = [(row["pairs"], row[name]["verification_rate"]) for row in (below, above) if row["pairs"]]
+        assert sum(n * r for n, r in parts) / len(ages) == pytest.approx(out[name]["verification_rate"])
+    for row in (below, above):
+        assert (row["kept_input"] is None) == (row["pairs"] == 0)
+
+
+def test_ground_truth_kept_input_tells_keeping_the_person_from_becoming_the_older_photo():
+    young, _ = _photos(4)
+    old, _ = _photos(4, seed=1)
+    keep = pp.ground_truth_table(PixelVerifier(), BrightnessAge(), young, young.clone(), old, threshold=90.0)
+    become = pp.ground_truth_table(PixelVerifier(), BrightnessAge(), young, old.clone(), old, threshold=90.0)
+    assert keep["kept_input"] == 1.0 and keep["aged"]["verification_rate"] == keep["copy"]["verification_rate"]
+    assert become["kept_input"] == become["copy"]["verification_rate"] and become["aged"]["verification_rate"] == 1.0
+    assert "by_source_age" not in keep  # no ages given
+    with pytest.raises(ValueError, match="3 ages for 4 pairs"):
+        pp.ground_truth_table(PixelVerifier(), BrightnessAge(), young, young, old, threshold=90.0, young_ages=[1, 2, 3])
+
+
 @settings(max_examples=20, deadline=None)
 @given(people=st.lists(st.sampled_from("abc"), min_size=2, max_size=6), far=st.sampled_from([0.1, 0.5, 1.0]))
 def test_ground_truth_threshold_counts_only_other_people_and_accepts_at_most_far(people, far):
@@ -282,11 +312,15 @@ def test_evaluate_photos_end_to_end_with_stand_in_estimators(tmp_path, monkeypat
     own = r["ground_truth"]["own_threshold"]  # 3 people x 3 photos: 27 impostor pairs among the 9 photos
     assert own["pairs"] == 27 and own["threshold"] is not None
     assert 0 <= r["ground_truth"]["copy"]["verification_rate_own"] <= 1
+    # FG-NET's younger photos are all 8 here: every pair below the split at 10, none above; the report says so
+    assert [row["pairs"] for row in r["ground_truth"]["by_source_age"]] == [6, 0]
+    assert 0 <= r["ground_truth"]["kept_input"] <= 1
     # every source group's photos are one age here (12, 25, 35, 45, 60): youngest = mean = oldest, reported
     assert [a[1] for a in r["source_ages"]] == [12, 25, 35, 45, 60]
     report = (out / "report.md").read_text()
     assert "Real ages of the photos per source group: 10-20: 12-12 (mean 12)" in report
     assert "copy-the-input" in report and "each photo taken as a person of its own" in report
+    assert "| under 10 | 6 |" in report and "| 10 and over |" not in report and "kept the person it was" in report
     assert r["crop"] == "head,margin=0.1,size=96" and "crop head,margin=0.1,size=96." in report  # the model's crop
     assert (out / "examples.png").exists() and (out / "ground_truth.png").exists()
     critic = r["age"]["critic"]  # the run's own critic classifies the aged faces and the real photos
