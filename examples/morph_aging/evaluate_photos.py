@@ -379,7 +379,8 @@ def render_report(r: Dict[str, Any]) -> str:
         "# AcGANs on photographs", "",
         f"`{r['command']}`", "",
         f"Checkpoint `{r['checkpoint']}` (step {r['step']}, {r['weights']} weights), data `{r['data']}` "
-        f"({r['split']} split{', with the photos below 10 in 10-20' if r.get('with_young') else ''}), {r['photos']} photos ({' / '.join(map(str, r['photos_per_source']))} per source "
+        f"({r['split']} split{', with the photos below 10 in 10-20' if r.get('with_young') else ''}), "
+        f"{r['photos']} photos ({' / '.join(map(str, r['photos_per_source']))} per source "
         f"group, drawn at random with a fixed seed), crop {r.get('crop') or 'not recorded'}.", "",
         *_ages_line(r.get("source_ages")),
         "## Identity", "",
