@@ -165,7 +165,8 @@ def build(folder: str, smoke: bool, after: int, low: float, high: float) -> Tupl
     for file in ("train_step_bf16.json", "train_step_bf16_compile.json"):
         data = read_json(os.path.join(folder, file))
         compiled = bool(data and data.get("config", {}).get("compile"))
-        row = train_step_row(f"{data['config'].get('low_precision') or 'fp32'}{' + torch.compile' if compiled else ' eager'}"
+        row = train_step_row(f"{data['config'].get('low_precision') or 'fp32'}"
+                             f"{' + torch.compile' if compiled else ' eager'}"
                              if data and data.get("config") else file, data)
         if row is not None:
             steps.append(row)
@@ -192,7 +193,8 @@ def build(folder: str, smoke: bool, after: int, low: float, high: float) -> Tupl
         lines += ["| case | size, batch | images/s | GFLOP/image | TFLOP/s | of 989 TFLOP/s | own peak (source) "
                   "| peak memory GiB | 100 Morph epochs |", "|---|---|---|---|---|---|---|---|---|"]
         for s in steps:
-            own = f"{s['utilisation_own_peak']:.1%} ({s['peak_source']})" if s["utilisation_own_peak"] is not None else "n/a"
+            own = (f"{s['utilisation_own_peak']:.1%} ({s['peak_source']})" if s["utilisation_own_peak"] is not None
+                   else "n/a")
             lines.append(f"| {s['case']} | {s['image_size']}, {s['batch_size']} | {s['images_per_second']:.1f} "
                          f"| {s['gflop_per_image']:.1f} | {s['achieved_tflops']:.1f} | {s['utilisation_of_989']:.1%} "
                          f"| {own} | {s['peak_memory_gib']:.1f} | {s['morph_100_epochs_hours']:.2f} h |")

@@ -77,7 +77,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                                      formatter_class=common.cli.HelpFormatter)
     common.add_common_args(parser, batch_help="faces per call (each aged to the 5 groups)")
     parser.add_argument("--checkpoint", default=None,
-                        help="a train.py checkpoint (.pt) or exported .safetensors; sets the generator and, unless --image-size is given, the image size")
+                        help="a train.py checkpoint (.pt) or exported .safetensors; sets the generator and, unless "
+                             "--image-size is given, the image size")
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     common.check_common_args(parser, args)

@@ -364,11 +364,13 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Lis
     if args.warmup_batches < 1 and any(w > 0 for w in args.workers):
         parser.error("--warmup-batches: give at least 1 with worker processes (their start-up is not timed)")
     args.malloc = [m.strip() for m in args.malloc.split(",") if m.strip()]
-    if not args.malloc or any(m not in ("default", "retain") for m in args.malloc) or len(set(args.malloc)) < len(args.malloc):
+    if (not args.malloc or any(m not in ("default", "retain") for m in args.malloc)
+            or len(set(args.malloc)) < len(args.malloc)):
         parser.error(f"--malloc: expected default and/or retain, got {','.join(args.malloc)!r}")
     if args.malloc == ["retain", "default"]:
         parser.error("--malloc: give default before retain (glibc's settings cannot be put back)")
-    if "synthetic" in sources and not synthetic_faces.MIN_IMAGE_SIZE <= args.image_size <= synthetic_faces.MAX_IMAGE_SIZE:
+    if ("synthetic" in sources
+            and not synthetic_faces.MIN_IMAGE_SIZE <= args.image_size <= synthetic_faces.MAX_IMAGE_SIZE):
         parser.error(f"--image-size: synthetic faces render at {synthetic_faces.MIN_IMAGE_SIZE} to "
                      f"{synthetic_faces.MAX_IMAGE_SIZE} pixels, got {args.image_size}")
     if not 8 <= args.image_size <= 4096:

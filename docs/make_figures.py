@@ -30,10 +30,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import List, Optional, Sequence
+from typing import TYPE_CHECKING, List, Optional, Sequence
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    import PIL.Image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "examples", "morph_aging"))
@@ -113,7 +116,8 @@ def save_small(image: "PIL.Image.Image", path: str, max_kb: int) -> None:
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkpoint", help="trained generator (.pt or .safetensors); default: ground-truth illustration")
+    parser.add_argument("--checkpoint",
+                        help="trained generator (.pt or .safetensors); default: ground-truth illustration")
     parser.add_argument("--out", default=os.path.join(ROOT, "docs", "_static"), help="output folder")
     parser.add_argument("--faces", type=int, default=3, help="number of faces (rows)")
     parser.add_argument("--group", type=int, default=NUM_GROUPS - 1, help="target age group 0..4 (default 4: 51+)")

@@ -326,7 +326,8 @@ def test_loader_reports_rates(loader_run):
     assert out["method"]["repeats"] == 2 and "median" in out["method"]["statistic"]
     assert set(out["results"]) == {"synthetic", "jpeg160"}
     one = out["results"]["jpeg160"]["one_core"]
-    assert {"decode_full", "decode_draft", "pil_full_decode_pil_resize", "load_image", "load_image_no_draft"} <= set(one)
+    assert {"decode_full", "decode_draft", "pil_full_decode_pil_resize", "load_image",
+            "load_image_no_draft"} <= set(one)
     assert out["results"]["synthetic"]["one_core"]["render"]["images_per_second"] > 0
     assert out["results"]["jpeg160"]["files"] == {"count": 10, "side": 160, "first_file_size": [160, 160],
                                                    "quality": 90, "mean_bytes": pytest.approx(

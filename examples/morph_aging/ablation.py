@@ -423,7 +423,8 @@ def aggregate(runs: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
     done = [r for r in runs if r.get("summary")]
     if done:
         row: Dict[str, Any] = {key: None for key, _, _ in COLUMNS}
-        row.update({key: metrics.mean_and_spread([r["summary"].get(src) for r in done]) for key, src in COPY_INPUT.items()})
+        row.update({key: metrics.mean_and_spread([r["summary"].get(src) for r in done])
+                    for key, src in COPY_INPUT.items()})
         row["background_mae"] = {"mean": 0.0, "std": 0.0, "min": 0.0, "max": 0.0, "n": len(done)}
         row["seeds"] = sorted({r["seed"] for r in done})
         table["copy input"] = row

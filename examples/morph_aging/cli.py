@@ -30,8 +30,9 @@ import textwrap
 import warnings
 from typing import Any, Callable, Optional
 
-__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "BoolFlag", "HelpFormatter", "add_bool_flag", "fail",
-           "INT_LIMIT", "finite_float", "install_hint", "int_at_least", "one_line", "one_line_warnings", "positive_int"]
+__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "BoolFlag", "HelpFormatter", "add_bool_flag",
+           "fail", "INT_LIMIT", "finite_float", "install_hint", "int_at_least", "one_line", "one_line_warnings",
+           "positive_int"]
 
 #: Exit statuses of the scripts: done; done, but some inputs failed (each reported);
 #: usage error, unusable checkpoint or data, or a missing optional extra;

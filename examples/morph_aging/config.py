@@ -46,7 +46,8 @@ import cli
 
 __all__ = ["DEVICES", "FIELD_GROUPS", "MODEL_FIELDS", "PRECISIONS", "PRESETS", "PRESET_VALUES", "RUN_FIELDS",
            "TrainConfig", "add_config_arguments", "autocast_dtype", "config_from_args", "config_from_dict",
-           "cpu_has_fast_bf16", "fields_in", "preset_defaults", "resolve_device", "resolve_precision", "validate_config"]
+           "cpu_has_fast_bf16", "fields_in", "preset_defaults", "resolve_device", "resolve_precision",
+           "validate_config"]
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
@@ -374,7 +375,8 @@ def _check_declared(cfg: TrainConfig, names: Sequence[str]) -> None:
         if isinstance(value, int) and not isinstance(value, bool):
             low, high = f.metadata.get("minimum"), f.metadata.get("maximum", cli.INT_LIMIT)
             if low is not None and value < low:
-                _bad(f.name, f"must be a positive integer, got {value}" if low == 1 else f"must be >= {low}, got {value}")
+                _bad(f.name, f"must be a positive integer, got {value}" if low == 1
+                     else f"must be >= {low}, got {value}")
             if value > high:
                 _bad(f.name, f"must be at most {high}, got {value}")
 

@@ -184,8 +184,8 @@ def with_data_crop(cfg: TrainConfig) -> TrainConfig:
     if cfg.crop is not None:
         given = None if cfg.crop == UNKNOWN_CROP else Crop.parse(cfg.crop, what="--crop")
         if given is None or not given.same_crop(prepared) or given.size not in (None, prepared.size):
-            raise ValueError(f"--crop {cfg.crop}: {_prepared_path(cfg.data)} records {prepared} ({prepared.describe()}, "
-                             "written by prepare.py); leave --crop out to take it")
+            raise ValueError(f"--crop {cfg.crop}: {_prepared_path(cfg.data)} records {prepared} "
+                             f"({prepared.describe()}, written by prepare.py); leave --crop out to take it")
     if prepared.size < cfg.image_size:
         from face_datasets import DatasetWarning
 

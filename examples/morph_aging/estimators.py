@@ -638,7 +638,8 @@ def identity_metrics(generated: torch.Tensor, truth: torch.Tensor, masks: torch.
     imp_conf = torch.where(has_imp, (conf_pairs * impostor).sum(1) / n_imp, torch.full_like(d_own, math.nan))
     false_accept = torch.where(has_imp, ((conf_pairs >= threshold) & impostor).sum(1) / n_imp,
                                torch.full_like(d_own, math.nan))
-    return {"face_l1": face_l1, "d_own": d_own, "d_impostor": torch.where(has_imp, d_imp, torch.full_like(d_own, math.nan)),
+    return {"face_l1": face_l1, "d_own": d_own,
+            "d_impostor": torch.where(has_imp, d_imp, torch.full_like(d_own, math.nan)),
             "identified": identified, "confidence": conf,
             "verified": torch.where(has_imp, (conf >= threshold).double(), torch.full_like(d_own, math.nan)),
             "impostor_confidence": imp_conf, "false_accept": false_accept}
@@ -663,7 +664,8 @@ def _import_dlib():
     try:
         import dlib
     except ImportError:
-        raise EstimatorUnavailable(f"--estimator dlib needs the 'face' extra (dlib is missing): {INSTALL_HINT}") from None
+        raise EstimatorUnavailable(f"--estimator dlib needs the 'face' extra (dlib is missing): "
+                                   f"{INSTALL_HINT}") from None
     return dlib
 
 
@@ -690,7 +692,8 @@ class DlibVerifier:
             self._rec = dlib.face_recognition_model_v1(rec_path)
             self._lm = dlib.shape_predictor(lm_path)
         except RuntimeError as exc:
-            raise EstimatorUnavailable(f"cannot load dlib's face models ({exc}); reinstall with {INSTALL_HINT}") from None
+            raise EstimatorUnavailable(f"cannot load dlib's face models ({exc}); "
+                                       f"reinstall with {INSTALL_HINT}") from None
         self._detector = dlib.get_frontal_face_detector()
         self._dlib = dlib
         self.fallbacks = 0

@@ -135,7 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="training steps of the synthetic age classifier")
     parser.add_argument("--classifier-subjects", type=cli.positive_int, default=d["classifier_subjects"], metavar="N",
                         help="synthetic subjects (5 images each) the classifier is trained on")
-    parser.add_argument("--batch-size", type=cli.positive_int, default=d["batch_size"], metavar="B", help="generator batch size")
+    parser.add_argument("--batch-size", type=cli.positive_int, default=d["batch_size"], metavar="B",
+                        help="generator batch size")
     parser.add_argument("--far", type=cli.probability, default=d["far"], metavar="RATE",
                         help="real photos: calibrate the verification threshold to accept this fraction of impostor "
                              "pairs of the test faces (the paper's 1e-5)")
@@ -201,7 +202,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     for msg in r["failures"]:
         print(msg, file=sys.stderr)
     s = r["summary"]
-    print(f"evaluated {'step ' + str(r['step']) if r['step'] is not None else 'the exported generator'} on {sum(r['data']['num_inputs'].values())} input face(s): age accuracy "
+    print(f"evaluated {'step ' + str(r['step']) if r['step'] is not None else 'the exported generator'} "
+          f"on {sum(r['data']['num_inputs'].values())} input face(s): age accuracy "
           f"{pct(s['age_accuracy'])}, mean |age difference| {fmt(s['mean_abs_age_difference'])} years, verification "
           f"confidence {fmt(s['verification_confidence'])}, background MAE {fmt(s['background_mae'])}; "
           f"report in {os.path.join(cfg.out, 'report.md')}")

@@ -115,7 +115,8 @@ def _table2(r: Dict[str, Any]) -> List[str]:
             rows.append([f"Verification rate ({src}, confidence >= {fmt(t2['threshold'], '{:.1f}')})"]
                         + [pct(t2["verification_rate"][src].get(tg)) for tg in targets])
     if t2.get("identification_rate"):
-        rows.append(["Identification rate (rank 1, 10-20)"] + [pct(t2["identification_rate"].get(tg)) for tg in targets])
+        rows.append(["Identification rate (rank 1, 10-20)"]
+                    + [pct(t2["identification_rate"].get(tg)) for tg in targets])
     out.append(_table(["Source \\ target"] + targets, rows))
     out.append("")
     cal = t2.get("calibration")

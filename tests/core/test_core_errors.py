@@ -76,7 +76,8 @@ def _penalty_without_grad():
 CASES = [
     # ---- wrong rank
     ("compose rank", lambda: compose(torch.zeros(2, 4, 4), x4, x4), ValueError,
-     r"attention must have shape \(B, 1, H, W\) or \(B, C, H, W\) \(4 dimensions\), got shape \(2, 4, 4\) \(3 dimensions\)"),
+     r"attention must have shape \(B, 1, H, W\) or \(B, C, H, W\) \(4 dimensions\), "
+     r"got shape \(2, 4, 4\) \(3 dimensions\)"),
     ("compose source rank", lambda: compose(mask, torch.zeros(2, 3, 4), torch.zeros(2, 3, 4)), ValueError,
      r"color must have shape \(B, C, H, W\) .*got shape \(2, 3, 4\)"),
     ("tv rank", lambda: total_variation(torch.zeros(3, 4, 4)), ValueError,
@@ -166,15 +167,16 @@ CASES = [
     # ---- generator size not divisible by 2 ** num_downsamples
     ("generator size", lambda: _generator()(torch.zeros(1, 3, 18, 16), torch.tensor([0])), ValueError,
      r"image height and width must be divisible by 4 \(2 \*\* num_downsamples\), got 18x16"),
-    ("generator size 3 downsamples", lambda: _generator(num_downsamples=3)(torch.zeros(1, 3, 16, 20), torch.tensor([0])),
+    ("generator size 3 downsamples",
+     lambda: _generator(num_downsamples=3)(torch.zeros(1, 3, 16, 20), torch.tensor([0])),
      ValueError, r"image height and width must be divisible by 8 \(2 \*\* num_downsamples\), got 16x20"),
     ("generator 1x1 bottleneck", lambda: _generator()(torch.zeros(1, 3, 4, 4), torch.tensor([0])), ValueError,
      r"image must be larger than 4x4 \(2 \*\* num_downsamples\).*got 4x4"),
     # ---- critic image size
     ("critic size", lambda: MultiHeadCritic(32, base_channels=2)(torch.zeros(1, 3, 16, 16)), ValueError,
      r"image must have shape \(B, 3, 32, 32\), got \(1, 3, 16, 16\)"),
-    ("critic non-square size", lambda: MultiHeadCritic((32, 48), base_channels=2)(torch.zeros(1, 3, 48, 32)), ValueError,
-     r"image must have shape \(B, 3, 32, 48\), got \(1, 3, 48, 32\)"),
+    ("critic non-square size", lambda: MultiHeadCritic((32, 48), base_channels=2)(torch.zeros(1, 3, 48, 32)),
+     ValueError, r"image must have shape \(B, 3, 32, 48\), got \(1, 3, 48, 32\)"),
     ("critic too many layers", lambda: MultiHeadCritic(16, num_layers=5), ValueError,
      r"num_layers=5 halves image_size=\(16, 16\) below one pixel; use at most 4 layers"),
     ("critic bad size type", lambda: MultiHeadCritic("64"), TypeError,
@@ -214,7 +216,8 @@ CASES = [
      r"image_channels must be an int, got bool"),
     # ---- condition batch mismatch / missing num_classes
     ("concat batch", lambda: concat_condition(x4, torch.tensor([0, 1, 1]), num_classes=2), ValueError,
-     r"condition and image must have the same batch size B, got condition shape \(3, 2\) and image shape \(2, 3, 4, 4\)"),
+     r"condition and image must have the same batch size B, "
+     r"got condition shape \(3, 2\) and image shape \(2, 3, 4, 4\)"),
     ("generator condition batch", lambda: _generator()(torch.zeros(2, 3, 16, 16), torch.tensor([0, 1, 2])), ValueError,
      r"condition must have shape \(2, 5\) or \(2,\), got \(3,\)"),
     ("generator codes batch", lambda: _generator()(torch.zeros(2, 3, 16, 16), torch.zeros(1, 5)), ValueError,
@@ -310,7 +313,8 @@ CASES = [
      ValueError, r"grad_scale must be finite, got inf"),
     ("grad_scale nan", lambda: gradient_penalty(lambda t: t.sum((1, 2, 3)), x4, x4, grad_scale=float("nan")),
      ValueError, r"grad_scale must be finite, got nan"),
-    ("grad_scale tensor zero", lambda: gradient_penalty(lambda t: t.sum((1, 2, 3)), x4, x4, grad_scale=torch.tensor(0.0)),
+    ("grad_scale tensor zero",
+     lambda: gradient_penalty(lambda t: t.sum((1, 2, 3)), x4, x4, grad_scale=torch.tensor(0.0)),
      ValueError, r"grad_scale must be a finite number > 0, got 0"),
     ("grad_scale tensor shape", lambda: gradient_penalty(lambda t: t.sum((1, 2, 3)), x4, x4, grad_scale=torch.ones(1)),
      ValueError, r"grad_scale must have shape \(\) \(0 dimensions\), got shape \(1,\)"),

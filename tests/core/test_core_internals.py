@@ -135,13 +135,15 @@ def test_no_new_kind_of_call_hook():
     per_module = {k for k in vars(conv) if "hook" in k and ("forward" in k or "backward" in k)}
     global_ = {k for k in vars(MODULE) if k.startswith("_global_") and ("forward" in k or "backward" in k)}
     assert per_module <= KNOWN_CALL_HOOKS and global_ <= KNOWN_GLOBAL_CALL_HOOKS, _changed(
-        f"the kinds of module hooks (new: {sorted((per_module - KNOWN_CALL_HOOKS) | (global_ - KNOWN_GLOBAL_CALL_HOOKS))})",
+        "the kinds of module hooks "
+        f"(new: {sorted((per_module - KNOWN_CALL_HOOKS) | (global_ - KNOWN_GLOBAL_CALL_HOOKS))})",
         "attngan.generator._plain_conv, which must see every hook of a head to run it as a module")
 
 
 def _module_hook(api):
     def register(conv):
-        hook = (lambda *args: None)
+        def hook(*args):
+            return None
         return getattr(conv, api)(hook)
     return register
 

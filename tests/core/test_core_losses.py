@@ -28,7 +28,9 @@ def test_wgan_losses_on_patch_scores_are_per_sample_sums(b_real, b_fake, tail, s
     fake = _randn((b_fake, *tail), seed + 1)
     real_sums, fake_sums = _per_sample_sum(real), _per_sample_sum(fake)
     expected_critic = sum(fake_sums) / b_fake - sum(real_sums) / b_real
-    torch.testing.assert_close(wgan_critic_loss(real, fake), torch.tensor(expected_critic, dtype=torch.float64), **TIGHT)
+    torch.testing.assert_close(
+        wgan_critic_loss(real, fake), torch.tensor(expected_critic, dtype=torch.float64), **TIGHT
+    )
     torch.testing.assert_close(
         wgan_generator_loss(fake), torch.tensor(-sum(fake_sums) / b_fake, dtype=torch.float64), **TIGHT
     )

@@ -43,7 +43,8 @@ def test_film_scales_and_shifts_each_channel_of_each_sample(b, c, h, w, seed):
 
 def test_film_gradcheck_float64():
     gen = torch.Generator().manual_seed(0)
-    args = [torch.randn(*s, generator=gen, dtype=torch.float64, requires_grad=True) for s in ((2, 3, 4, 4), (2, 3), (2, 3))]
+    args = [torch.randn(*s, generator=gen, dtype=torch.float64, requires_grad=True)
+            for s in ((2, 3, 4, 4), (2, 3), (2, 3))]
     assert torch.autograd.gradcheck(film, args)
 
 
@@ -110,7 +111,8 @@ def test_every_modulation_parameter_gets_a_gradient_at_initialisation():
 
 
 @pytest.mark.parametrize("call, match", [
-    (lambda m: m(torch.zeros(2, 5, 4, 4), torch.tensor([0, 1])), r"features must have 4 channels, got shape \(2, 5, 4, 4\)"),
+    (lambda m: m(torch.zeros(2, 5, 4, 4), torch.tensor([0, 1])),
+     r"features must have 4 channels, got shape \(2, 5, 4, 4\)"),
     (lambda m: m(torch.zeros(2, 4, 4, 4), torch.tensor([0, 1, 2])), r"condition must have one row per sample \(2\)"),
     (lambda m: m(torch.zeros(2, 4, 4, 4), torch.zeros(2, 5)), r"num_classes=3 columns, got shape \(2, 5\)"),
     (lambda m: m(torch.zeros(2, 4, 4), torch.tensor([0, 1])), r"features"),

@@ -205,7 +205,8 @@ def test_double_backward_matches_gradcheck_in_float64():
 
 def test_penalty_without_create_graph_has_no_graph():
     w = torch.randn(1, 1, 2, 2, requires_grad=True)
-    gp = gradient_penalty(lambda x: F.conv2d(x, w), torch.randn(2, 1, 3, 3), torch.randn(2, 1, 3, 3), create_graph=False)
+    gp = gradient_penalty(lambda x: F.conv2d(x, w), torch.randn(2, 1, 3, 3), torch.randn(2, 1, 3, 3),
+                          create_graph=False)
     assert not gp.requires_grad
     gp = gradient_penalty(lambda x: F.conv2d(x, w), torch.randn(2, 1, 3, 3), torch.randn(2, 1, 3, 3))
     assert gp.requires_grad

@@ -139,7 +139,8 @@ def test_tv_module_equals_function(shape, seed, squared, normalize, reduction):
 @pytest.mark.parametrize("bad", ["avg", "MEAN", None, "batchmean"])
 def test_tv_unknown_reduction_raises(bad):
     x = torch.rand(1, 1, 2, 2)
-    with pytest.raises(ValueError, match=r"reduction must be one of 'mean', 'sum', 'none', got " + re.escape(repr(bad))):
+    with pytest.raises(ValueError,
+                       match=r"reduction must be one of 'mean', 'sum', 'none', got " + re.escape(repr(bad))):
         total_variation(x, reduction=bad)
     with pytest.raises(ValueError, match="reduction"):
         TotalVariation(reduction=bad)
@@ -224,7 +225,8 @@ def test_default_lambda_tv_per_form(shape, seed):
     torch.testing.assert_close(released, attention_regularizer(a, lambda_tv=5e-5, form="released"), **TIGHT)
     if shape[2] * shape[3] > 1:
         assert not torch.allclose(paper, attention_regularizer(a, lambda_tv=1e-4, form="paper"), rtol=1e-12, atol=0)
-        assert not torch.allclose(released, attention_regularizer(a, lambda_tv=1e-4, form="released"), rtol=1e-12, atol=0)
+        assert not torch.allclose(released, attention_regularizer(a, lambda_tv=1e-4, form="released"),
+                                  rtol=1e-12, atol=0)
     assert AttentionRegularizer().lambda_tv == 5e-5
     assert AttentionRegularizer(form="released").lambda_tv == 5e-5
     assert AttentionRegularizer(lambda_tv=2, form="released").lambda_tv == 2.0
@@ -275,7 +277,8 @@ def test_regularizer_on_non_contiguous_input(b, h, w, seed, form):
 
 @pytest.mark.parametrize("bad", ["Paper", "stargan", ""])
 def test_regularizer_unknown_form_raises(bad):
-    with pytest.raises(ValueError, match=r"form must be one of 'paper', 'euclidean', 'released', got " + re.escape(repr(bad))):
+    with pytest.raises(ValueError,
+                       match=r"form must be one of 'paper', 'euclidean', 'released', got " + re.escape(repr(bad))):
         attention_regularizer(torch.rand(1, 1, 2, 2), form=bad)
     with pytest.raises(ValueError, match="form must be one of"):
         AttentionRegularizer(form=bad)

@@ -3,12 +3,12 @@
 import os
 import sys
 
+import pytest
+import torch
+
 _EXAMPLE = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "examples", "morph_aging"))
 if _EXAMPLE not in sys.path:
     sys.path.insert(0, _EXAMPLE)
-
-import pytest
-import torch
 
 
 @pytest.fixture(scope="module")

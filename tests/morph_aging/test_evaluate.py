@@ -52,7 +52,8 @@ def tiny_checkpoint(tmp_path_factory):
 def evaluated(tiny_checkpoint, tmp_path_factory):
     root = tmp_path_factory.mktemp("eval")
     out, cache = root / "eval", root / "clf.pt"
-    rc = evaluate.main(["--checkpoint", tiny_checkpoint, "--out", str(out), "--estimator-cache", str(cache)] + FAST_EVAL)
+    rc = evaluate.main(["--checkpoint", tiny_checkpoint, "--out", str(out), "--estimator-cache", str(cache)]
+                       + FAST_EVAL)
     with open(out / "results.json") as fh:
         results = json.load(fh)
     return {"rc": rc, "out": out, "cache": cache, "results": results}

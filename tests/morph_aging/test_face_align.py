@@ -63,7 +63,8 @@ def test_missing_68_point_model_names_the_file(faces, monkeypatch):
     monkeypatch.setattr(face_align, "SIXTY_EIGHT_POINT_MODEL", "no_such_model.dat")
     face_align._sixty_eight_point_predictor.cache_clear()
     try:
-        with pytest.raises(face_align.FaceExtraMissing, match=r'no_such_model\.dat is missing.*pip install -e "\.\[face\]"'):
+        with pytest.raises(face_align.FaceExtraMissing,
+                           match=r'no_such_model\.dat is missing.*pip install -e "\.\[face\]"'):
             face_align.align_face(faces[0], 64)
         assert face_align.align_face(faces[0], 64, crop="tight").size == (64, 64)
     finally:
@@ -246,7 +247,7 @@ def test_several_faces_warn_and_use_the_largest(faces):
     canvas.paste(faces[1].resize((170, 170), Image.Resampling.BICUBIC), (260, 30))
     boxes = face_align.detect_faces(canvas)
     assert len(boxes) == 2
-    areas = [(r - l) * (b - t) for l, t, r, b in boxes]
+    areas = [(right - left) * (bottom - top) for left, top, right, bottom in boxes]
     assert areas == sorted(areas, reverse=True) and boxes[0][2] <= 224
     with pytest.warns(face_align.FaceAlignWarning, match="found 2 faces; using the largest"):
         chip = np.asarray(face_align.align_face(canvas, 64)).astype(float)

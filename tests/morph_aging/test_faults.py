@@ -343,7 +343,8 @@ def test_other_scripts_refuse_an_unusable_output_before_the_work(trained, tmp_pa
 def _with_nan(src, dst):
     state = torch.load(src, map_location="cpu", weights_only=True)
     state["generator"]["color_head.weight"][0, 0, 0, 0] = float("inf")
-    state["digest"]["sha256"] = checkpoints.tensor_digest({k: state[k] for k in state["digest"]["covers"]})  # an honest file
+    # an honest file
+    state["digest"]["sha256"] = checkpoints.tensor_digest({k: state[k] for k in state["digest"]["covers"]})
     torch.save(state, dst)
     return dst
 

@@ -60,7 +60,8 @@ def _function_lengths(source: str) -> dict:
 
 
 def test_function_lengths_count_code_only():
-    source = 'def f(x):\n    """Doc.\n\n    More.\n    """\n    # a comment\n\n    y = (x +\n         1)\n    return y\n'
+    source = ('def f(x):\n    """Doc.\n\n    More.\n    """\n    # a comment\n\n'
+              '    y = (x +\n         1)\n    return y\n')
     assert _function_lengths(source) == {"f": 4}
 
 

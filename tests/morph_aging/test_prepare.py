@@ -104,7 +104,7 @@ def test_prepares_every_photo_under_its_own_name_and_reports_the_others(fgnet, t
     assert notes["005A20.JPG"]["status"] == "unreadable" and "005A20.JPG" in notes["005A20.JPG"]["reason"]
     several = notes["001A25.JPG"]
     assert several["status"] == "several_faces" and several["faces"] == len(several["boxes"]) >= 2
-    areas = [(r - l) * (b - t) for l, t, r, b in several["boxes"]]
+    areas = [(right - left) * (bottom - top) for left, top, right, bottom in several["boxes"]]
     assert areas == sorted(areas, reverse=True)
     left, top, right, bottom = several["boxes"][0]  # the face taken: hers (eyes near (203, 102), (247, 104))
     assert left < 203 < 247 < right and top < 102 < bottom
@@ -235,7 +235,8 @@ def test_a_utkface_chip_that_the_face_fills_goes_through(tmp_path, capsys, astro
         face = np.asarray(im).astype(float)
     assert im.size == (SIZE, SIZE) and face.std() > 10
     # the head crop is wider than the chip: its edges are the chip's extension, its centre the face
-    assert np.abs(face[:4] - face[:4].mean((0, 1))).mean() < np.abs(face[24:40, 24:40] - face[24:40, 24:40].mean((0, 1))).mean()
+    assert (np.abs(face[:4] - face[:4].mean((0, 1))).mean()
+            < np.abs(face[24:40, 24:40] - face[24:40, 24:40].mean((0, 1))).mean())
 
 
 @needs_face
@@ -270,7 +271,8 @@ def test_unusable_folders_and_changed_settings_are_refused(case, tmp_path, capsy
 
 def test_usage_errors_exit_2(tmp_path, capsys):
     for argv in ([tmp_path], [tmp_path, "--out", tmp_path / "o", "--crop", "loose"],
-                 [tmp_path, "--out", tmp_path / "o", "--margin", "-1"], [tmp_path, "--out", tmp_path / "o", "--size", "0"],
+                 [tmp_path, "--out", tmp_path / "o", "--margin", "-1"],
+                 [tmp_path, "--out", tmp_path / "o", "--size", "0"],
                  [tmp_path, "--out", tmp_path / "o", "--workers", "0"]):
         code, _, err = run(argv, capsys)
         assert code == 2 and "error" in err
@@ -324,7 +326,8 @@ def test_bad_crop_specs_name_the_flag(text):
 def test_the_config_states_the_crop_in_full_and_refuses_bad_ones():
     cfg = config.validate_config(config.TrainConfig(data="/data/faces", crop="tight", device="cpu"))
     assert cfg.crop == "tight,margin=0.1"
-    assert config.validate_config(config.TrainConfig(data="/data/faces", crop="unknown", device="cpu")).crop == "unknown"
+    cfg = config.validate_config(config.TrainConfig(data="/data/faces", crop="unknown", device="cpu"))
+    assert cfg.crop == "unknown"
     with pytest.raises(ValueError, match="^--crop: expected"):
         config.validate_config(config.TrainConfig(data="/data/faces", crop="wide", device="cpu"))
     with pytest.raises(ValueError, match="^--crop: the synthetic faces are drawn"):

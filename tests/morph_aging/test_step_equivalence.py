@@ -6,8 +6,9 @@ form's losses and weights:
 
 * structure (fused critic call, reused fake, channels_last, fused Adam), each
   alone, all together, and the optimised form (all but the fused critic
-  call), in fp32: first-iteration losses within 1e-5 relative; after 3 iterations the critic's weights within 1e-5 and the
-  generator's within ``2 * lr * 3`` (see ``test_weights_after_three_iterations``);
+  call), in fp32: first-iteration losses within 1e-5 relative; after 3
+  iterations the critic's weights within 1e-5 and the generator's within
+  ``2 * lr * 3`` (see ``test_weights_after_three_iterations``);
 * the penalty as its own backward and step (``gp_mode="separate"``, the
   released code) versus inside the critic loss (``"joint"``, the paper): the
   first iteration's losses computed before any update are equal;

@@ -576,7 +576,8 @@ def test_mask_saturation_either_way(record, side):
     assert training.mask_saturation(record) == side
     if side is not None:
         cfg = config.validate_config(config.TrainConfig(preset="cpu-demo", attention_form="euclidean"))
-        text = training.saturation_warning(side, {"attention_near_zero": 0.0, "attention_near_one": 0.0, **record}, 300, cfg)
+        text = training.saturation_warning(side, {"attention_near_zero": 0.0, "attention_near_one": 0.0, **record},
+                                           300, cfg)
         assert f"saturated at {0 if side == 'zero' else 1}" in text and "--lambda-att" in text
         if side == "zero":
             assert "--attention-form paper" in text
