@@ -79,6 +79,9 @@ SEPARATE_SIZE = estimators.GROUP_CLASSIFIER_SIZE
 JUDGE_EVAL_VIEWS = 0.1
 #: The seed of those views: the same views for every checkpoint evaluated on the same photos.
 JUDGE_VIEWS_SEED = 2024
+#: The ground truth's pairs are also reported split at this real age of the younger photo (years): FG-NET's
+#: childhood photos below it, the teenage and adult ones at or above it.
+GT_SPLIT_AGE = 10
 
 
 class PhotoEvalError(Exception):
@@ -317,6 +320,16 @@ def _spread(sources: torch.Tensor, k: int) -> List[int]:
     return picks
 
 
+def example_pairs(young_ages: Sequence[float], k: int) -> List[int]:
+    """The ``k`` ground-truth pairs shown: alternately one whose younger photo is below :data:`GT_SPLIT_AGE` and
+    one at or above it, each in dataset order (FG-NET's first pairs are all children).
+
+    >>> example_pairs([3, 5, 15, 4, 30], 4)
+    [0, 2, 1, 4]
+    """
+    return _spread(torch.tensor([int(a >= GT_SPLIT_AGE) for a in young_ages], dtype=torch.long), k)
+
+
 @torch.no_grad()
 def _aging_output(g: torch.nn.Module, images: torch.Tensor, device: torch.device) -> Any:
     if not images.shape[0]:
@@ -349,14 +362,15 @@ def _ground_truth(args: argparse.Namespace, cfg: config.TrainConfig, g: torch.nn
     loaded = {a: young[j] for j, (a, _) in enumerate(pairs)} | {b: old[j] for j, (_, b) in enumerate(pairs)}
     own = pp.ground_truth_threshold(verifier, torch.stack(list(loaded.values())), [subjects[i] for i in loaded],
                                     far=args.far)
+    young_ages = [ds.records[a].age for a, _ in pairs]
     table = pp.ground_truth_table(verifier, estimator, young, aged, old, threshold, own_threshold=own["threshold"],
-                                  young_ages=[ds.records[a].age for a, _ in pairs])
+                                  young_ages=young_ages, split_age=GT_SPLIT_AGE)
     table.update(data=args.ground_truth, own_threshold=own, source_groups=ds.labels()[[a for a, _ in pairs]].tolist(),
                  target_groups=targets.tolist())
-    k = min(args.num_examples, len(pairs))
-    rows = [(f"{GROUP_NAMES[int(ds.labels()[a])]} -> {GROUP_NAMES[int(targets[j])]}",
+    picks = example_pairs(young_ages, args.num_examples)
+    rows = [(f"age {young_ages[j]:g} -> {ds.records[pairs[j][1]].age:g} ({GROUP_NAMES[int(targets[j])]})",
              [pictures.to_uint8(young[j]), pictures.to_uint8(aged[j]), pictures.to_uint8(old[j])])
-            for j, (a, _) in enumerate(pairs[:k])]
+            for j in picks]
     picture = pictures.render_grid(rows, ("input", "aged", "real older photo"),
                                    scale=pictures.readable_scale(young.shape[-1])) if rows else None
     return table, picture
