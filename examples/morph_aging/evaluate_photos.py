@@ -320,14 +320,21 @@ def _spread(sources: torch.Tensor, k: int) -> List[int]:
     return picks
 
 
-def example_pairs(young_ages: Sequence[float], k: int) -> List[int]:
+def example_pairs(young_ages: Sequence[float], subjects: Sequence[Any], k: int) -> List[int]:
     """The ``k`` ground-truth pairs shown: alternately one whose younger photo is below :data:`GT_SPLIT_AGE` and
-    one at or above it, each in dataset order (FG-NET's first pairs are all children).
+    one at or above it (FG-NET's first pairs are all children), each person's first pair before anyone's second.
 
-    >>> example_pairs([3, 5, 15, 4, 30], 4)
-    [0, 2, 1, 4]
+    >>> example_pairs([3, 3, 15, 15, 4, 30], ["a", "a", "b", "b", "c", "d"], 4)
+    [0, 2, 4, 5]
     """
-    return _spread(torch.tensor([int(a >= GT_SPLIT_AGE) for a in young_ages], dtype=torch.long), k)
+    seen: Dict[Any, int] = {}
+    rank = []
+    for s in subjects:
+        rank.append(seen.get(s, 0))
+        seen[s] = rank[-1] + 1
+    order = sorted(range(len(subjects)), key=lambda j: rank[j])  # stable: dataset order within a rank
+    older = torch.tensor([int(young_ages[j] >= GT_SPLIT_AGE) for j in order], dtype=torch.long)
+    return [order[i] for i in _spread(older, k)]
 
 
 @torch.no_grad()
@@ -367,7 +374,7 @@ def _ground_truth(args: argparse.Namespace, cfg: config.TrainConfig, g: torch.nn
                                   young_ages=young_ages, split_age=GT_SPLIT_AGE)
     table.update(data=args.ground_truth, own_threshold=own, source_groups=ds.labels()[[a for a, _ in pairs]].tolist(),
                  target_groups=targets.tolist())
-    picks = example_pairs(young_ages, args.num_examples)
+    picks = example_pairs(young_ages, [subjects[a] for a, _ in pairs], args.num_examples)
     rows = [(f"age {young_ages[j]:g} -> {ds.records[pairs[j][1]].age:g} ({GROUP_NAMES[int(targets[j])]})",
              [pictures.to_uint8(young[j]), pictures.to_uint8(aged[j]), pictures.to_uint8(old[j])])
             for j in picks]

@@ -394,3 +394,20 @@ def test_a_drop_young_run_is_evaluated_on_the_children_only_when_asked(tmp_path,
         counts[bool(flags)] = r["photos_per_source"]
         assert r["source_ages"][0][0] == (5 if flags else 15)  # the children are the 10-20 group's youngest
     assert counts[True][1:] == counts[False][1:] and counts[True][0] > counts[False][0] > 0
+
+
+@settings(max_examples=50, deadline=None)
+@given(people=st.lists(st.tuples(st.integers(0, 30), st.integers(1, 4)), max_size=6), k=st.integers(0, 14))
+def test_example_pairs_alternate_child_and_older_photos_and_spread_over_people(people, k):
+    # as aging_pairs makes them: each person's pairs are consecutive and share the younger photo (and its age)
+    subjects = [p for p, (_, n) in enumerate(people) for _ in range(n)]
+    ages = [people[p][0] for p in subjects]
+    picks = evaluate_photos.example_pairs(ages, subjects, k)
+    assert len(picks) == min(k, len(ages)) and len(set(picks)) == len(picks)
+    older = [ages[j] >= evaluate_photos.GT_SPLIT_AGE for j in picks]
+    both = min(sum(a >= 10 for a, _ in people), sum(a < 10 for a, _ in people))  # people, one first pair each
+    assert all(older[i] != older[i + 1] for i in range(min(len(picks), 2 * both) - 1))
+    for cls in (False, True):  # within a class, every person's first pair before anyone's second
+        shown = [subjects[j] for j, o in zip(picks, older) if o == cls]
+        n = sum((a >= 10) == cls for a, _ in people)
+        assert len(set(shown[:n])) == min(len(shown), n)
