@@ -310,11 +310,10 @@ def ground_truth_table(verifier: Any, estimator: Any, young: torch.Tensor, aged:
     if young_ages is not None and len(young_ages) != p:
         raise ValueError(f"young_ages holds {len(young_ages)} ages for {p} pairs")
     emb_old, old_age = verifier.embed(old), estimator.estimate(old)
-    emb_young = verifier.embed(young)
-    conf = {"aged": verifier.confidence(verifier.embed(aged), emb_old),
-            "copy": verifier.confidence(emb_young, emb_old)}
+    emb_young, emb_aged = verifier.embed(young), verifier.embed(aged)
+    conf = {"aged": verifier.confidence(emb_aged, emb_old), "copy": verifier.confidence(emb_young, emb_old)}
     gap = {"aged": (estimator.estimate(aged) - old_age).abs(), "copy": (estimator.estimate(young) - old_age).abs()}
-    kept = verifier.confidence(verifier.embed(aged), emb_young) >= threshold
+    kept = verifier.confidence(emb_aged, emb_young) >= threshold
 
     def summary(rows: torch.Tensor) -> Dict[str, Any]:
         table: Dict[str, Any] = {"pairs": int(rows.sum())}
