@@ -140,6 +140,10 @@ class TrainConfig:
                                   "painted from the features, the paper) or residual (an edit of the input: "
                                   "tanh(head + atanh(x)), starting as the input itself; beyond the paper; cpu-photo)",
                                   choices=("absolute", "residual"))
+    g_source: float = _opt(0.0, "model", "tell the generator the input's age group as well as the target's: K more "
+                           "code entries after the target's, the source group's one-hot code for this share of the "
+                           "training images and zeros for the rest, as a photo of unknown age gets at run time "
+                           "(beyond the paper; 0: the target alone, as in the paper)")
     g_padding: str = _opt("zeros", "model", "generator convolutions' padding: zeros (paper lineage), reflect or "
                           "replicate (border padding needs --g-condition norm)",
                           choices=("zeros", "reflect", "replicate"))
@@ -422,6 +426,9 @@ def validate_config(cfg: TrainConfig) -> TrainConfig:
     if cfg.judge_views > 0 and not cfg.lambda_judge > 0:
         _bad("judge_views", "shows views to the frozen age judge of --lambda-judge, which is off: set --lambda-judge "
                             "W > 0 too")
+    if not (math.isfinite(cfg.g_source) and 0 <= cfg.g_source <= 1):
+        _bad("g_source", f"must lie in [0, 1] (the share of training images whose age group the generator is told), "
+                         f"got {cfg.g_source}")
     if not (math.isfinite(cfg.grey_inputs) and 0 <= cfg.grey_inputs <= 1):
         _bad("grey_inputs", f"must lie in [0, 1] (a probability), got {cfg.grey_inputs}")
     if not cfg.lr > 0:

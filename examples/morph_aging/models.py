@@ -42,6 +42,7 @@ __all__ = [
     "build_critic",
     "build_generator",
     "build_optimizers",
+    "generator_codes",
     "init_weights",
     "unwrap",
 ]
@@ -110,10 +111,12 @@ def build_generator(cfg: TrainConfig) -> nn.Module:
     -------
     nn.Module
         Called as ``g(images, groups_or_codes)``, it returns an
-        :class:`attngan.GeneratorOutput`.
+        :class:`attngan.GeneratorOutput`. With ``g_source > 0`` its codes
+        have ``2 * NUM_GROUPS`` entries, the target's then the source's
+        (:func:`generator_codes`); integer groups then mean "source unknown".
     """
     g = attngan.AttentionGenerator(
-        num_classes=NUM_GROUPS, base_channels=cfg.g_channels, num_downsamples=cfg.g_downsamples,
+        num_classes=NUM_GROUPS * (2 if cfg.g_source > 0 else 1), base_channels=cfg.g_channels, num_downsamples=cfg.g_downsamples,
         num_residual_blocks=cfg.g_res_blocks, attention_bias=cfg.g_attention_bias, upsample=cfg.g_upsample,
         condition=cfg.g_condition, padding=cfg.g_padding, color=cfg.g_color,
     )
@@ -235,13 +238,71 @@ def unwrap(module: nn.Module) -> nn.Module:
             return module
 
 
+def told_source(g: nn.Module) -> bool:
+    """Whether the generator ``g`` (possibly wrapped) takes the source group's code after the target's
+    (a config's ``g_source > 0``)."""
+    g = unwrap(g)
+    g = getattr(g, "inner", g)  # NoAttentionGenerator
+    return getattr(g, "num_classes", NUM_GROUPS) == 2 * NUM_GROUPS
+
+
+def _as_group_codes(groups: torch.Tensor) -> torch.Tensor:
+    """(B,) integer groups as one-hot codes; (B, K) codes as floats."""
+    return attngan.one_hot(groups, NUM_GROUPS) if groups.ndim == 1 else groups.float()
+
+
+def generator_codes(g: nn.Module, target: torch.Tensor, source: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """The condition codes with which ``g`` ages faces of groups ``source`` to groups ``target``.
+
+    A generator trained with ``--g-source`` takes ``2 * NUM_GROUPS`` code
+    entries: the target's code, then the source group's, where zeros mean
+    that the source is not known. Any other generator takes the target's
+    code alone and ``source`` is ignored.
+
+    Parameters
+    ----------
+    g : nn.Module
+        The generator (possibly wrapped).
+    target : torch.Tensor
+        (B,) integer groups or (B, NUM_GROUPS) codes (soft codes allowed).
+    source : torch.Tensor, optional
+        (B,) integer groups or (B, NUM_GROUPS) codes of the inputs; None: unknown.
+
+    Returns
+    -------
+    torch.Tensor
+        (B, NUM_GROUPS) or (B, 2 * NUM_GROUPS) float codes, on ``target``'s device.
+
+    Examples
+    --------
+    >>> from config import TrainConfig, validate_config
+    >>> cfg = validate_config(TrainConfig(image_size=64, g_channels=4, g_res_blocks=0, d_channels=4, device="cpu",
+    ...                                   g_source=0.75))
+    >>> generator_codes(build_generator(cfg), torch.tensor([3]), torch.tensor([1])).tolist()
+    [[0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]]
+    >>> generator_codes(build_generator(cfg), torch.tensor([3])).tolist()
+    [[0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]]
+    """
+    codes = _as_group_codes(target)
+    if not told_source(g):
+        return codes
+    if source is None:
+        return torch.cat([codes, torch.zeros_like(codes)], dim=1)
+    told = _as_group_codes(source.to(codes.device))
+    if told.shape != codes.shape:
+        raise ValueError(f"source must give one group per target: target codes {tuple(codes.shape)}, source codes "
+                         f"{tuple(told.shape)}")
+    return torch.cat([codes, told.to(codes.dtype)], dim=1)
+
+
 # --------------------------------------------------------------------------- #
 # Aging faces with a generator
 # --------------------------------------------------------------------------- #
 
 
 @torch.no_grad()
-def age_all_groups(g: nn.Module, images: torch.Tensor) -> attngan.GeneratorOutput:
+def age_all_groups(g: nn.Module, images: torch.Tensor,
+                   sources: Optional[torch.Tensor] = None) -> attngan.GeneratorOutput:
     """Age every image to every group in one batched call.
 
     Parameters
@@ -250,6 +311,9 @@ def age_all_groups(g: nn.Module, images: torch.Tensor) -> attngan.GeneratorOutpu
         A generator (in eval mode for inference).
     images : torch.Tensor
         (N, C, H, W) in [-1, 1].
+    sources : torch.Tensor, optional
+        (N,) the images' own groups, for a generator that is told them
+        (:func:`generator_codes`); None: unknown.
 
     Returns
     -------
@@ -259,7 +323,8 @@ def age_all_groups(g: nn.Module, images: torch.Tensor) -> attngan.GeneratorOutpu
     n = images.shape[0]
     src = images.repeat_interleave(NUM_GROUPS, dim=0)
     groups = torch.arange(NUM_GROUPS, device=images.device).repeat(n)
-    out = g(src, groups)
+    told = None if sources is None else sources.to(images.device).repeat_interleave(NUM_GROUPS, dim=0)
+    out = g(src, generator_codes(g, groups, told).to(images.dtype))
     return attngan.GeneratorOutput(*(t.float().reshape(n, NUM_GROUPS, *t.shape[1:]) for t in out))
 
 
@@ -303,7 +368,7 @@ def aging_codes(steps_between: int, *, device: Any = None) -> Tuple[torch.Tensor
 
 @torch.no_grad()
 def age_gradually(g: nn.Module, image: torch.Tensor, *, steps_between: int = 8,
-                  chunk: int = 16) -> Tuple[torch.Tensor, attngan.GeneratorOutput]:
+                  chunk: int = 16, source: Optional[int] = None) -> Tuple[torch.Tensor, attngan.GeneratorOutput]:
     """One face aged smoothly from the youngest group to the oldest.
 
     The generator is conditioned on :func:`aging_codes` (the library takes
@@ -319,6 +384,9 @@ def age_gradually(g: nn.Module, image: torch.Tensor, *, steps_between: int = 8,
         Frames from one group to the next.
     chunk : int, default 16
         Frames per generator call.
+    source : int, optional
+        The face's own group, for a generator that is told it
+        (:func:`generator_codes`); None: unknown.
 
     Returns
     -------
@@ -329,5 +397,7 @@ def age_gradually(g: nn.Module, image: torch.Tensor, *, steps_between: int = 8,
         positions they are the groups' outputs.
     """
     positions, codes = aging_codes(steps_between, device=image.device)
+    told = None if source is None else torch.full((len(codes),), source, dtype=torch.long, device=image.device)
+    codes = generator_codes(g, codes, told)
     parts = [g(image[None].expand(len(c), -1, -1, -1), c.to(image.dtype)) for c in codes.split(chunk)]
     return positions, attngan.GeneratorOutput(*(torch.cat([p[i] for p in parts]).float() for i in range(3)))

@@ -130,6 +130,22 @@ def grey_mask(seed: int, step: int, rank: int, batch: int, rate: float, device: 
     return _coins(seed, step, rank, batch, rate, device, world, 0x6E4E_79A1)
 
 
+def source_told_mask(seed: int, step: int, rank: int, batch: int, rate: float, device: torch.device,
+                     world: int = 1) -> torch.Tensor:
+    """Which images of one iteration ``--g-source`` tells the generator the age group of: (B,) booleans, each
+    true with probability ``rate`` (the others get the zero code of an unknown source).
+
+    Drawn like :func:`flip_mask`, from a stream of its own; the other
+    parameters are those of :func:`step_randomness`.
+
+    Returns
+    -------
+    torch.Tensor
+        (B,) booleans on ``device``.
+    """
+    return _coins(seed, step, rank, batch, rate, device, world, 0x50C0_DE5A)
+
+
 def _coins(seed: int, step: int, rank: int, batch: int, rate: float, device: torch.device, world: int,
            salt: int) -> torch.Tensor:
     """(B,) booleans, each true with probability ``rate``, drawn for the global batch from (seed, step, salt)."""
@@ -177,7 +193,8 @@ class AcGANStep:
     on random views of ``fake`` with ``--judge-views``).
     With ``hflip`` each real image is mirrored left-right with probability 1/2 first (:func:`flip_mask`), and
     with ``grey_inputs = p`` turned grey (:func:`attngan.grayscale`) with probability ``p`` (:func:`grey_mask`),
-    for the critic and the generator alike.
+    for the critic and the generator alike. With ``g_source = p`` the generator's code also carries the
+    source group's (:func:`source_told_mask`: told with probability ``p``, zeros otherwise).
     With ``gp_every=K`` (lazy penalty) the penalty term is computed only
     on iterations whose ``step % K == 0``, with its weight multiplied by K;
     ``gp`` is then in the metrics of those iterations only.
@@ -310,22 +327,28 @@ class AcGANStep:
         # the library checks label values only where that is free (eager, CPU): no sync on a GPU
         source_codes = attngan.one_hot(labels, NUM_GROUPS)
         target_codes = attngan.one_hot(target, NUM_GROUPS)
+        g_codes = (target_codes, source_codes)  # the generator's condition, forward and back (the cycle)
+        if cfg.g_source > 0:  # told the source group (zeros: unknown) after the target's
+            told = source_told_mask(cfg.seed, step, self.rank, b, cfg.g_source, device, self.world)
+            told = told.unsqueeze(1).to(source_codes.dtype)
+            g_codes = (torch.cat([target_codes, source_codes * told], 1),
+                       torch.cat([source_codes, target_codes * told], 1))
         update_g = step >= cfg.critic_warmup and step % cfg.n_critic == cfg.n_critic - 1
         gen = None  # the generator's output with its graph, where the generator step reuses it
         with self._autocast(device):
             if update_g and opt.reuse_fake:
-                gen = self.g(real, target_codes)
+                gen = self.g(real, g_codes[0])
                 fake = gen.image.detach()
             else:
                 with torch.no_grad():
-                    fake = self.g(real, target_codes).image
+                    fake = self.g(real, g_codes[0]).image
         # lazy penalty (--gp-every K): only every K-th critic step, weighted by K
         metrics = self.critic_step(real, fake.float(), source_codes, alpha, with_gp=step % cfg.gp_every == 0)
         if update_g:
             views = None
             if self.judge is not None and cfg.lambda_judge > 0 and cfg.judge_views > 0:
                 views = judge_views(cfg.seed, step, self.rank, b, cfg.judge_views, self.world)
-            metrics.update(self.generator_step(real, source_codes, target_codes, gen, views=views))
+            metrics.update(self.generator_step(real, source_codes, target_codes, gen, views=views, g_codes=g_codes))
         return metrics
 
     def critic_step(self, real: torch.Tensor, fake: torch.Tensor, source_codes: torch.Tensor,
@@ -385,7 +408,8 @@ class AcGANStep:
 
     def generator_step(self, real: torch.Tensor, source_codes: torch.Tensor, target_codes: torch.Tensor,
                        gen: Optional[attngan.GeneratorOutput] = None,
-                       views: Optional[torch.Tensor] = None) -> Dict[str, Any]:
+                       views: Optional[torch.Tensor] = None,
+                       g_codes: Optional[Tuple[torch.Tensor, torch.Tensor]] = None) -> Dict[str, Any]:
         """Update the generator against the critic, whose weights it leaves untouched.
 
         Parameters
@@ -400,6 +424,11 @@ class AcGANStep:
         views : torch.Tensor, optional
             (B, 2, 3) random views (:func:`judge_views`) through which the
             frozen age judge sees the aged faces; None: it sees them as they are.
+        g_codes : tuple of torch.Tensor, optional
+            The generator's condition codes for aging ``real`` and for aging
+            the result back (the cycle term); None: ``(target_codes,
+            source_codes)``. With ``--g-source`` they carry the source's code
+            after the target's, (B, 2K).
 
         Returns
         -------
@@ -410,13 +439,14 @@ class AcGANStep:
         """
         cfg = self.cfg
         metrics: Dict[str, Any] = {}
+        forward_codes, back_codes = g_codes if g_codes is not None else (target_codes, source_codes)
         d_params = list(self.d.parameters())
         for p in d_params:
             p.requires_grad_(False)
         try:
             with self._autocast(real.device):
                 if gen is None:
-                    gen = self.g(real, target_codes)
+                    gen = self.g(real, forward_codes)
                 scored = self.d_plain(gen.image)
                 g_adv = attngan.wgan_generator_loss(scored.realness.float())
                 g_cls = attngan.classification_loss(scored.logits, self._codes(target_codes))
@@ -427,7 +457,7 @@ class AcGANStep:
                     g_loss = g_loss + cfg.lambda_l1 * g_l1
                     metrics["g_l1"] = g_l1.detach()
                 if cfg.lambda_rec > 0:  # cycle: back to the source group must give the input
-                    back = self.g(gen.image, source_codes).image
+                    back = self.g(gen.image, back_codes).image
                     g_rec = (back.float() - real).abs().mean()
                     g_loss = g_loss + cfg.lambda_rec * g_rec
                     metrics["g_rec"] = g_rec.detach()
