@@ -4,7 +4,7 @@
 
     python examples/morph_aging/age.py --checkpoint runs/acgan/checkpoints/last.pt \\
         photo.jpg more_photos/ --out aged/ [--masks] [--align [--crop CROP]] [--no-animation] \\
-        [--device auto|cpu|cuda]
+        [--source-age YEARS] [--device auto|cpu|cuda]
 
 For each photo ``NAME.ext`` it writes ``OUT/NAME_aged.png``, a strip of the
 input and its five ages (10-20, 21-30, 31-40, 41-50, 51+) labelled above
@@ -144,10 +144,12 @@ def animation_frames(image: torch.Tensor, positions: torch.Tensor, faces: torch.
             for p, face in zip(positions.tolist(), faces)]
 
 
-def aging_animation(g: torch.nn.Module, image: torch.Tensor, device: torch.device) -> bytes:
+def aging_animation(g: torch.nn.Module, image: torch.Tensor, device: torch.device,
+                    source: Optional[int] = None) -> bytes:
     """The GIF file of the aging animation of one input (3, S, S): youngest to oldest, a pause at
-    each group and a longer one at both ends, then again from the start."""
-    positions, out = models.age_gradually(g, image.to(device), steps_between=STEPS_BETWEEN)
+    each group and a longer one at both ends, then again from the start. ``source``: the input's
+    group, for a generator trained with ``--g-source`` (None: not told)."""
+    positions, out = models.age_gradually(g, image.to(device), steps_between=STEPS_BETWEEN, source=source)
     frames = animation_frames(image, positions.cpu(), out.image.cpu())
     whole = [float(p).is_integer() for p in positions.tolist()]
     durations = [END_MS if i in (0, len(frames) - 1) else GROUP_MS if w else FRAME_MS for i, w in enumerate(whole)]
@@ -275,6 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--crop", type=_crop_flag, default=None, metavar="CROP[,margin=M]",
                         help="with --align: crop with this instead of the model's crop: head (the whole head, hair "
                              "and beard) or tight (the inner face), e.g. head,margin=0.1 (see face_align.py)")
+    parser.add_argument("--source-age", type=cli.int_at_least(0, 150), default=None, metavar="YEARS",
+                        help="the photos' real age, told to a generator trained with --g-source (as its age group; "
+                             "under 10 counts as 10-20); default: not told. Other generators ignore it, with a note")
     parser.add_argument("--device", default="auto", choices=config.DEVICES, help="where the generator runs")
     return parser
 
@@ -371,6 +376,11 @@ def age_photos(args: argparse.Namespace, tally: Tally) -> int:
     g = g.to(device)
     if cfg.data == "synthetic":
         print(cli.one_line(SYNTHETIC_MODEL_WARNING, 1000), file=sys.stderr)
+    source = None if args.source_age is None else int(age_to_group(args.source_age, clip_young=True))
+    if source is not None and not models.told_source(g):
+        print("age.py: --source-age: this model was not trained with --g-source and is told the target age alone; "
+              "the source age is not used", file=sys.stderr)
+        source = None
     crop = None
     if args.align:
         crop, why = photo_crop(cfg.crop, args.crop)
@@ -408,13 +418,14 @@ def age_photos(args: argparse.Namespace, tally: Tally) -> int:
                 continue
             for note in notes:
                 tqdm.write(f"{path}: {note}", file=sys.stderr)
-            aged = models.age_all_groups(g, x.unsqueeze(0).to(device))
+            told = None if source is None else torch.tensor([source])
+            aged = models.age_all_groups(g, x.unsqueeze(0).to(device), told)
             aged = type(aged)(*(t.cpu() for t in aged))
             results = {f"{stem}_aged.png": pictures.png_bytes(compose_strip(x, aged, masks=args.masks))}
             for k in range(NUM_GROUPS):
                 results[group_filename(stem, k)] = pictures.png_bytes(pictures.to_uint8(aged.image[0, k]))
             if args.animation:
-                results[animation_filename(stem)] = aging_animation(g, x, device)
+                results[animation_filename(stem)] = aging_animation(g, x, device, source)
             try:
                 with files.interrupts_held():  # Ctrl-C waits until the files are in place and counted
                     files.write_together({os.path.join(args.out, name): data for name, data in results.items()})

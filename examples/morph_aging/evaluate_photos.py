@@ -128,6 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "its grey input, at a threshold calibrated on the grey photos' impostor pairs, with the "
                              "colour the model adds to them: does the model keep the person on greyscale photos "
                              "(most of FG-NET's younger photos are greyscale scans)?")
+    parser.add_argument("--source", default="told", choices=("told", "unknown"),
+                        help="for a generator trained with --g-source: tell it each photo's own age group, from the "
+                             "age in its file name (told), or not (unknown, as for a photo of unknown age); other "
+                             "generators are not told either way")
     parser.add_argument("--batch-size", type=cli.positive_int, default=32, metavar="B", help="generator batch size")
     parser.add_argument("--device", default="auto", choices=config.DEVICES, help="where the generator runs")
     return parser
@@ -196,10 +200,11 @@ def evaluate_photos(args: argparse.Namespace, command: str) -> Dict[str, Any]:
     images = _load(ds, indices)
     sources = ds.labels()[indices]
     subjects = [records[i].subject for i in indices]
-    aged, mask_means = pp.age_every_group(g, images, device=device, batch_size=args.batch_size)
+    told = sources if args.source == "told" else None  # used by a --g-source generator only
+    aged, mask_means = pp.age_every_group(g, images, device=device, batch_size=args.batch_size, sources=told)
     _log("  identity (dlib face recognition) ...")
     identity = pp.identity_table(verifier, images, aged, sources, subjects, far=args.far)
-    grey = _grey_table(args, g, verifier, images, sources, subjects, device) if args.grey else None
+    grey = _grey_table(args, g, verifier, images, sources, subjects, device, told) if args.grey else None
     _log("  age (dlib age estimator) ...")
     age = pp.age_table(estimator, images, aged, sources)
     if critic is not None:
@@ -223,12 +228,13 @@ def evaluate_photos(args: argparse.Namespace, command: str) -> Dict[str, Any]:
         "split": args.split,
         "photos": len(indices), "photos_per_source": [int((sources == k).sum()) for k in range(NUM_GROUPS)],
         "source_ages": _source_ages([records[i].age for i in indices], sources),
+        "source_told": models.told_source(g) and args.source == "told",  # --g-source generators only
         "far": args.far, "identity": identity, "identity_grey": grey, "age": age, "background": background,
         "crop": cfg.crop,  # the crop the model learned (train.py records it in the config)
     }
     k = min(args.num_examples, len(indices))
     picks = _spread(sources, k)
-    out = _aging_output(g, images[picks], device)
+    out = _aging_output(g, images[picks], device, None if told is None else told[picks])
     pics = {"examples": pictures.aging_figure(images[picks], out)} if k else {}
     if args.ground_truth:
         result["ground_truth"], gt_picture = _ground_truth(args, cfg, g, device, verifier, estimator,
@@ -241,12 +247,14 @@ def evaluate_photos(args: argparse.Namespace, command: str) -> Dict[str, Any]:
 
 
 def _grey_table(args: argparse.Namespace, g: torch.nn.Module, verifier: Any, images: torch.Tensor,
-                sources: torch.Tensor, subjects: Sequence[Any], device: torch.device) -> Dict[str, Any]:
+                sources: torch.Tensor, subjects: Sequence[Any], device: torch.device,
+                told: Optional[torch.Tensor] = None) -> Dict[str, Any]:
     """``--grey``: :func:`photo_protocol.identity_table` on the photos turned grey, and per target group the
-    colour the model adds to them (mean over pixels of the largest minus the smallest channel, 0-255 levels)."""
+    colour the model adds to them (mean over pixels of the largest minus the smallest channel, 0-255 levels).
+    ``told``: the sources told to a ``--g-source`` generator (None: not told)."""
     _log("  identity on the photos turned grey (--grey) ...")
     grey = attngan.grayscale(images)
-    aged, _ = pp.age_every_group(g, grey, device=device, batch_size=args.batch_size)
+    aged, _ = pp.age_every_group(g, grey, device=device, batch_size=args.batch_size, sources=told)
     table = pp.identity_table(verifier, grey, aged, sources, subjects, far=args.far)
     for row in table["per_target"]:
         out = aged[sources != row["target"], row["target"]]
@@ -338,10 +346,11 @@ def example_pairs(young_ages: Sequence[float], subjects: Sequence[Any], k: int) 
 
 
 @torch.no_grad()
-def _aging_output(g: torch.nn.Module, images: torch.Tensor, device: torch.device) -> Any:
+def _aging_output(g: torch.nn.Module, images: torch.Tensor, device: torch.device,
+                  sources: Optional[torch.Tensor]) -> Any:
     if not images.shape[0]:
         return None
-    out = models.age_all_groups(g, images.to(device))
+    out = models.age_all_groups(g, images.to(device), sources)
     return type(out)(*(t.cpu() for t in out))
 
 
@@ -360,12 +369,14 @@ def _ground_truth(args: argparse.Namespace, cfg: config.TrainConfig, g: torch.nn
     young = _load(ds, [a for a, _ in pairs])
     old = _load(ds, [b for _, b in pairs])
     targets = ds.labels()[[b for _, b in pairs]]
+    told = ds.labels()[[a for a, _ in pairs]] if args.source == "told" else None
     with torch.no_grad():
-        aged = torch.cat([
-            pictures.dequantize(pictures.quantize(
-                g(young[i:i + args.batch_size].to(device), targets[i:i + args.batch_size].to(device)).image)).cpu()
-            for i in range(0, len(pairs), args.batch_size)
-        ])
+        aged = []
+        for i in range(0, len(pairs), args.batch_size):
+            part = slice(i, i + args.batch_size)
+            codes = models.generator_codes(g, targets[part], None if told is None else told[part]).to(device)
+            aged.append(pictures.dequantize(pictures.quantize(g(young[part].to(device), codes).image)).cpu())
+        aged = torch.cat(aged)
     loaded = {a: young[j] for j, (a, _) in enumerate(pairs)} | {b: old[j] for j, (_, b) in enumerate(pairs)}
     own = pp.ground_truth_threshold(verifier, torch.stack(list(loaded.values())), [subjects[i] for i in loaded],
                                     far=args.far)

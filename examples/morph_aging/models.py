@@ -44,6 +44,7 @@ __all__ = [
     "build_optimizers",
     "generator_codes",
     "init_weights",
+    "told_source",
     "unwrap",
 ]
 
@@ -116,7 +117,8 @@ def build_generator(cfg: TrainConfig) -> nn.Module:
         (:func:`generator_codes`); integer groups then mean "source unknown".
     """
     g = attngan.AttentionGenerator(
-        num_classes=NUM_GROUPS * (2 if cfg.g_source > 0 else 1), base_channels=cfg.g_channels, num_downsamples=cfg.g_downsamples,
+        num_classes=NUM_GROUPS * (2 if cfg.g_source > 0 else 1), base_channels=cfg.g_channels,
+        num_downsamples=cfg.g_downsamples,
         num_residual_blocks=cfg.g_res_blocks, attention_bias=cfg.g_attention_bias, upsample=cfg.g_upsample,
         condition=cfg.g_condition, padding=cfg.g_padding, color=cfg.g_color,
     )
@@ -256,8 +258,8 @@ def generator_codes(g: nn.Module, target: torch.Tensor, source: Optional[torch.T
 
     A generator trained with ``--g-source`` takes ``2 * NUM_GROUPS`` code
     entries: the target's code, then the source group's, where zeros mean
-    that the source is not known. Any other generator takes the target's
-    code alone and ``source`` is ignored.
+    that the source is not known. Any other generator takes the target alone:
+    ``target`` is returned as it is and ``source`` is ignored.
 
     Parameters
     ----------
@@ -271,7 +273,7 @@ def generator_codes(g: nn.Module, target: torch.Tensor, source: Optional[torch.T
     Returns
     -------
     torch.Tensor
-        (B, NUM_GROUPS) or (B, 2 * NUM_GROUPS) float codes, on ``target``'s device.
+        (B, 2 * NUM_GROUPS) float codes on ``target``'s device, or ``target`` itself.
 
     Examples
     --------
@@ -283,9 +285,9 @@ def generator_codes(g: nn.Module, target: torch.Tensor, source: Optional[torch.T
     >>> generator_codes(build_generator(cfg), torch.tensor([3])).tolist()
     [[0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]]
     """
-    codes = _as_group_codes(target)
     if not told_source(g):
-        return codes
+        return target
+    codes = _as_group_codes(target)
     if source is None:
         return torch.cat([codes, torch.zeros_like(codes)], dim=1)
     told = _as_group_codes(source.to(codes.device))
@@ -324,7 +326,7 @@ def age_all_groups(g: nn.Module, images: torch.Tensor,
     src = images.repeat_interleave(NUM_GROUPS, dim=0)
     groups = torch.arange(NUM_GROUPS, device=images.device).repeat(n)
     told = None if sources is None else sources.to(images.device).repeat_interleave(NUM_GROUPS, dim=0)
-    out = g(src, generator_codes(g, groups, told).to(images.dtype))
+    out = g(src, generator_codes(g, groups, told))
     return attngan.GeneratorOutput(*(t.float().reshape(n, NUM_GROUPS, *t.shape[1:]) for t in out))
 
 
@@ -398,6 +400,6 @@ def age_gradually(g: nn.Module, image: torch.Tensor, *, steps_between: int = 8,
     """
     positions, codes = aging_codes(steps_between, device=image.device)
     told = None if source is None else torch.full((len(codes),), source, dtype=torch.long, device=image.device)
-    codes = generator_codes(g, codes, told)
-    parts = [g(image[None].expand(len(c), -1, -1, -1), c.to(image.dtype)) for c in codes.split(chunk)]
+    codes = generator_codes(g, codes, told).to(image.dtype)
+    parts = [g(image[None].expand(len(c), -1, -1, -1), c) for c in codes.split(chunk)]
     return positions, attngan.GeneratorOutput(*(torch.cat([p[i] for p in parts]).float() for i in range(3)))

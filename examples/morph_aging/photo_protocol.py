@@ -39,6 +39,7 @@ import torch
 
 from ages import NUM_GROUPS, age_to_group
 from metrics import background_errors, calibrate_threshold, central_ellipse_mask
+from models import generator_codes
 from pictures import dequantize, quantize
 
 __all__ = ["aging_pairs", "age_every_group", "age_table", "background_table", "classifier_table",
@@ -47,15 +48,18 @@ __all__ = ["aging_pairs", "age_every_group", "age_table", "background_table", "c
 
 @torch.no_grad()
 def age_every_group(g: torch.nn.Module, images: torch.Tensor, *, device: Any = "cpu",
-                    batch_size: int = 32) -> Tuple[torch.Tensor, torch.Tensor]:
+                    batch_size: int = 32, sources: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
     """Age every image to every group.
 
     Parameters
     ----------
     g : torch.nn.Module
-        Generator ``g(images, labels)`` returning ``.image`` and ``.attention``.
+        Generator ``g(images, codes)`` returning ``.image`` and ``.attention``.
     images : torch.Tensor
         (N, 3, H, W) in [-1, 1].
+    sources : torch.Tensor, optional
+        (N,) the images' own groups, told to a generator trained with
+        ``--g-source`` (:func:`models.generator_codes`); None: unknown.
 
     Returns
     -------
@@ -67,9 +71,10 @@ def age_every_group(g: torch.nn.Module, images: torch.Tensor, *, device: Any = "
     aged, masks = [], []
     for i in range(0, images.shape[0], batch_size):
         x = images[i:i + batch_size].to(device)
+        told = None if sources is None else sources[i:i + batch_size]
         per_group, per_mask = [], []
         for k in range(NUM_GROUPS):
-            out = g(x, torch.full((x.shape[0],), k, dtype=torch.long, device=device))
+            out = g(x, generator_codes(g, torch.full((x.shape[0],), k, dtype=torch.long), told).to(device))
             per_group.append(dequantize(quantize(out.image)).cpu())
             per_mask.append(out.attention.float().mean(dim=(1, 2, 3)).cpu())
         aged.append(torch.stack(per_group, 1))

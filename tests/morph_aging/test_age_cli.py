@@ -352,6 +352,7 @@ def test_bad_checkpoint_as_a_real_process(tmp_path, photos):
     ["--checkpoint", "c.pt", "--out", "x"],  # no images
     ["--checkpoint", "c.pt", "a.png"],  # no --out
     ["--checkpoint", "c.pt", "a.png", "--out", "x", "--device", "tpu"],
+    ["--checkpoint", "c.pt", "a.png", "--out", "x", "--source-age", "-3"],  # a negative age
 ])
 def test_usage_errors_exit_2(argv, capsys):
     code, _, err = run(age.main, argv, capsys)
@@ -484,3 +485,28 @@ def test_align_ages_found_faces_and_reports_the_others(checkpoint, synthetic_fac
     np.testing.assert_array_equal(crop(read(out / "face_aged.png"), 0, 0, masks=True), enlarged(aligned))
     plain = pictures.to_uint8(face_datasets.load_image(synthetic_face_photo, TILE))
     assert not np.array_equal(aligned, plain)
+
+
+def test_source_age_is_told_to_a_source_told_model_and_noted_as_unused_otherwise(checkpoint, photos, tmp_path,
+                                                                                 capsys):
+    import train
+
+    told = tmp_path / "told"
+    assert train.main(["--out", str(told), "--max-steps", "3", "--image-size", str(TILE), "--batch-size", "4",
+                       "--num-subjects", "10", "--g-channels", "8", "--g-res-blocks", "1", "--d-channels", "8",
+                       "--precision", "fp32", "--no-progress", "--device", "cpu", "--g-source", "1",
+                       "--g-condition", "norm"]) == 0
+    capsys.readouterr()
+    photo = photos["rgb"]
+    faces = {}
+    for name, extra in (("unknown", []), ("age8", ["--source-age", "8"]), ("age60", ["--source-age", "60"])):
+        out = tmp_path / name
+        code, _, err = run(age.main, ["--checkpoint", str(told / "checkpoints" / "last.pt"), photo, "--out", out,
+                                      "--no-animation", *extra], capsys)
+        assert code == 0 and "not used" not in err, err
+        faces[name] = read(out / f"{Path(photo).stem}_aged.png")
+    assert not np.array_equal(faces["age8"], faces["age60"])  # the told age reaches the aged faces
+    assert not np.array_equal(faces["unknown"], faces["age60"])
+    code, _, err = run(age.main, ["--checkpoint", checkpoint, photo, "--out", tmp_path / "plain", "--no-animation",
+                                  "--source-age", "30"], capsys)
+    assert code == 0 and "--source-age: this model was not trained with --g-source" in err

@@ -411,3 +411,25 @@ def test_example_pairs_alternate_child_and_older_photos_and_spread_over_people(p
         shown = [subjects[j] for j, o in zip(picks, older) if o == cls]
         n = sum((a >= 10) == cls for a, _ in people)
         assert len(set(shown[:n])) == min(len(shown), n)
+
+
+def test_a_source_told_run_is_evaluated_told_the_photos_groups_or_not(tmp_path, monkeypatch, capsys):
+    """A --g-source run: evaluate_photos.py tells it each photo's group from the file name by default, and
+    --source unknown withholds it; the two differ, and results.json says which it was. A plain run is never told."""
+    run = _tiny_photo_run(tmp_path, monkeypatch, [12, 25, 35, 45, 60], "--g-source", "0.75", "--max-steps", "4")
+    results = {}
+    for source in ("told", "unknown"):
+        out = tmp_path / f"eval_{source}"
+        assert evaluate_photos.main(["--checkpoint", str(run / "checkpoints" / "last.pt"), "--out", str(out),
+                                     "--num-faces", "3", "--ground-truth", str(tmp_path / "fgnet"),
+                                     "--num-examples", "2", "--source", source]) == 0
+        results[source] = json.loads((out / "results.json").read_text())
+    assert results["told"]["source_told"] is True and results["unknown"]["source_told"] is False
+    assert results["told"]["config"]["g_source"] == 0.75
+    rates = [[row["mask_mean"] for row in results[s]["background"]] for s in ("told", "unknown")]
+    assert rates[0] != rates[1]  # the source code reaches the aged faces
+    plain = _train_on_photos(tmp_path, "plain")
+    out = tmp_path / "eval_plain"
+    assert evaluate_photos.main(["--checkpoint", str(plain / "checkpoints" / "last.pt"), "--out", str(out),
+                                 "--num-faces", "2", "--num-examples", "0"]) == 0
+    assert json.loads((out / "results.json").read_text())["source_told"] is False
