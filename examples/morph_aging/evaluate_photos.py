@@ -402,6 +402,17 @@ def _pct(value: Any) -> str:
     return "-" if value is None else f"{100 * value:.0f}%"
 
 
+def _source_line(r: Dict[str, Any]) -> List[str]:
+    """For a generator trained with --g-source: whether it was told each photo's own age group."""
+    if not (r.get("config") or {}).get("g_source"):
+        return []
+    if r.get("source_told"):
+        return ["The generator (trained with --g-source) was told each photo's own age group, from the age in its "
+                "file name; FG-NET's younger photos' groups likewise.", ""]
+    return ["The generator (trained with --g-source) was not told the photos' own age groups (--source unknown).",
+            ""]
+
+
 def render_report(r: Dict[str, Any]) -> str:
     """The Markdown report of :func:`evaluate_photos`'s results."""
     ident, age, cal = r["identity"], r["age"], r["identity"]["threshold"]
@@ -414,6 +425,7 @@ def render_report(r: Dict[str, Any]) -> str:
         f"({r['split']} split{', with the photos below 10 in 10-20' if r.get('with_young') else ''}), "
         f"{r['photos']} photos ({' / '.join(map(str, r['photos_per_source']))} per source "
         f"group, drawn at random with a fixed seed), crop {r.get('crop') or 'not recorded'}.", "",
+        *_source_line(r),
         *_ages_line(r.get("source_ages")),
         "## Identity", "",
         f"Threshold: confidence {_f(cal['threshold'], '{:.2f}')}, calibrated on {cal['pairs']} impostor pairs of "

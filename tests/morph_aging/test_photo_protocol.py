@@ -426,6 +426,8 @@ def test_a_source_told_run_is_evaluated_told_the_photos_groups_or_not(tmp_path, 
         results[source] = json.loads((out / "results.json").read_text())
     assert results["told"]["source_told"] is True and results["unknown"]["source_told"] is False
     assert results["told"]["config"]["g_source"] == 0.75
+    assert "was told each photo's own age group" in (tmp_path / "eval_told" / "report.md").read_text()
+    assert "was not told the photos' own age groups" in (tmp_path / "eval_unknown" / "report.md").read_text()
     rates = [[row["mask_mean"] for row in results[s]["background"]] for s in ("told", "unknown")]
     assert rates[0] != rates[1]  # the source code reaches the aged faces
     plain = _train_on_photos(tmp_path, "plain")
@@ -433,3 +435,4 @@ def test_a_source_told_run_is_evaluated_told_the_photos_groups_or_not(tmp_path, 
     assert evaluate_photos.main(["--checkpoint", str(plain / "checkpoints" / "last.pt"), "--out", str(out),
                                  "--num-faces", "2", "--num-examples", "0"]) == 0
     assert json.loads((out / "results.json").read_text())["source_told"] is False
+    assert "--g-source" not in (out / "report.md").read_text()
