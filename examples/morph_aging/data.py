@@ -523,10 +523,12 @@ def group_sample(labels: torch.Tensor, group: int, limit: int, *, seed: int = EV
     return members[picked.sort().values].tolist()
 
 
-def fixed_sample_inputs(test_set: Dataset, n: int) -> torch.Tensor:
+def fixed_sample_inputs(test_set: Dataset, n: int, *, with_groups: bool = False) -> Any:
     """``n`` test images spread over the age groups: the first image of each
     group (the youngest first), then the following images in order.
-    Unreadable images are passed over (a ValueError when none can be read)."""
+    Unreadable images are passed over (a ValueError when none can be read).
+    Returns the images (N, 3, H, W), and with ``with_groups`` also their
+    groups (N,) (what a ``--g-source`` generator is told)."""
     labels = test_set.labels().tolist()
     firsts: Dict[int, int] = {}
     for i, label in enumerate(labels):
@@ -535,14 +537,16 @@ def fixed_sample_inputs(test_set: Dataset, n: int) -> torch.Tensor:
     taken = set(order)
     order += [i for i in range(len(labels)) if i not in taken]
     images: List[torch.Tensor] = []
+    groups: List[int] = []
     first_problem = ""
     for i in order:
         if len(images) >= n:
             break
         try:
             images.append(test_set[i]["image"])
+            groups.append(labels[i])
         except UNREADABLE as exc:
             first_problem = first_problem or str(exc)
     if not images:
         raise ValueError(f"none of the {len(labels)} test images can be read, e.g. {first_problem}")
-    return torch.stack(images)
+    return (torch.stack(images), torch.tensor(groups, dtype=torch.long)) if with_groups else torch.stack(images)

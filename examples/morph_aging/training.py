@@ -485,9 +485,10 @@ def resume_from_checkpoint(cfg: TrainConfig, nets: Networks, ckpt_path: str, dev
 
 
 def prepare_data(cfg: TrainConfig, device: torch.device, rank: int, world: int, *,
-                 is_main: bool) -> Tuple[BatchSource, torch.Tensor, Dict[str, Any]]:
-    """The batches of this process, the fixed faces of the sample grids, and what ``config.json`` records of
-    the data (images per set and group, iterations per epoch and in all); reports the group sizes."""
+                 is_main: bool) -> Tuple[BatchSource, Tuple[torch.Tensor, torch.Tensor], Dict[str, Any]]:
+    """The batches of this process, the fixed faces of the sample grids with their groups, and what
+    ``config.json`` records of the data (images per set and group, iterations per epoch and in all); reports the
+    group sizes."""
     train_set, test_set = build_training_sets(cfg, cfg.out, is_main)
     group_sizes = group_counts(train_set)
     if is_main:
@@ -500,7 +501,8 @@ def prepare_data(cfg: TrainConfig, device: torch.device, rank: int, world: int, 
     total_steps = cfg.epochs * source.steps_per_epoch  # a validated config always has epochs
     if cfg.max_steps is not None:
         total_steps = min(cfg.max_steps, total_steps)
-    sample_inputs = fixed_sample_inputs(test_set, cfg.num_samples).to(device)
+    images, groups = fixed_sample_inputs(test_set, cfg.num_samples, with_groups=True)
+    sample_inputs = (images.to(device), groups.to(device))
     resolved = {"train_images": len(train_set), "test_images": len(test_set),
                 "train_images_per_group": dict(zip(GROUP_NAMES, group_sizes)),
                 "steps_per_epoch": source.steps_per_epoch, "total_steps": total_steps}
@@ -748,8 +750,9 @@ class Training:
         One training iteration.
     source : BatchSource
         The batches of this process.
-    sample_inputs : torch.Tensor
-        The fixed faces of the sample grids, ``(N, 3, H, W)``.
+    sample_inputs : tuple of torch.Tensor
+        The fixed faces of the sample grids, ``(N, 3, H, W)``, and their age
+        groups ``(N,)`` (told to a ``--g-source`` generator).
     total_steps, start_step : int
         The run's last iteration and the one it starts from.
     log : TrainLog
@@ -759,11 +762,11 @@ class Training:
     """
 
     def __init__(self, cfg: TrainConfig, nets: Networks, stepper: AcGANStep, source: BatchSource, *,
-                 sample_inputs: torch.Tensor, total_steps: int, start_step: int, log: TrainLog,
+                 sample_inputs: Tuple[torch.Tensor, torch.Tensor], total_steps: int, start_step: int, log: TrainLog,
                  guard: RunGuard, device: torch.device, world: int, is_main: bool, autocast: Optional[torch.dtype],
                  bar: Any) -> None:
         self.cfg, self.nets, self.stepper, self.source, self.log, self.guard = cfg, nets, stepper, source, log, guard
-        self.sample_inputs, self.total_steps, self.step = sample_inputs, total_steps, start_step
+        (self.sample_inputs, self.sample_groups), self.total_steps, self.step = sample_inputs, total_steps, start_step
         self.device, self.world, self.is_main, self.autocast, self.bar = device, world, is_main, autocast, bar
         self.ckpt_path = os.path.join(cfg.out, "checkpoints", "last.pt")
         guard.step = lambda: self.step
@@ -790,7 +793,7 @@ class Training:
         shown = g if average is None else average.module  # the samples show what age.py will use
         shown.eval()
         with torch.autocast(self.device.type, dtype=self.autocast, enabled=self.autocast is not None):
-            aged = models.age_all_groups(shown, self.sample_inputs)
+            aged = models.age_all_groups(shown, self.sample_inputs, self.sample_groups)
         g.train()
         grid = pictures.aging_figure(self.sample_inputs, aged)
         out = self.cfg.out

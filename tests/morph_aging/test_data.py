@@ -133,6 +133,8 @@ def test_fixed_sample_inputs_reads_labels_not_images(cfg, monkeypatch):
     assert faces.shape == (3, 3, 64, 64) and len(rendered) == 3
     labels = test.labels()
     assert [int(labels[i]) for i in rendered] == sorted(set(labels.tolist()))[:3]  # one per group, youngest first
+    again, groups = fixed_sample_inputs(test, 3, with_groups=True)
+    assert torch.equal(again, faces) and groups.tolist() == [int(labels[i]) for i in rendered[:3]]
 
 
 @pytest.mark.filterwarnings("ignore:some records have no subject")
