@@ -32,7 +32,7 @@ from ages import NUM_GROUPS
 from config import TrainConfig
 from models import unwrap
 
-__all__ = ["AcGANStep", "StepOptions", "flip_mask", "grey_mask", "step_randomness"]
+__all__ = ["AcGANStep", "StepOptions", "flip_mask", "grey_mask", "source_told_mask", "step_randomness"]
 
 
 @dataclass
