@@ -54,6 +54,7 @@ from config import TrainConfig
 from data import build_datasets, evaluation_crop, group_sample
 from metrics import (ELLIPSE_AXES, background_errors, calibrate_threshold, central_ellipse_mask, chroma_errors,
                      frame_error_share, laplacian_variance)
+from models import generator_codes
 from pictures import dequantize, quantize
 
 __all__ = ["ESTIMATORS", "EvalConfig", "EvalData", "EvalError", "Estimators", "FRAME_WIDTH", "Faces", "SOURCE_GROUP",
@@ -458,13 +459,15 @@ def read_faces(data: EvalData, num_faces: int, failures: List[str]) -> Faces:
 
 @torch.no_grad()
 def generate(g: torch.nn.Module, images: torch.Tensor, target: int, device: torch.device, batch_size: int,
-             bar: Any) -> torch.Tensor:
-    """Age ``images`` (N, 3, H, W) to ``target``; uint8 (N, 3, H, W) on the CPU."""
+             bar: Any, source: Optional[int] = None) -> torch.Tensor:
+    """Age ``images`` (N, 3, H, W) of group ``source`` to ``target``; uint8 (N, 3, H, W) on the CPU. A generator
+    trained with ``--g-source`` is told ``source`` (:func:`models.generator_codes`; None: unknown)."""
     out = []
     for i in range(0, images.shape[0], batch_size):
         x = images[i:i + batch_size].to(device)
         y = torch.full((x.shape[0],), target, dtype=torch.long, device=device)
-        out.append(quantize(g(x, y).image).cpu())
+        told = None if source is None else torch.full_like(y, source)
+        out.append(quantize(g(x, generator_codes(g, y, told)).image).cpu())
         bar.update(x.shape[0])
     return torch.cat(out)
 
@@ -476,7 +479,7 @@ def age_faces(g: torch.nn.Module, faces: Faces, sources: Sequence[int], *, devic
     faces.pairs = [(s, t) for s in sources if s in faces.real for t in range(s + 1, NUM_GROUPS)]
     bar = _bar(progress, sum(faces.real[s].shape[0] for s, _ in faces.pairs), "generating")
     for s, t in faces.pairs:
-        faces.generated[(s, t)] = generate(g, faces.real[s], t, device, batch_size, bar)
+        faces.generated[(s, t)] = generate(g, faces.real[s], t, device, batch_size, bar, source=s)
     bar.close()
 
 

@@ -127,3 +127,20 @@ def test_inference_helpers_pass_the_sources_on():
     torch.testing.assert_close(aged, out.image, atol=1 / 127.5, rtol=0)  # up to 8-bit quantisation
     _, frames = models.age_gradually(g, images[0], steps_between=2, source=4)
     torch.testing.assert_close(frames.image[::2], out.image[0], atol=1e-5, rtol=0)  # whole positions are groups
+
+
+def test_the_paper_protocol_tells_the_source_group():
+    """evaluate.py's faces of source group s are aged told s (a --g-source generator), or told nothing."""
+    import paper_protocol
+    from pictures import quantize
+
+    class Bar:
+        def update(self, n):
+            pass
+
+    g, images = _generator(1.0), torch.rand(3, 3, 32, 32) * 2 - 1
+    told = paper_protocol.generate(g, images, 3, CPU, 2, Bar(), source=1)
+    with torch.no_grad():
+        direct = quantize(g(images, models.generator_codes(g, torch.full((3,), 3), torch.full((3,), 1))).image)
+        unknown = quantize(g(images, models.generator_codes(g, torch.full((3,), 3))).image)
+    assert torch.equal(told, direct) and torch.equal(paper_protocol.generate(g, images, 3, CPU, 2, Bar()), unknown)
