@@ -222,6 +222,10 @@ def evaluate_photos(args: argparse.Namespace, command: str) -> Dict[str, Any]:
     if args.separate_classifier:
         age["separate"] = _separate_classifier(args.separate_classifier, cfg, data, images, aged, sources, device)
     background = pp.background_table(images, aged, mask_means, sources)
+    effect = None
+    if models.told_source(g):  # --g-source: how much the told group changes the aged faces
+        _log("  the source group's effect (--g-source) ...")
+        effect = pp.source_effect(g, images, sources, device=device, batch_size=args.batch_size)
     result: Dict[str, Any] = {
         "command": command, "checkpoint": os.path.abspath(args.checkpoint), "step": state.get("step"),
         "weights": args.weights, "with_young": args.with_young, "config": dataclasses.asdict(cfg), "data": data,
@@ -229,6 +233,7 @@ def evaluate_photos(args: argparse.Namespace, command: str) -> Dict[str, Any]:
         "photos": len(indices), "photos_per_source": [int((sources == k).sum()) for k in range(NUM_GROUPS)],
         "source_ages": _source_ages([records[i].age for i in indices], sources),
         "source_told": models.told_source(g) and args.source == "told",  # --g-source generators only
+        "source_effect": effect,
         "far": args.far, "identity": identity, "identity_grey": grey, "age": age, "background": background,
         "crop": cfg.crop,  # the crop the model learned (train.py records it in the config)
     }
@@ -407,10 +412,16 @@ def _source_line(r: Dict[str, Any]) -> List[str]:
     if not (r.get("config") or {}).get("g_source"):
         return []
     if r.get("source_told"):
-        return ["The generator (trained with --g-source) was told each photo's own age group, from the age in its "
-                "file name; FG-NET's younger photos' groups likewise.", ""]
-    return ["The generator (trained with --g-source) was not told the photos' own age groups (--source unknown).",
-            ""]
+        line = ("The generator (trained with --g-source) was told each photo's own age group, from the age in its "
+                "file name; FG-NET's younger photos' groups likewise.")
+    else:
+        line = "The generator (trained with --g-source) was not told the photos' own age groups (--source unknown)."
+    e = r.get("source_effect")
+    if e:
+        line += (f" The told group's effect, in mean absolute 0-255 levels: told against not told "
+                 f"{e['told_vs_unknown']:.1f}, against told a group two away {e['told_vs_wrong']:.1f}; between "
+                 f"target groups {e['between_targets']:.1f}, from the input {e['from_input']:.1f}.")
+    return [line, ""]
 
 
 def render_report(r: Dict[str, Any]) -> str:

@@ -43,7 +43,7 @@ from models import generator_codes
 from pictures import dequantize, quantize
 
 __all__ = ["aging_pairs", "age_every_group", "age_table", "background_table", "classifier_table",
-           "ground_truth_table", "ground_truth_threshold", "identity_table"]
+           "ground_truth_table", "ground_truth_threshold", "identity_table", "source_effect"]
 
 
 @torch.no_grad()
@@ -235,6 +235,44 @@ def classifier_table(classify: Callable[[torch.Tensor], torch.Tensor], images: t
         table["generated"] = aged_gen
         table["real_generated"] = [_rate(real_gen[sources == t]) for t in range(NUM_GROUPS)]
     return table
+
+
+def source_effect(g: torch.nn.Module, images: torch.Tensor, sources: torch.Tensor, *, device: Any = "cpu",
+                  batch_size: int = 32) -> Dict[str, float]:
+    """How much a ``--g-source`` generator's aged faces depend on the source group it is told.
+
+    Every image is aged to every group told its own group, told nothing
+    (zeros), and told a wrong group (two groups away, modulo K); the mean
+    absolute differences, in 0-255 levels, are set beside the differences
+    between target groups and from the input: a told source that changes the
+    faces far less than the target does is one the generator barely uses.
+
+    Parameters
+    ----------
+    g : torch.nn.Module
+        A generator trained with ``--g-source`` (``models.told_source(g)``).
+    images : torch.Tensor
+        (N, 3, H, W) in [-1, 1], N >= 1.
+    sources : torch.Tensor
+        (N,) the images' groups.
+
+    Returns
+    -------
+    dict
+        ``told_vs_unknown``, ``told_vs_wrong``, ``between_targets`` (mean over
+        pairs of target groups) and ``from_input``, in levels.
+    """
+    kwargs = dict(device=device, batch_size=batch_size)
+    told, _ = age_every_group(g, images, sources=sources, **kwargs)
+    unknown, _ = age_every_group(g, images, **kwargs)
+    wrong, _ = age_every_group(g, images, sources=(sources + 2) % NUM_GROUPS, **kwargs)
+    levels = 127.5
+    pairs = [(a, b) for a in range(NUM_GROUPS) for b in range(a + 1, NUM_GROUPS)]
+    between = sum(float((told[:, a] - told[:, b]).abs().mean()) for a, b in pairs) / len(pairs)
+    return {"told_vs_unknown": float((told - unknown).abs().mean()) * levels,
+            "told_vs_wrong": float((told - wrong).abs().mean()) * levels,
+            "between_targets": between * levels,
+            "from_input": float((told - images.unsqueeze(1)).abs().mean()) * levels}
 
 
 def background_table(images: torch.Tensor, aged: torch.Tensor, mask_means: torch.Tensor,

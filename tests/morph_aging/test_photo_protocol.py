@@ -427,6 +427,10 @@ def test_a_source_told_run_is_evaluated_told_the_photos_groups_or_not(tmp_path, 
     assert results["told"]["source_told"] is True and results["unknown"]["source_told"] is False
     assert results["told"]["config"]["g_source"] == 0.75
     assert "was told each photo's own age group" in (tmp_path / "eval_told" / "report.md").read_text()
+    effect = results["told"]["source_effect"]
+    assert effect == results["unknown"]["source_effect"]  # measured alike whichever way the faces are reported
+    assert effect["told_vs_unknown"] > 0 and effect["from_input"] > 0
+    assert "told against not told" in (tmp_path / "eval_told" / "report.md").read_text()
     assert "was not told the photos' own age groups" in (tmp_path / "eval_unknown" / "report.md").read_text()
     rates = [[row["mask_mean"] for row in results[s]["background"]] for s in ("told", "unknown")]
     assert rates[0] != rates[1]  # the source code reaches the aged faces
@@ -435,4 +439,32 @@ def test_a_source_told_run_is_evaluated_told_the_photos_groups_or_not(tmp_path, 
     assert evaluate_photos.main(["--checkpoint", str(plain / "checkpoints" / "last.pt"), "--out", str(out),
                                  "--num-faces", "2", "--num-examples", "0"]) == 0
     assert json.loads((out / "results.json").read_text())["source_told"] is False
+    assert json.loads((out / "results.json").read_text())["source_effect"] is None
     assert "--g-source" not in (out / "report.md").read_text()
+
+
+def test_source_effect_separates_a_generator_that_reads_the_source_from_one_that_ignores_it():
+    """A stand-in that brightens by the told source group's index differs told/unknown/wrong by exactly that;
+    one that reads the target alone shows no effect at all, while its targets still differ."""
+    from attngan import GeneratorOutput
+
+    class Reads(torch.nn.Module):
+        num_classes = 2 * NUM_GROUPS
+
+        def forward(self, x, codes):
+            told = (codes[:, NUM_GROUPS:] * torch.arange(NUM_GROUPS)).sum(1) * 0.1
+            target = (codes[:, :NUM_GROUPS] * torch.arange(NUM_GROUPS)).sum(1) * 0.05
+            out = (x * 0.5 + (told + target).view(-1, 1, 1, 1)).clamp(-1, 1)
+            return GeneratorOutput(out, torch.ones_like(x[:, :1]), out)
+
+    class Ignores(Reads):
+        def forward(self, x, codes):
+            return super().forward(x, torch.cat([codes[:, :NUM_GROUPS], torch.zeros_like(codes[:, NUM_GROUPS:])], 1))
+
+    images = torch.zeros(10, 3, 8, 8)
+    sources = torch.arange(10) % NUM_GROUPS
+    ignored = pp.source_effect(Ignores(), images, sources)
+    assert ignored["told_vs_unknown"] == ignored["told_vs_wrong"] == 0 and ignored["between_targets"] > 0
+    read = pp.source_effect(Reads(), images, sources)
+    # told s: +0.1 s; unknown: 0; mean s over 0..4 = 2 -> 0.2 in [-1, 1] units = 25.5 levels (quantised to 8 bits)
+    assert abs(read["told_vs_unknown"] - 25.5) < 1.0 and read["told_vs_wrong"] > 0
