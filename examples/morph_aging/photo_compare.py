@@ -196,6 +196,21 @@ def render_rst(table: Dict[str, Any]) -> str:
     return "\n".join(lines + [""] + _notes(table)) + "\n"
 
 
+#: Markers of the recipes, one per ten (matplotlib's tab10 has ten colours): every recipe is told apart.
+RECIPE_MARKERS = ("o", "D", "^", "v", "P")
+
+
+def recipe_style(i: int) -> Tuple[Tuple[float, ...], str]:
+    """The colour and the marker of recipe ``i`` in the plot: tab10's colours, a new marker every ten recipes.
+
+    >>> recipe_style(0)[1], recipe_style(10)[1], recipe_style(0)[0] == recipe_style(10)[0]
+    ('o', 'D', True)
+    """
+    import matplotlib.pyplot as plt
+
+    return plt.get_cmap("tab10")(i % 10), RECIPE_MARKERS[(i // 10) % len(RECIPE_MARKERS)]
+
+
 def _shade_target(ax: Any, x: float, y: float, *, up: bool) -> None:
     """Dashed lines through ``(x, y)`` and the corner right of ``x`` and above (``up``) or below ``y``
     shaded, with the axes widened to show the corner."""
@@ -228,16 +243,16 @@ def plot_tradeoff(table: Dict[str, Any], path: str) -> None:
     legend_height, panel_height = 0.25 * legend_lines + 0.2, 5.2  # inches
     height = panel_height + legend_height
     fig, axes = plt.subplots(1, columns, figsize=(12 if with_gt else 6.5, height), squeeze=False)
-    colours = plt.get_cmap("tab10")
     ax = axes[0][0]
     for i, row in enumerate(rows):
-        c = colours(i % 10)
+        c, marker = recipe_style(i)
         seeds = [(s["worst_verification"], s["worst_age_margin"]) for s in row["per_seed"]
                  if s["worst_verification"] is not None and s["worst_age_margin"] is not None]
-        ax.scatter([100 * v for v, _ in seeds], [100 * m for _, m in seeds], s=14, color=c, alpha=0.5)
+        ax.scatter([100 * v for v, _ in seeds], [100 * m for _, m in seeds], s=14, color=c, marker=marker,
+                   alpha=0.5)
         if row["worst_verification"] is not None and row["worst_age_margin"] is not None:
             ax.scatter([100 * row["worst_verification"]], [100 * row["worst_age_margin"]], s=70, color=c,
-                       edgecolor="black", label=row["label"], zorder=3)
+                       marker=marker, edgecolor="black", label=row["label"], zorder=3)
     ax.set_xlabel("verified as the same person, worst target group (%)")
     ax.set_ylabel("age accuracy minus the estimator's on real photos,\nworst target group (points)")
     ax.set_xlim(right=max(ax.get_xlim()[1], 101.0))
@@ -252,12 +267,12 @@ def plot_tradeoff(table: Dict[str, Any], path: str) -> None:
         for i, row in enumerate(rows):
             if not row["gt"]:
                 continue
-            c = colours(i % 10)
+            c, marker = recipe_style(i)
             seeds = [(s["gt_verification"], s["gt_age_gap"]) for s in row["per_seed"]
                      if s["gt_verification"] is not None and s["gt_age_gap"] is not None]
-            ax.scatter([100 * v for v, _ in seeds], [g for _, g in seeds], s=14, color=c, alpha=0.5)
+            ax.scatter([100 * v for v, _ in seeds], [g for _, g in seeds], s=14, color=c, marker=marker, alpha=0.5)
             ax.scatter([100 * row["gt"]["aged"]["verification_rate"]], [row["gt"]["aged"]["age_gap"]], s=70,
-                       color=c, edgecolor="black", label=row["label"], zorder=3)
+                       color=c, marker=marker, edgecolor="black", label=row["label"], zorder=3)
         ax.set_xlabel("aged photo verified against the real older photo (%)")
         ax.set_ylabel("estimated-age gap to the real older photo (years)")
         _shade_target(ax, 100 * cv, cg, up=False)
