@@ -132,17 +132,8 @@ def grey_mask(seed: int, step: int, rank: int, batch: int, rate: float, device: 
 
 def source_told_mask(seed: int, step: int, rank: int, batch: int, rate: float, device: torch.device,
                      world: int = 1) -> torch.Tensor:
-    """Which images of one iteration ``--g-source`` tells the generator the age group of: (B,) booleans, each
-    true with probability ``rate`` (the others get the zero code of an unknown source).
-
-    Drawn like :func:`flip_mask`, from a stream of its own; the other
-    parameters are those of :func:`step_randomness`.
-
-    Returns
-    -------
-    torch.Tensor
-        (B,) booleans on ``device``.
-    """
+    """As :func:`grey_mask`, from a stream of its own, for ``--g-source``: which images' age groups the generator
+    is told, each with probability ``rate`` (the others get the zero code of an unknown source)."""
     return _coins(seed, step, rank, batch, rate, device, world, 0x50C0_DE5A)
 
 

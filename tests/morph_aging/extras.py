@@ -51,6 +51,24 @@ def write_synthetic_face(folder: Path) -> Path:
     return path
 
 
+#: A config small enough for one training iteration in a test: random tensors, 32 px, narrow networks.
+TINY_CONFIG = dict(data="random-tensors", image_size=32, batch_size=4, g_channels=8, g_res_blocks=1, d_channels=8,
+                   device="cpu", precision="fp32", critic_warmup=0)
+
+
+def tiny_step(**overrides):
+    """The validated :data:`TINY_CONFIG` with ``overrides``, its seeded networks and their training iteration:
+    ``(cfg, generator, critic, AcGANStep)``."""
+    import config
+    from step import AcGANStep
+
+    cfg = config.validate_config(config.TrainConfig(**{**TINY_CONFIG, **overrides}))
+    torch.manual_seed(0)
+    g, d = models.build_generator(cfg), models.build_critic(cfg)
+    opt_g, opt_d = models.build_optimizers(cfg, g, d, fused=False)
+    return cfg, g, d, AcGANStep(cfg, g, d, opt_g, opt_d)
+
+
 def step_before_and_after(cfg, g, step, real, labels):
     """Run iteration 0 of ``step``; returns its metrics, a copy of the generator ``g`` as it was before
     the iteration (same config), and the target groups the iteration drew."""

@@ -77,7 +77,7 @@ def test_every_field_has_one_group_and_a_flag():
     assert all(f.metadata["group"] in config.FIELD_GROUPS and f.metadata["help"] for f in fields)
     assert sorted(sum((config.fields_in(g) for g in config.FIELD_GROUPS), ())) == sorted(f.name for f in fields)
     assert config.MODEL_FIELDS == ("image_size", "g_channels", "g_res_blocks", "g_downsamples", "g_upsample",
-                                   "g_condition", "g_color", "g_padding", "d_channels", "d_max_channels",
+                                   "g_condition", "g_color", "g_source", "g_padding", "d_channels", "d_max_channels",
                                    "d_fake_class", "generator_mode")
     assert set(config.RUN_FIELDS) == {"epochs", "max_steps", "max_minutes", "resume", "progress", "log_every",
                                       "sample_every", "checkpoint_every", "workers", "out", "compile", "device",

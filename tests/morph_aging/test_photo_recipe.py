@@ -8,21 +8,13 @@ import torch
 
 import attngan
 import config
-import models
 import train
-from extras import step_before_and_after
-from step import AcGANStep, flip_mask, grey_mask
+from extras import TINY_CONFIG, step_before_and_after, tiny_step
+from step import flip_mask, grey_mask
 
-TINY = dict(data="random-tensors", image_size=32, batch_size=4, g_channels=8, g_res_blocks=1, d_channels=8,
-            device="cpu", precision="fp32", critic_warmup=0)
+TINY = TINY_CONFIG
 
-
-def _step(**kw):
-    cfg = config.validate_config(config.TrainConfig(**{**TINY, **kw}))
-    torch.manual_seed(0)
-    g, d = models.build_generator(cfg), models.build_critic(cfg)
-    opt_g, opt_d = models.build_optimizers(cfg, g, d, fused=False)
-    return cfg, g, d, AcGANStep(cfg, g, d, opt_g, opt_d)
+_step = tiny_step
 
 
 def test_the_generator_follows_the_condition_and_padding_flags():
@@ -115,11 +107,13 @@ def test_grey_inputs_feed_critic_and_generator_the_greyed_images(monkeypatch):
     torch.testing.assert_close(seen_g[0], expected)
 
 
+@pytest.mark.parametrize("field", ["grey_inputs", "g_source"])
 @pytest.mark.parametrize("rate, words", [(-0.1, r"must lie in \[0, 1\]"), (1.5, r"must lie in \[0, 1\]"),
                                          (float("nan"), "must be a finite number")])
-def test_a_grey_rate_outside_zero_to_one_is_refused(rate, words):
-    with pytest.raises(ValueError, match="--grey-inputs: " + words):
-        config.validate_config(config.TrainConfig(**TINY, grey_inputs=rate))
+def test_a_share_outside_zero_to_one_is_refused(field, rate, words):
+    """--grey-inputs and --g-source are probabilities."""
+    with pytest.raises(ValueError, match=f"--{field.replace('_', '-')}: " + words):
+        config.validate_config(config.TrainConfig(**TINY, **{field: rate}))
 
 
 def test_cpu_photo_preset_resolves_and_the_paper_keeps_its_recipe():
