@@ -56,9 +56,9 @@ TINY_CONFIG = dict(data="random-tensors", image_size=32, batch_size=4, g_channel
                    device="cpu", precision="fp32", critic_warmup=0)
 
 
-def tiny_step(**overrides):
-    """The validated :data:`TINY_CONFIG` with ``overrides``, its seeded networks and their training iteration:
-    ``(cfg, generator, critic, AcGANStep)``."""
+def tiny_step(*, options=None, judge=None, **overrides):
+    """The validated :data:`TINY_CONFIG` with ``overrides``, its seeded networks and their training iteration
+    (with ``options`` and ``judge`` as :class:`step.AcGANStep` takes them): ``(cfg, generator, critic, step)``."""
     import config
     from step import AcGANStep
 
@@ -66,7 +66,7 @@ def tiny_step(**overrides):
     torch.manual_seed(0)
     g, d = models.build_generator(cfg), models.build_critic(cfg)
     opt_g, opt_d = models.build_optimizers(cfg, g, d, fused=False)
-    return cfg, g, d, AcGANStep(cfg, g, d, opt_g, opt_d)
+    return cfg, g, d, AcGANStep(cfg, g, d, opt_g, opt_d, options=options, judge=judge)
 
 
 def step_before_and_after(cfg, g, step, real, labels):

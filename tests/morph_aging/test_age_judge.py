@@ -15,14 +15,12 @@ import attngan
 import checkpoints
 import config
 import estimators
-import models
 import train
 import training
-from extras import step_before_and_after
-from step import AcGANStep, judge_views
+from extras import TINY_CONFIG, step_before_and_after, tiny_step
+from step import judge_views
 
-TINY = dict(data="random-tensors", image_size=32, batch_size=4, g_channels=8, g_res_blocks=1, d_channels=8,
-            device="cpu", precision="fp32", critic_warmup=0)
+TINY = TINY_CONFIG
 TRAIN = ["--image-size", "64", "--batch-size", "4", "--num-subjects", "10", "--g-channels", "8", "--g-res-blocks", "1",
          "--d-channels", "8", "--precision", "fp32", "--no-progress", "--log-every", "1", "--device", "cpu",
          "--critic-warmup", "0"]
@@ -87,11 +85,8 @@ def test_the_group_judge_has_the_fitted_classifiers_shape():
 
 
 def _step(judge=None, **kw):
-    cfg = config.validate_config(config.TrainConfig(**{**TINY, **kw}))
-    torch.manual_seed(0)
-    g, d = models.build_generator(cfg), models.build_critic(cfg)
-    opt_g, opt_d = models.build_optimizers(cfg, g, d, fused=False)
-    return cfg, g, AcGANStep(cfg, g, d, opt_g, opt_d, judge=judge)
+    cfg, g, _, step = tiny_step(judge=judge, **kw)
+    return cfg, g, step
 
 
 def test_the_judge_term_is_the_cross_entropy_of_the_judge_on_the_aged_face_and_enters_the_loss():

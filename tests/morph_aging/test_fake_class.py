@@ -10,24 +10,18 @@ import torch.nn.functional as F
 
 import attngan
 import checkpoints
-import config
-import models
 import train
 from ages import NUM_GROUPS
-from step import AcGANStep, StepOptions
+from extras import TINY_CONFIG, tiny_step
+from step import StepOptions
 
-TINY = dict(data="random-tensors", image_size=32, batch_size=4, g_channels=8, g_res_blocks=1, d_channels=8,
-            device="cpu", precision="fp32", critic_warmup=0)
+TINY = TINY_CONFIG
 TRAIN = ["--image-size", "64", "--batch-size", "4", "--num-subjects", "10", "--g-channels", "8", "--g-res-blocks", "1",
          "--d-channels", "8", "--precision", "fp32", "--no-progress", "--device", "cpu", "--critic-warmup", "0"]
 
 
 def _step(options=None, **kw):
-    cfg = config.validate_config(config.TrainConfig(**{**TINY, **kw}))
-    torch.manual_seed(0)
-    g, d = models.build_generator(cfg), models.build_critic(cfg)
-    opt_g, opt_d = models.build_optimizers(cfg, g, d, fused=False)
-    return cfg, g, d, AcGANStep(cfg, g, d, opt_g, opt_d, options=options)
+    return tiny_step(options=options, **kw)
 
 
 def _batch(seed=0):
