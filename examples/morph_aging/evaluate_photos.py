@@ -225,7 +225,8 @@ def evaluate_photos(args: argparse.Namespace, command: str) -> Dict[str, Any]:
     effect = None
     if models.told_source(g):  # --g-source: how much the told group changes the aged faces
         _log("  the source group's effect (--g-source) ...")
-        effect = pp.source_effect(g, images, sources, device=device, batch_size=args.batch_size)
+        effect = pp.source_effect(g, images, sources, device=device, batch_size=args.batch_size,
+                                  told=aged if told is not None else None)  # the told faces are aged already
     result: Dict[str, Any] = {
         "command": command, "checkpoint": os.path.abspath(args.checkpoint), "step": state.get("step"),
         "weights": args.weights, "with_young": args.with_young, "config": dataclasses.asdict(cfg), "data": data,

@@ -238,7 +238,7 @@ def classifier_table(classify: Callable[[torch.Tensor], torch.Tensor], images: t
 
 
 def source_effect(g: torch.nn.Module, images: torch.Tensor, sources: torch.Tensor, *, device: Any = "cpu",
-                  batch_size: int = 32) -> Dict[str, float]:
+                  batch_size: int = 32, told: Optional[torch.Tensor] = None) -> Dict[str, float]:
     """How much a ``--g-source`` generator's aged faces depend on the source group it is told.
 
     Every image is aged to every group told its own group, told nothing
@@ -255,6 +255,9 @@ def source_effect(g: torch.nn.Module, images: torch.Tensor, sources: torch.Tenso
         (N, 3, H, W) in [-1, 1], N >= 1.
     sources : torch.Tensor
         (N,) the images' groups.
+    told : torch.Tensor, optional
+        (N, K, 3, H, W) the images already aged told ``sources``
+        (:func:`age_every_group`), so they are not aged again.
 
     Returns
     -------
@@ -263,7 +266,8 @@ def source_effect(g: torch.nn.Module, images: torch.Tensor, sources: torch.Tenso
         pairs of target groups) and ``from_input``, in levels.
     """
     kwargs = dict(device=device, batch_size=batch_size)
-    told, _ = age_every_group(g, images, sources=sources, **kwargs)
+    if told is None:
+        told, _ = age_every_group(g, images, sources=sources, **kwargs)
     unknown, _ = age_every_group(g, images, **kwargs)
     wrong, _ = age_every_group(g, images, sources=(sources + 2) % NUM_GROUPS, **kwargs)
     levels = 127.5
